@@ -1,0 +1,1 @@
+//! The virtio-msg FF-A bus binding, device side. Being written.

@@ -1,0 +1,42 @@
+//! Everything FF-A, above the `arm-ffa` crate (which is pure data).
+//!
+//! - [`conduit`]: [`Conduit`], the single place an FF-A call is issued, with the endpoint's RX/TX
+//!   buffers.
+//! - [`calls`]: typed FF-A calls ([`Ffa`]).
+//! - [`memory`]: memory transaction descriptors in the FF-A v1.1 and v1.2 layouts, and
+//!   [`memory::NsMapper`], how a partition maps memory it retrieved.
+//! - [`bus`]: the virtio-msg FF-A bus binding (Arm DEN0153), device side.
+//! - `sim` (feature `sim`): a simulated FF-A world for host tests and `make run`.
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+extern crate alloc;
+
+pub mod bus;
+pub mod calls;
+pub mod conduit;
+pub mod memory;
+#[cfg(feature = "sim")]
+pub mod sim;
+
+pub use arm_ffa;
+pub use calls::{Error, Ffa};
+pub use conduit::Conduit;
+
+/// The FF-A version this code speaks.
+pub const FFA_VERSION: arm_ffa::Version = arm_ffa::Version(1, 2);
+
+/// The virtio-msg FF-A device-role UUID (the SP serves it; drivers send to it).
+pub const VIRTIO_MSG_DEVICE_UUID: uuid::Uuid =
+    uuid::Uuid::from_u128(0xc66028b5_2498_4aa1_9de7_77da6122abf0);
+/// The virtio-msg FF-A driver-role UUID (G3).
+pub const VIRTIO_MSG_DRIVER_UUID: uuid::Uuid =
+    uuid::Uuid::from_u128(0xbd7fd089_6795_472b_b47f_db0c5d9a719d);

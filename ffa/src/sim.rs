@@ -1,0 +1,1 @@
+//! A simulated FF-A world. Being written.

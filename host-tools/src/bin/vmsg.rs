@@ -1,0 +1,2 @@
+//! `vmsg`: drive the virtio-msg secure partition from the normal world.
+fn main() {}

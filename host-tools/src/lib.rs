@@ -1,0 +1,1 @@
+//! Normal-world virtio-msg FF-A driver library.
