@@ -1,15 +1,45 @@
 //! Typed FF-A calls over a [`Conduit`], built on `arm_ffa::Interface` encodings.
-// Placeholder signatures: being written.
-#![allow(clippy::todo, unused_variables)]
+//!
+//! Every call is encoded with `Interface::to_regs` at the negotiated version and every answer
+//! decoded with `Interface::from_regs`; nothing here hand-rolls a register layout except the
+//! bare `FFA_VERSION` answer (which `from_regs` cannot decode). Calls that `arm-ffa` would
+//! refuse to encode (it panics on them) are rejected before they reach the conduit:
+//! `Error::Ffa(NotSupported)` for an interface newer than the negotiated version,
+//! `Error::Ffa(InvalidParameters)` for a malformed one.
+//!
+//! Answers are decoded at `max(negotiated, 1.2)`: `arm-ffa` asserts (panics) when it decodes an
+//! 18-register answer such as `FFA_SUCCESS64` below v1.2, and the answer comes from the other
+//! side, so the decoder must not depend on it.
 
 use alloc::vec::Vec;
 
-use arm_ffa::{FfaError, Interface, Version, partition_info::PartitionInfo};
+use arm_ffa::{
+    FfaError, FuncId, Interface, Version, VersionOut,
+    interface_args::{
+        ConsoleLogChars, ConsoleLogChars64, DirectMsg2Args, DirectMsgArgs, MsgWaitFlags, RxTxAddr,
+        SuccessArgs, SuccessArgsIdGet, TargetInfo, VersionFlags, VersionQueryType,
+    },
+    memory_management::{Handle, MemReclaimFlags, SuccessArgsMemOp},
+    notification::{
+        NotificationBindFlags, NotificationGetFlags, NotificationSetFlags,
+        SuccessArgsNotificationGet,
+    },
+    partition_info::{
+        PartitionInfo, PartitionInfoGetFlags, PartitionInfoIterator, SuccessArgsPartitionInfoGet,
+    },
+};
 
 use crate::{
     Conduit,
-    memory::{MemTransaction, ShareKind},
+    memory::{DescriptorError, MemRelinquishDesc, MemTransaction, ShareKind},
 };
+
+/// How many times [`Ffa::direct_req2`] resumes the callee (FFA_RUN after FFA_INTERRUPT or
+/// FFA_YIELD) before it gives up with [`Error::Unexpected`].
+pub const MAX_RESUMES: u32 = 1 << 16;
+
+/// Largest retrieve response [`Ffa::mem_retrieve`] reassembles from fragments, in bytes.
+pub const MAX_RETRIEVE_LEN: usize = 1 << 16;
 
 /// A failed FF-A call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +65,87 @@ pub enum Error {
 pub struct Ffa<C: Conduit> {
     conduit: C,
     version: Version,
+    last: [u64; 18],
+}
+
+/// The low 32 bits of a register (the `w` view of an SMC32 result).
+fn low32(x: u64) -> u32 {
+    let [a, b, c, d, ..] = x.to_le_bytes();
+    u32::from_le_bytes([a, b, c, d])
+}
+
+/// `arm-ffa` asserts that bit 31 of an encoded version is clear.
+fn version_encodable(version: Version) -> bool {
+    version.0 < 0x8000
+}
+
+/// Rejects interfaces that `Interface::to_regs` would panic on at `version`.
+fn check_encodable(iface: &Interface, version: Version) -> Result<(), Error> {
+    use DirectMsgArgs as A;
+    let malformed = match iface {
+        Interface::MsgSendDirectReq { args, .. } => match args {
+            A::VersionReq { version, .. } => !version_encodable(*version),
+            A::VersionResp { .. }
+            | A::PowerPsciResp { .. }
+            | A::VmCreatedAck { .. }
+            | A::VmDestructedAck { .. } => true,
+            _ => false,
+        },
+        Interface::MsgSendDirectResp { args, .. } => match args {
+            A::VersionResp {
+                version: Some(version),
+            } => !version_encodable(*version),
+            A::VersionReq { .. }
+            | A::PowerPsciReq32 { .. }
+            | A::PowerPsciReq64 { .. }
+            | A::PowerWarmBootReq { .. }
+            | A::VmCreated { .. }
+            | A::VmDestructed { .. } => true,
+            _ => false,
+        },
+        Interface::Version { input_version, .. } => !version_encodable(*input_version),
+        Interface::VersionOut {
+            output_version: VersionOut::Version(v),
+        } => !version_encodable(*v),
+        Interface::PartitionInfoGetRegs {
+            start_index,
+            info_tag,
+            ..
+        } => *start_index == 0 && *info_tag != 0,
+        Interface::MemPermGet { page_cnt, .. } => {
+            if version <= Version(1, 2) {
+                *page_cnt != 1
+            } else {
+                *page_cnt == 0
+            }
+        }
+        _ => false,
+    };
+    if malformed {
+        return Err(Error::Ffa(FfaError::InvalidParameters));
+    }
+    if iface.minimum_ffa_version() > version {
+        return Err(Error::Ffa(FfaError::NotSupported));
+    }
+    Ok(())
+}
+
+/// Decodes an answer; FFA_ERROR becomes `Err`.
+fn decode(version: Version, regs: &[u64; 18]) -> Result<Interface, Error> {
+    match Interface::from_regs(version, regs) {
+        Ok(Interface::Error { error_code, .. }) => Err(Error::Ffa(error_code)),
+        Ok(iface) => Ok(iface),
+        Err(_) => {
+            let fid = low32(regs[0]);
+            if fid == u32::from(FuncId::Error32) || fid == u32::from(FuncId::Error64) {
+                // Also reached for FFA_ERROR64 (v1.3) from a peer newer than the decoder.
+                let code = i32::from_le_bytes(low32(regs[2]).to_le_bytes());
+                Err(FfaError::try_from(code).map_or(Error::UnknownErrorCode(code), Error::Ffa))
+            } else {
+                Err(Error::Decode(regs[0]))
+            }
+        }
+    }
 }
 
 impl<C: Conduit> Ffa<C> {
@@ -44,6 +155,7 @@ impl<C: Conduit> Ffa<C> {
         Self {
             conduit,
             version: crate::FFA_VERSION,
+            last: [0; 18],
         }
     }
 
@@ -57,45 +169,147 @@ impl<C: Conduit> Ffa<C> {
         self.version
     }
 
+    /// The registers of the last answer, as they came back (for answering a message that did
+    /// not decode, e.g. an unknown framework message: its sender is in x1).
+    pub fn last_answer(&self) -> &[u64; 18] {
+        &self.last
+    }
+
+    fn decode_version(&self) -> Version {
+        self.version.max(Version(1, 2))
+    }
+
     /// Issues `iface` and decodes the answer (FFA_ERROR becomes `Err`).
     pub fn call(&mut self, iface: &Interface) -> Result<Interface, Error> {
-        todo!()
+        check_encodable(iface, self.version)?;
+        let mut regs = [0u64; 18];
+        iface.to_regs(self.version, &mut regs);
+        self.last = self.conduit.call(regs);
+        decode(self.decode_version(), &self.last)
+    }
+
+    /// Issues `iface` and expects FFA_SUCCESS; returns its arguments.
+    fn call_success(&mut self, iface: &Interface) -> Result<SuccessArgs, Error> {
+        match self.call(iface)? {
+            Interface::Success { args, .. } => Ok(args),
+            _ => Err(Error::Unexpected),
+        }
     }
 
     /// FFA_VERSION: offers `version`; returns the callee's version and records the version
     /// used for encodings (the lower of the two compatible versions).
+    ///
+    /// A callee of another major version, or one whose common version with `version` is below
+    /// 1.1 (no descriptor layout here), gives `Err(Ffa(NotSupported))` and leaves the recorded
+    /// version unchanged, as does a NOT_SUPPORTED answer.
     pub fn version(&mut self, version: Version) -> Result<Version, Error> {
-        todo!()
+        let iface = Interface::Version {
+            input_version: version,
+            flags: VersionFlags {
+                query_type: VersionQueryType::Negotiate,
+            },
+        };
+        check_encodable(&iface, self.version)?;
+        let mut regs = [0u64; 18];
+        iface.to_regs(self.version, &mut regs);
+        self.last = self.conduit.call(regs);
+        // The answer is a bare version (or -1) in w0, which `from_regs` cannot decode.
+        let callee = match VersionOut::try_from(low32(self.last[0])) {
+            Ok(VersionOut::Version(v)) => v,
+            Ok(VersionOut::NotSupported) => return Err(Error::Ffa(FfaError::NotSupported)),
+            Ok(VersionOut::InvalidParameter) => {
+                return Err(Error::Ffa(FfaError::InvalidParameters));
+            }
+            Err(_) => return Err(Error::Decode(self.last[0])),
+        };
+        let agreed = version.min(callee);
+        if callee.0 != version.0 || agreed < Version(1, 1) {
+            return Err(Error::Ffa(FfaError::NotSupported));
+        }
+        self.version = agreed;
+        Ok(callee)
     }
 
     /// FFA_ID_GET.
     pub fn id_get(&mut self) -> Result<u16, Error> {
-        todo!()
+        let args = self.call_success(&Interface::IdGet)?;
+        SuccessArgsIdGet::try_from(args)
+            .map(|a| a.id)
+            .map_err(|_| Error::Unexpected)
     }
 
     /// FFA_RXTX_MAP (64-bit) of `page_count` 4 KiB pages each.
     pub fn rxtx_map(&mut self, tx_addr: u64, rx_addr: u64, page_count: u32) -> Result<(), Error> {
-        todo!()
+        self.call_success(&Interface::RxTxMap {
+            addr: RxTxAddr::Addr64 {
+                rx: rx_addr,
+                tx: tx_addr,
+            },
+            page_cnt: page_count,
+        })?;
+        Ok(())
     }
 
     /// FFA_RX_RELEASE.
     pub fn rx_release(&mut self) -> Result<(), Error> {
-        todo!()
+        // w1 (the VM id) is MBZ at the virtual FF-A instance.
+        self.call_success(&Interface::RxRelease { vm_id: 0 })?;
+        Ok(())
     }
 
     /// FFA_PARTITION_INFO_GET for `uuid` (nil = all); reads the descriptors from the RX
     /// buffer and releases it.
     pub fn partition_info_get(&mut self, uuid: uuid::Uuid) -> Result<Vec<PartitionInfo>, Error> {
-        todo!()
+        let flags = PartitionInfoGetFlags { count_only: false };
+        let args = self.call_success(&Interface::PartitionInfoGet { uuid, flags })?;
+        // The RX buffer is ours until released, whatever it holds.
+        let infos = self.read_partition_info(flags, args);
+        let released = self.rx_release();
+        let infos = infos?;
+        released?;
+        Ok(infos)
+    }
+
+    fn read_partition_info(
+        &self,
+        flags: PartitionInfoGetFlags,
+        args: SuccessArgs,
+    ) -> Result<Vec<PartitionInfo>, Error> {
+        let info =
+            SuccessArgsPartitionInfoGet::try_from((flags, args)).map_err(|_| Error::Unexpected)?;
+        if info.size != Some(u32::try_from(PartitionInfo::DESC_SIZE).unwrap_or(u32::MAX)) {
+            return Err(Error::Descriptor(DescriptorError::Malformed));
+        }
+        let count = usize::try_from(info.count)
+            .map_err(|_| Error::Descriptor(DescriptorError::TooSmall))?;
+        // `PartitionInfoIterator` asserts a version in 1.1..=1.2; the layout is the same above.
+        let version = self.version.clamp(Version(1, 1), Version(1, 2));
+        // Checks count * 24 <= rx.len(), which also bounds the allocation.
+        let iter = PartitionInfoIterator::new(version, self.conduit.rx(), count)
+            .map_err(|_| Error::Descriptor(DescriptorError::TooSmall))?;
+        iter.collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Error::Descriptor(DescriptorError::Malformed))
     }
 
     /// FFA_MSG_WAIT (64-bit form when the version allows): returns the next message.
+    ///
+    /// FFA_MSG_WAIT64 exists from FF-A v1.3 only, so at v1.2 this is the 32-bit form. The RX
+    /// buffer is not retained (the call releases it).
     pub fn msg_wait(&mut self) -> Result<Interface, Error> {
-        todo!()
+        let is_32bit = self.version < FuncId::MsgWait64.minimum_ffa_version();
+        self.call(&Interface::MsgWait {
+            flags: MsgWaitFlags::default(),
+            is_32bit,
+        })
     }
 
     /// FFA_MSG_SEND_DIRECT_REQ2 from `src` to `dst` for service `uuid`; returns x4..x17 of
     /// the DIRECT_RESP2. FFA_INTERRUPT and FFA_YIELD answers are resumed with FFA_RUN.
+    ///
+    /// FFA_RUN targets the endpoint/vCPU in w1 of the FFA_INTERRUPT/FFA_YIELD answer (`dst`,
+    /// vCPU as given, when w1 names no endpoint). After [`MAX_RESUMES`] resumptions this gives
+    /// up with [`Error::Unexpected`]. A DIRECT_RESP2 that is not from `dst` to `src` is
+    /// [`Error::Unexpected`] too.
     pub fn direct_req2(
         &mut self,
         src: u16,
@@ -103,50 +317,302 @@ impl<C: Conduit> Ffa<C> {
         uuid: uuid::Uuid,
         payload: [u64; 14],
     ) -> Result<[u64; 14], Error> {
-        todo!()
+        let mut answer = self.call(&Interface::MsgSendDirectReq2 {
+            src_id: src,
+            dst_id: dst,
+            uuid,
+            args: DirectMsg2Args(payload),
+        })?;
+        let mut resumes = 0u32;
+        loop {
+            match answer {
+                Interface::MsgSendDirectResp2 {
+                    src_id,
+                    dst_id,
+                    args,
+                } => {
+                    if src_id != dst || dst_id != src {
+                        return Err(Error::Unexpected);
+                    }
+                    return Ok(args.0);
+                }
+                Interface::Interrupt { .. } | Interface::Yield { .. } => {
+                    if resumes >= MAX_RESUMES {
+                        return Err(Error::Unexpected);
+                    }
+                    resumes += 1;
+                    let mut target_info = TargetInfo::from(low32(self.last[1]));
+                    if target_info.endpoint_id == 0 {
+                        target_info.endpoint_id = dst;
+                    }
+                    answer = self.call(&Interface::Run {
+                        target_info,
+                        is_32bit: true,
+                    })?;
+                }
+                _ => return Err(Error::Unexpected),
+            }
+        }
+    }
+
+    /// FFA_MSG_SEND_DIRECT_RESP2 from `src` to `dst` (the request's sender) with `payload` in
+    /// x4..x17; returns the next message (the message loop: `msg = ffa.direct_resp2(..)?`).
+    pub fn direct_resp2(
+        &mut self,
+        src: u16,
+        dst: u16,
+        payload: [u64; 14],
+    ) -> Result<Interface, Error> {
+        self.call(&Interface::MsgSendDirectResp2 {
+            src_id: src,
+            dst_id: dst,
+            args: DirectMsg2Args(payload),
+        })
+    }
+
+    /// FFA_MSG_SEND_DIRECT_RESP (32- or 64-bit by `args`) from `src` to `dst`; answers a
+    /// DIRECT_REQ, including framework messages (e.g. `DirectMsgArgs::VmCreatedAck`). Returns
+    /// the next message.
+    pub fn direct_resp(
+        &mut self,
+        src: u16,
+        dst: u16,
+        args: DirectMsgArgs,
+    ) -> Result<Interface, Error> {
+        self.call(&Interface::MsgSendDirectResp {
+            src_id: src,
+            dst_id: dst,
+            args,
+        })
+    }
+
+    /// FFA_ERROR (32-bit) with `code` as the answer to the current message; returns the next
+    /// message.
+    pub fn error_answer(&mut self, code: FfaError) -> Result<Interface, Error> {
+        self.call(&Interface::Error {
+            target_info: TargetInfo::default(),
+            error_code: code,
+            error_arg: 0,
+            is_32bit: true,
+        })
     }
 
     /// FFA_MEM_SHARE / LEND / DONATE of the descriptor `tx` (written to the TX buffer here);
     /// returns the global handle.
     pub fn mem_send(&mut self, kind: ShareKind, desc: &MemTransaction) -> Result<u64, Error> {
-        todo!()
+        let len = desc.pack(self.version, self.conduit.tx())?;
+        let len = u32::try_from(len).map_err(|_| DescriptorError::TooSmall)?;
+        let iface = match kind {
+            ShareKind::Share => Interface::MemShare {
+                total_len: len,
+                frag_len: len,
+                buf: None,
+            },
+            ShareKind::Lend => Interface::MemLend {
+                total_len: len,
+                frag_len: len,
+                buf: None,
+            },
+            ShareKind::Donate => Interface::MemDonate {
+                total_len: len,
+                frag_len: len,
+                buf: None,
+            },
+        };
+        let args = self.call_success(&iface)?;
+        SuccessArgsMemOp::try_from(args)
+            .map(|a| a.handle.0)
+            .map_err(|_| Error::Unexpected)
     }
 
     /// FFA_MEM_RETRIEVE_REQ with the retrieve request `req` (written to the TX buffer here);
     /// returns the retrieve response decoded from the RX buffer, which is then released.
+    ///
+    /// A fragmented response is reassembled (FFA_RX_RELEASE, then FFA_MEM_FRAG_RX for the next
+    /// fragment) up to [`MAX_RETRIEVE_LEN`] bytes. The response is not compared with `req`; the
+    /// caller checks it (handle, ranges, permissions). If the response cannot be collected or
+    /// decoded after the SPMC accepted the request, the memory is relinquished (best effort,
+    /// for the first receiver of `req`) before the error is returned.
     pub fn mem_retrieve(&mut self, req: &MemTransaction) -> Result<MemTransaction, Error> {
-        todo!()
+        let len = req.pack(self.version, self.conduit.tx())?;
+        let len = u32::try_from(len).map_err(|_| DescriptorError::TooSmall)?;
+        let answer = self.call(&Interface::MemRetrieveReq {
+            total_len: len,
+            frag_len: len,
+            buf: None,
+        })?;
+        let result = match answer {
+            Interface::MemRetrieveResp {
+                total_len,
+                frag_len,
+            } => self
+                .collect_retrieve_response(req.handle, total_len, frag_len)
+                .and_then(|bytes| {
+                    MemTransaction::unpack(self.version, &bytes).map_err(Error::from)
+                }),
+            _ => Err(Error::Unexpected),
+        };
+        if result.is_err()
+            && let Some(receiver) = req.receivers.first()
+            && let Err(e) = self.mem_relinquish(req.handle, receiver.endpoint)
+        {
+            log::warn!(
+                "relinquishing handle {:#x} after a failed retrieve: {e}",
+                req.handle
+            );
+        }
+        result
+    }
+
+    /// Copies the retrieve response out of the RX buffer (fetching further fragments) and
+    /// releases the buffer after each fragment.
+    fn collect_retrieve_response(
+        &mut self,
+        handle: u64,
+        total_len: u32,
+        mut frag_len: u32,
+    ) -> Result<Vec<u8>, Error> {
+        let total = usize::try_from(total_len).map_err(|_| DescriptorError::TooSmall)?;
+        let mut whole = Vec::new();
+        loop {
+            // The RX buffer holds a fragment and is ours: copy it out, then give it back.
+            let copied = self.copy_fragment(&mut whole, frag_len, total);
+            let released = self.rx_release();
+            copied?;
+            released?;
+            if whole.len() == total {
+                return Ok(whole);
+            }
+            let frag_offset = u32::try_from(whole.len()).map_err(|_| DescriptorError::TooSmall)?;
+            match self.call(&Interface::MemFragRx {
+                handle: Handle(handle),
+                frag_offset,
+                endpoint_id: 0,
+            })? {
+                Interface::MemFragTx {
+                    handle: Handle(h),
+                    frag_len: n,
+                    ..
+                } if h == handle => frag_len = n,
+                _ => return Err(Error::Unexpected),
+            }
+        }
+    }
+
+    fn copy_fragment(&self, whole: &mut Vec<u8>, frag_len: u32, total: usize) -> Result<(), Error> {
+        if total > MAX_RETRIEVE_LEN {
+            return Err(DescriptorError::TooSmall.into());
+        }
+        let n = usize::try_from(frag_len).map_err(|_| DescriptorError::Malformed)?;
+        let new_len = whole
+            .len()
+            .checked_add(n)
+            .filter(|&l| n > 0 && l <= total)
+            .ok_or(DescriptorError::Malformed)?;
+        let fragment = self
+            .conduit
+            .rx()
+            .get(..n)
+            .ok_or(DescriptorError::TooSmall)?;
+        whole.reserve_exact(new_len - whole.len());
+        whole.extend_from_slice(fragment);
+        Ok(())
     }
 
     /// FFA_MEM_RELINQUISH of `handle` for `endpoint` (descriptor written to the TX buffer).
     pub fn mem_relinquish(&mut self, handle: u64, endpoint: u16) -> Result<(), Error> {
-        todo!()
+        MemRelinquishDesc {
+            handle,
+            flags: 0,
+            endpoints: alloc::vec![endpoint],
+        }
+        .pack(self.conduit.tx())?;
+        self.call_success(&Interface::MemRelinquish)?;
+        Ok(())
     }
 
     /// FFA_MEM_RECLAIM of `handle`.
     pub fn mem_reclaim(&mut self, handle: u64) -> Result<(), Error> {
-        todo!()
+        self.call_success(&Interface::MemReclaim {
+            handle: Handle(handle),
+            flags: MemReclaimFlags::default(),
+        })?;
+        Ok(())
     }
 
     /// FFA_NOTIFICATION_BIND: lets `sender` signal the notifications in `bitmap` to `receiver`.
-    pub fn notification_bind(&mut self, sender: u16, receiver: u16, bitmap: u64) -> Result<(), Error> {
-        todo!()
+    pub fn notification_bind(
+        &mut self,
+        sender: u16,
+        receiver: u16,
+        bitmap: u64,
+    ) -> Result<(), Error> {
+        self.call_success(&Interface::NotificationBind {
+            sender_id: sender,
+            receiver_id: receiver,
+            flags: NotificationBindFlags {
+                per_vcpu_notification: false,
+            },
+            bitmap,
+        })?;
+        Ok(())
     }
 
     /// FFA_NOTIFICATION_SET: signals the (global) notifications in `bitmap` from `sender` to
     /// `receiver`.
-    pub fn notification_set(&mut self, sender: u16, receiver: u16, bitmap: u64) -> Result<(), Error> {
-        todo!()
+    pub fn notification_set(
+        &mut self,
+        sender: u16,
+        receiver: u16,
+        bitmap: u64,
+    ) -> Result<(), Error> {
+        self.call_success(&Interface::NotificationSet {
+            sender_id: sender,
+            receiver_id: receiver,
+            flags: NotificationSetFlags {
+                delay_schedule_receiver: false,
+                vcpu_id: None,
+            },
+            bitmap,
+        })?;
+        Ok(())
     }
 
     /// FFA_NOTIFICATION_GET of the global notifications pending for `receiver` from SPs
     /// (bitmap) and clears them.
     pub fn notification_get(&mut self, receiver: u16) -> Result<u64, Error> {
-        todo!()
+        let flags = NotificationGetFlags {
+            sp_bitmap_id: true,
+            vm_bitmap_id: false,
+            spm_bitmap_id: false,
+            hyp_bitmap_id: false,
+        };
+        let args = self.call_success(&Interface::NotificationGet {
+            vcpu_id: 0,
+            endpoint_id: receiver,
+            flags,
+        })?;
+        SuccessArgsNotificationGet::try_from((flags, args))
+            .map(|n| n.sp_notifications.unwrap_or(0))
+            .map_err(|_| Error::Unexpected)
     }
 
     /// FFA_CONSOLE_LOG (64-bit) of `bytes`, split into as many calls as needed.
+    ///
+    /// Each call carries up to 128 bytes (x2..x17). Needs FF-A v1.2 (`NotSupported` below).
     pub fn console_log(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        todo!()
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let mut chars = ConsoleLogChars64::default();
+            let taken = chars.push(rest);
+            rest = rest.get(taken..).unwrap_or_default();
+            self.call_success(&Interface::ConsoleLog {
+                chars: ConsoleLogChars::Chars64(chars),
+            })?;
+        }
+        Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

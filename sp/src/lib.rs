@@ -12,3 +12,4 @@
 )]
 
 extern crate alloc;
+// pub mod partition; (waits for the bus instance)

@@ -62,7 +62,7 @@ pub struct FeatureBlocks<'a> {
 impl<'a> FeatureBlocks<'a> {
     /// Wraps little-endian words; `None` if the length is not a multiple of 4.
     pub fn from_le_bytes(bytes: &'a [u8]) -> Option<Self> {
-        (bytes.len() % 4 == 0).then_some(Self { bytes })
+        bytes.len().is_multiple_of(4).then_some(Self { bytes })
     }
 
     /// The raw little-endian bytes.
@@ -91,7 +91,7 @@ impl<'a> FeatureBlocks<'a> {
     pub fn iter(&self) -> impl Iterator<Item = u32> + 'a {
         self.bytes
             .chunks_exact(4)
-            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .map(|w| u32::from_le_bytes(w.try_into().unwrap_or([0; 4])))
     }
 }
 

@@ -1,0 +1,144 @@
+//! Shared-memory areas of one bus instance and the bus-address view over them.
+
+use alloc::collections::BTreeMap;
+
+use virtio_msg::{MemError, SharedMem};
+
+use super::{AREA_OFFSET_MASK, AREA_SHIFT, BusServices, RetrievedArea};
+
+/// The areas one driver endpoint has shared, by area id.
+#[derive(Debug, Default)]
+pub struct AreaTable {
+    areas: BTreeMap<u16, RetrievedArea>,
+}
+
+impl AreaTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of areas.
+    pub fn len(&self) -> usize {
+        self.areas.len()
+    }
+
+    /// Whether there are no areas.
+    pub fn is_empty(&self) -> bool {
+        self.areas.is_empty()
+    }
+
+    /// Whether `id` is in use.
+    pub fn contains(&self, id: u16) -> bool {
+        self.areas.contains_key(&id)
+    }
+
+    /// Records a retrieved area under `id` (which must be free).
+    pub fn insert(&mut self, id: u16, area: RetrievedArea) {
+        self.areas.insert(id, area);
+    }
+
+    /// Removes and returns area `id`.
+    pub fn remove(&mut self, id: u16) -> Option<RetrievedArea> {
+        self.areas.remove(&id)
+    }
+
+    /// Removes and returns every area.
+    pub fn drain(&mut self) -> impl Iterator<Item = (u16, RetrievedArea)> {
+        core::mem::take(&mut self.areas).into_iter()
+    }
+
+    /// Area `id`.
+    pub fn get(&self, id: u16) -> Option<&RetrievedArea> {
+        self.areas.get(&id)
+    }
+
+    /// Whether `[addr, addr + len)` lies inside one area (and is writable if `write`).
+    pub fn covers(&self, addr: u64, len: u64, write: bool) -> bool {
+        self.locate(addr, len)
+            .is_some_and(|(area, _)| !write || area.writable)
+    }
+
+    /// The area holding `[addr, addr + len)` and the offset of `addr` in it.
+    fn locate(&self, addr: u64, len: u64) -> Option<(&RetrievedArea, u64)> {
+        let id = u16::try_from(addr >> AREA_SHIFT).ok()?;
+        let offset = addr & AREA_OFFSET_MASK;
+        let area = self.areas.get(&id)?;
+        let end = offset.checked_add(len)?;
+        (end <= area.len).then_some((area, offset))
+    }
+}
+
+/// [`SharedMem`] over an [`AreaTable`]: bus address `area << 48 | offset` reaches byte
+/// `offset` of that area, after a bounds check against the area, and through the services'
+/// mapped segments only.
+pub struct AreaMem<'a> {
+    areas: &'a AreaTable,
+    services: &'a dyn BusServices,
+}
+
+impl<'a> AreaMem<'a> {
+    /// A view of `areas` whose bytes are reached through `services`.
+    pub fn new(areas: &'a AreaTable, services: &'a dyn BusServices) -> Self {
+        Self { areas, services }
+    }
+
+    /// Calls `f(segment address, start, end)` for each piece of `[addr, addr + len)`, where
+    /// `start..end` is the part of the caller's buffer that piece covers.
+    fn walk(
+        &self,
+        addr: u64,
+        len: usize,
+        write: bool,
+        mut f: impl FnMut(u64, usize, usize) -> Result<(), MemError>,
+    ) -> Result<(), MemError> {
+        let oob = MemError::OutOfBounds {
+            addr,
+            len: len as u64,
+        };
+        let (area, mut offset) = self.areas.locate(addr, len as u64).ok_or(oob)?;
+        if write && !area.writable {
+            return Err(MemError::ReadOnly { addr });
+        }
+        let mut done = 0usize;
+        let mut seg_start = 0u64;
+        for seg in &area.segments {
+            if done == len {
+                break;
+            }
+            let seg_end = seg_start.checked_add(seg.len).ok_or(oob)?;
+            if offset < seg_end {
+                let in_seg = offset - seg_start;
+                let room = seg.len - in_seg;
+                let chunk = usize::try_from(room).unwrap_or(usize::MAX).min(len - done);
+                f(seg.base.checked_add(in_seg).ok_or(oob)?, done, done + chunk)?;
+                done += chunk;
+                offset += chunk as u64;
+            }
+            seg_start = seg_end;
+        }
+        if done == len { Ok(()) } else { Err(oob) }
+    }
+}
+
+impl SharedMem for AreaMem<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        let services = self.services;
+        self.walk(addr, buf.len(), false, |at, start, end| {
+            let part = buf.get_mut(start..end).ok_or(MemError::Fault { addr })?;
+            services
+                .read(at, part)
+                .map_err(|_| MemError::Fault { addr })
+        })
+    }
+
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), MemError> {
+        let services = self.services;
+        self.walk(addr, data.len(), true, |at, start, end| {
+            let part = data.get(start..end).ok_or(MemError::Fault { addr })?;
+            services
+                .write(at, part)
+                .map_err(|_| MemError::Fault { addr })
+        })
+    }
+}

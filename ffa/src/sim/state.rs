@@ -1,0 +1,253 @@
+//! The simulated world's state: endpoints, their FF-A bookkeeping and the message slots.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arm_ffa::{FfaError, Interface, Version};
+
+use super::{Fault, SpInfo, mem::Memory};
+
+/// Registers of one FF-A call or answer.
+pub(super) type Regs = [u64; 18];
+
+/// Everything the world knows, behind the world's one mutex.
+pub(super) struct State {
+    /// All endpoints by id.
+    pub endpoints: BTreeMap<u16, Endpoint>,
+    /// Normal-world memory and memory transactions.
+    pub mem: Memory,
+    /// Recorded access faults.
+    pub faults: Vec<Fault>,
+    /// Console lines (endpoint, line).
+    pub console: Vec<(u16, String)>,
+    /// Answers to direct requests, by request token.
+    pub replies: HashMap<u64, Regs>,
+    /// Next direct request token.
+    pub next_token: u64,
+    /// Set by `World::shutdown`: waiting partitions get FFA_ERROR(ABORTED).
+    pub shutdown: bool,
+}
+
+impl State {
+    pub fn new() -> Self {
+        Self {
+            endpoints: BTreeMap::new(),
+            mem: Memory::new(super::NS_BASE),
+            faults: Vec::new(),
+            console: Vec::new(),
+            replies: HashMap::new(),
+            next_token: 1,
+            shutdown: false,
+        }
+    }
+
+    /// Whether `id` is a (live or dead) secure partition of this world.
+    pub fn is_sp(&self, id: u16) -> bool {
+        self.endpoints
+            .get(&id)
+            .is_some_and(|e| matches!(e.kind, Kind::Sp(_)))
+    }
+
+    /// The secure partition `id`.
+    pub fn sp_mut(&mut self, id: u16) -> Option<&mut Sp> {
+        match &mut self.endpoints.get_mut(&id)?.kind {
+            Kind::Sp(sp) => Some(sp),
+            Kind::Vm => None,
+        }
+    }
+
+    /// Records a fault and logs it.
+    pub fn fault(&mut self, fault: Fault) {
+        log::warn!("sim: {fault}");
+        self.faults.push(fault);
+    }
+
+    /// Marks partition `id` aborted: a pending direct request gets FFA_ERROR(ABORTED), its
+    /// retrievals are relinquished on its behalf (as Hafnium does for an aborted partition)
+    /// and its mappings dropped.
+    pub fn abort_sp(&mut self, id: u16) {
+        let Some(sp) = self.sp_mut(id) else { return };
+        let previous = core::mem::replace(&mut sp.run, SpRun::Dead);
+        sp.inbox = None;
+        sp.mappings.clear();
+        if let SpRun::Busy(pending) = previous {
+            self.replies
+                .insert(pending.token, encode(&error(FfaError::Aborted)));
+        }
+        self.mem.drop_retrievals(id);
+    }
+}
+
+/// One endpoint (a normal-world VM or a secure partition).
+pub(super) struct Endpoint {
+    /// FF-A version the endpoint negotiated (FF-A v1.2 until it calls FFA_VERSION).
+    pub version: Version,
+    /// Set by any call other than FFA_VERSION: the version can no longer change.
+    pub version_locked: bool,
+    /// The RX/TX buffer pair, once mapped.
+    pub mailbox: Option<Mailbox>,
+    /// The endpoint owns its RX buffer (filled, not yet released).
+    pub rx_full: bool,
+    /// Console characters not yet ended by a newline.
+    pub console_buf: Vec<u8>,
+    /// Notification state (as a receiver).
+    pub notif: Notifications,
+    /// VM or SP specifics.
+    pub kind: Kind,
+}
+
+impl Endpoint {
+    pub fn new(kind: Kind) -> Self {
+        let notif = match &kind {
+            Kind::Vm => Notifications::default(),
+            Kind::Sp(sp) => Notifications {
+                enabled: sp.info.properties & super::props::NOTIFICATION_RECV != 0,
+                vcpu_count: u32::from(sp.info.exec_ctx_count),
+                ..Notifications::default()
+            },
+        };
+        let mailbox = match &kind {
+            Kind::Sp(sp) if sp.info.rxtx_premapped => Some(Mailbox {
+                tx: 0,
+                rx: 0,
+                reserved: false,
+            }),
+            _ => None,
+        };
+        Self {
+            version: crate::FFA_VERSION,
+            version_locked: false,
+            mailbox,
+            rx_full: false,
+            console_buf: Vec::new(),
+            notif,
+            kind,
+        }
+    }
+}
+
+/// Kind of endpoint.
+pub(super) enum Kind {
+    /// A normal-world endpoint.
+    Vm,
+    /// A secure partition.
+    Sp(Box<Sp>),
+}
+
+/// A mapped RX/TX pair. The contents live in the caller's [`super::SimConduit`]; the world
+/// only tracks the mapping (and, for VMs, reserves the pages).
+pub(super) struct Mailbox {
+    /// TX buffer address.
+    pub tx: u64,
+    /// RX buffer address.
+    pub rx: u64,
+    /// The pages are normal-world pages of the caller, reserved while mapped.
+    pub reserved: bool,
+}
+
+/// Secure-partition specifics.
+pub(super) struct Sp {
+    /// What it was spawned with.
+    pub info: SpInfo,
+    /// Run state.
+    pub run: SpRun,
+    /// A message delivered to the partition and not yet picked up by its thread.
+    pub inbox: Option<Regs>,
+    /// Its current mappings of retrieved memory.
+    pub mappings: Vec<Mapping>,
+    /// Next virtual address to hand out for a mapping.
+    pub next_va: u64,
+}
+
+/// Run state of a secure partition.
+pub(super) enum SpRun {
+    /// Booting: has not called FFA_MSG_WAIT yet.
+    Init,
+    /// Waiting for a direct request.
+    Waiting,
+    /// Handling a direct request that must be answered.
+    Busy(Pending),
+    /// Its thread ended (or it aborted itself): every call to it is FFA_ERROR(ABORTED).
+    Dead,
+}
+
+/// A direct request being handled by a partition.
+pub(super) struct Pending {
+    /// Token under which the answer is posted in [`State::replies`].
+    pub token: u64,
+    /// Who sent the request (the answer must go back to it).
+    pub caller: u16,
+    /// Which ABI the answer must use.
+    pub kind: ReqKind,
+}
+
+/// Kind of direct request, which fixes the response ABI.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum ReqKind {
+    /// FFA_MSG_SEND_DIRECT_REQ2, answered with FFA_MSG_SEND_DIRECT_RESP2.
+    Req2,
+    /// FFA_MSG_SEND_DIRECT_REQ (32/64-bit), answered with FFA_MSG_SEND_DIRECT_RESP of the
+    /// same width.
+    Req {
+        /// SMC32 form.
+        is_32bit: bool,
+    },
+    /// Framework message "VM created", answered with its ack.
+    VmCreated,
+    /// Framework message "VM destroyed", answered with its ack.
+    VmDestroyed,
+}
+
+/// A mapping a partition made through its `SimMapper`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Mapping {
+    /// Virtual base handed to the partition.
+    pub va: u64,
+    /// Physical (normal-world) base.
+    pub pa: u64,
+    /// Size in pages.
+    pub pages: u32,
+    /// Mapped writable.
+    pub writable: bool,
+}
+
+impl Mapping {
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        u64::from(self.pages) * crate::memory::PAGE_SIZE
+    }
+}
+
+/// An endpoint's notifications as a receiver.
+#[derive(Default)]
+pub(super) struct Notifications {
+    /// Bitmap created (VMs: FFA_NOTIFICATION_BITMAP_CREATE; SPs: the manifest property).
+    pub enabled: bool,
+    /// vCPU count given at creation (execution contexts for SPs).
+    pub vcpu_count: u32,
+    /// Notifications bound to SP senders.
+    pub from_sp: Bitmap,
+    /// Notifications bound to VM senders.
+    pub from_vm: Bitmap,
+}
+
+/// One notification bitmap: who may set each bit, and which bits are pending.
+#[derive(Default)]
+pub(super) struct Bitmap {
+    /// Sender bound to each bit.
+    pub bound: [Option<u16>; 64],
+    /// Pending bits.
+    pub pending: u64,
+}
+
+/// FFA_ERROR (32-bit) with `code`.
+pub(super) fn error(code: FfaError) -> Interface {
+    Interface::error(code, true)
+}
+
+/// Encodes an answer (the register layout of every answer the sim gives is the same in
+/// FF-A v1.1 and v1.2).
+pub(super) fn encode(iface: &Interface) -> Regs {
+    let mut regs = [0; 18];
+    iface.to_regs(Version(1, 2), &mut regs);
+    regs
+}

@@ -1,0 +1,583 @@
+//! The driver side of the virtio-msg FF-A bus: one session between this normal-world endpoint
+//! and the partition, over FFA_MSG_SEND_DIRECT_REQ2.
+
+use ffa::{
+    Conduit, Ffa, VIRTIO_MSG_DEVICE_UUID,
+    bus::{self, Dialect, MAX_MSG_SIZE, bus_address, msg},
+    memory::{DataAccess, MemRange, MemTransaction, Receiver, ShareKind},
+};
+use virtio_msg::{
+    Header,
+    bus::{BusEvent, BusRequest, BusResponse, GetDevicesOrder},
+    header::HEADER_SIZE,
+    ids,
+    transport::DeviceEvent,
+};
+use zerocopy::IntoBytes;
+
+/// Times a G3 request is retried when the partition answers with the busy sentinel.
+pub const BUSY_RETRIES: usize = 3;
+
+/// A failed bus operation.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// An FF-A call failed.
+    #[error("FF-A: {0}")]
+    Ffa(#[from] ffa::Error),
+    /// The partition stayed busy.
+    #[error("partition busy")]
+    Busy,
+    /// The partition answered with an ERROR frame for this message id.
+    #[error("partition answered ERROR for message {0:#04x}")]
+    ErrorFrame(u16),
+    /// The answer broke the protocol.
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+    /// The partition refused (result code in the answer).
+    #[error("refused with result {0}")]
+    Refused(u16),
+}
+
+/// A memory area shared with the partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedArea {
+    /// Area id on the bus.
+    pub id: u16,
+    /// FF-A memory handle.
+    pub handle: u64,
+    /// Physical address of the first byte.
+    pub pa: u64,
+    /// Size in 4 KiB pages.
+    pub pages: u32,
+}
+
+impl SharedArea {
+    /// Bus address of byte `offset` of the area.
+    pub fn bus(&self, offset: u64) -> u64 {
+        bus_address(self.id, offset)
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> u64 {
+        u64::from(self.pages) * ffa::memory::PAGE_SIZE
+    }
+
+    /// Whether the area is empty (never: areas have at least one page).
+    pub fn is_empty(&self) -> bool {
+        self.pages == 0
+    }
+}
+
+/// An event fetched with EVENT_POLL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// EVENT_USED for a device's queue.
+    Used {
+        /// Device number.
+        dev: u16,
+        /// Queue index.
+        vq: u32,
+    },
+    /// EVENT_CONFIG for a device.
+    Config {
+        /// Device number.
+        dev: u16,
+        /// Device status.
+        status: u32,
+        /// Configuration generation.
+        generation: u32,
+    },
+    /// EVENT_DEVICE.
+    Device {
+        /// Device number.
+        dev: u16,
+        /// New bus state.
+        state: u16,
+    },
+    /// AREA_RELEASE: the partition dropped an area.
+    AreaRelease {
+        /// Area id.
+        area: u16,
+    },
+}
+
+/// Negotiated bus parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BusInfo {
+    /// Dialect spoken.
+    pub dialect: Dialect,
+    /// Bus feature bits the partition offered.
+    pub bus_features: u32,
+    /// Areas the partition accepts at once.
+    pub max_areas: u16,
+    /// The partition's FF-A version (G3 only; 0 for G2).
+    pub ffa_version: u32,
+    /// Whether events come with an FF-A notification (else: poll).
+    pub notified: bool,
+}
+
+/// A driver-side bus session with the partition `sp_id`.
+pub struct BusSession<C: Conduit> {
+    ffa: Ffa<C>,
+    own_id: u16,
+    sp_id: u16,
+    info: BusInfo,
+    token: u16,
+    next_area: u16,
+    /// Notification bit bound for events, if any.
+    notif_id: Option<u16>,
+}
+
+impl<C: Conduit> BusSession<C> {
+    /// Opens a session: VERSION negotiation (G3: probe and echo; G2: one round trip) and
+    /// EVENT_CONFIGURE (G3: a notification when the partition offers it and `notify` is
+    /// set, else polling).
+    pub fn connect(
+        ffa: Ffa<C>,
+        own_id: u16,
+        sp_id: u16,
+        dialect: Dialect,
+        notify: bool,
+    ) -> Result<Self, SessionError> {
+        let mut s = Self {
+            ffa,
+            own_id,
+            sp_id,
+            info: BusInfo {
+                dialect,
+                bus_features: 0,
+                max_areas: 0,
+                ffa_version: 0,
+                notified: false,
+            },
+            token: 0,
+            next_area: 1,
+            notif_id: None,
+        };
+        match dialect {
+            Dialect::G3 => s.negotiate_g3(notify)?,
+            Dialect::G2 => s.negotiate_g2()?,
+        }
+        Ok(s)
+    }
+
+    /// Negotiated parameters.
+    pub fn info(&self) -> BusInfo {
+        self.info
+    }
+
+    /// The FF-A interface (for memory sharing by callers).
+    pub fn ffa(&mut self) -> &mut Ffa<C> {
+        &mut self.ffa
+    }
+
+    /// This endpoint's id.
+    pub fn own_id(&self) -> u16 {
+        self.own_id
+    }
+
+    /// The partition's id.
+    pub fn sp_id(&self) -> u16 {
+        self.sp_id
+    }
+
+    /// The next request token (G2 always uses 1, as its driver does).
+    pub fn next_token(&mut self) -> u16 {
+        if self.info.dialect == Dialect::G2 {
+            return 1;
+        }
+        self.token = self.token.wrapping_add(1).max(1);
+        self.token
+    }
+
+    /// Sends one frame and returns the answer frame (busy answers are retried for G3).
+    pub fn exchange(&mut self, frame: &[u8]) -> Result<([u8; MAX_MSG_SIZE], usize), SessionError> {
+        if frame.len() > MAX_MSG_SIZE {
+            return Err(SessionError::Protocol("request larger than the bus allows"));
+        }
+        let payload = bus::frame_to_regs(frame);
+        for _ in 0..=BUSY_RETRIES {
+            let regs =
+                self.ffa
+                    .direct_req2(self.own_id, self.sp_id, VIRTIO_MSG_DEVICE_UUID, payload)?;
+            let bytes = bus::regs_to_frame(&regs);
+            if bytes.iter().all(|b| *b == 0) {
+                if self.info.dialect == Dialect::G2 {
+                    return Err(SessionError::Protocol("empty answer"));
+                }
+                continue;
+            }
+            let mut out = [0u8; MAX_MSG_SIZE];
+            out.copy_from_slice(&bytes[..MAX_MSG_SIZE]);
+            let header = Header::parse(&out).map_err(|_| SessionError::Protocol("bad header"))?;
+            let n = usize::from(header.msg_size);
+            if header.is_bus() && header.is_response() && header.msg_id == msg::ERROR {
+                let original =
+                    msg::exact::<msg::Word16>(&header, &out).map_or(0, |w| w.value.get());
+                return Err(SessionError::ErrorFrame(original));
+            }
+            return Ok((out, n));
+        }
+        Err(SessionError::Busy)
+    }
+
+    /// Sends a bus request with `payload` and checks the answer is the response to it
+    /// (type 0x03, same id, dev_num 0, same token); returns the answer frame.
+    fn bus_request(
+        &mut self,
+        msg_id: u8,
+        payload: &[u8],
+    ) -> Result<([u8; MAX_MSG_SIZE], Header), SessionError> {
+        let token = self.next_token();
+        let mut frame = [0u8; MAX_MSG_SIZE];
+        let n = msg::write_bus_frame(&mut frame, false, msg_id, 0, token, payload)
+            .ok_or(SessionError::Protocol("request does not fit"))?;
+        let (out, _) = self.exchange(&frame[..n])?;
+        let header = Header::parse(&out).map_err(|_| SessionError::Protocol("bad header"))?;
+        if !(header.is_bus() && header.is_response())
+            || header.msg_id != msg_id
+            || header.dev_num != 0
+            || header.token != token
+        {
+            return Err(SessionError::Protocol(
+                "answer does not match the bus request",
+            ));
+        }
+        Ok((out, header))
+    }
+
+    fn negotiate_g3(&mut self, notify: bool) -> Result<(), SessionError> {
+        let probe = msg::VersionReqG3 {
+            bus_version: 0.into(),
+            transport_revision: 0.into(),
+            ffa_version: msg::FFA_VERSION_1_2.into(),
+        };
+        let (out, h) = self.bus_request(msg::VERSION, probe.as_bytes())?;
+        let offer = msg::exact::<msg::VersionRespG3>(&h, &out)
+            .ok_or(SessionError::Protocol("VERSION answer is not 30 bytes"))?;
+        if offer.bus_version.get() == 0 || offer.ffa_version.get() < msg::FFA_VERSION_1_2 {
+            return Err(SessionError::Protocol("partition offers no usable version"));
+        }
+        let echo = msg::VersionReqG3 {
+            bus_version: offer.bus_version,
+            transport_revision: offer.transport_revision,
+            ffa_version: msg::FFA_VERSION_1_2.into(),
+        };
+        let (out, h) = self.bus_request(msg::VERSION, echo.as_bytes())?;
+        let agreed = msg::exact::<msg::VersionRespG3>(&h, &out)
+            .ok_or(SessionError::Protocol("VERSION answer is not 30 bytes"))?;
+        if agreed.bus_version != offer.bus_version
+            || agreed.transport_revision != offer.transport_revision
+        {
+            return Err(SessionError::Protocol("VERSION echo not confirmed"));
+        }
+        let direct = msg::features::DIRECT_RX | msg::features::DIRECT_TX;
+        let notif = msg::features::NOTIF_RX | msg::features::NOTIF_TX;
+        let features = agreed.bus_features.get();
+        if features & direct != direct {
+            return Err(SessionError::Protocol(
+                "partition does not offer direct messaging",
+            ));
+        }
+        self.info.bus_features = features;
+        self.info.max_areas = agreed.max_areas.get();
+        self.info.ffa_version = agreed.ffa_version.get();
+        // Events: a notification if both sides can, else polling.
+        if notify && features & notif == notif {
+            let id: u16 = 0;
+            if self
+                .ffa
+                .notification_bind(self.sp_id, self.own_id, 1 << id)
+                .is_ok()
+            {
+                if self.event_configure(msg::event_method::NOTIF, id)? {
+                    self.notif_id = Some(id);
+                    self.info.notified = true;
+                    return Ok(());
+                }
+            }
+        }
+        if !self.event_configure(msg::event_method::POLL, 0)? {
+            return Err(SessionError::Protocol("EVENT_CONFIGURE refused"));
+        }
+        Ok(())
+    }
+
+    fn event_configure(&mut self, method: u8, notif_id: u16) -> Result<bool, SessionError> {
+        let req = msg::EventConfigureReq {
+            method,
+            reserved: 0,
+            notif_id: notif_id.into(),
+        };
+        let (out, h) = self.bus_request(msg::EVENT_CONFIGURE, req.as_bytes())?;
+        let result = msg::exact::<msg::Word16>(&h, &out)
+            .ok_or(SessionError::Protocol("EVENT_CONFIGURE answer size"))?;
+        Ok(result.value.get() == msg::RESULT_SUCCESS)
+    }
+
+    fn negotiate_g2(&mut self) -> Result<(), SessionError> {
+        let req = msg::VersionReqG2 {
+            bus_version: msg::BUS_VERSION_1_0.into(),
+            transport_revision: msg::TRANSPORT_REVISION_1.into(),
+        };
+        let (out, h) = self.bus_request(msg::VERSION, req.as_bytes())?;
+        let resp = msg::exact::<msg::VersionRespG2>(&h, &out)
+            .ok_or(SessionError::Protocol("G2 VERSION answer is not 26 bytes"))?;
+        if resp.bus_version.get() != msg::BUS_VERSION_1_0
+            || resp.transport_revision.get() != msg::TRANSPORT_REVISION_1
+            || resp.transport_features.get() != 0
+            || resp.bus_features.get() & msg::features::DIRECT_RX == 0
+        {
+            return Err(SessionError::Protocol("G2 VERSION answer rejected"));
+        }
+        self.info.bus_features = resp.bus_features.get();
+        self.info.max_areas = resp.area_num.get();
+        // The G2 driver asks for NOTIF id 0 and never binds it.
+        if !self.event_configure(msg::event_method::NOTIF, 0)? {
+            return Err(SessionError::Protocol("EVENT_CONFIGURE refused"));
+        }
+        Ok(())
+    }
+
+    /// Every device number the partition offers (GET_DEVICES windows).
+    pub fn devices(&mut self) -> Result<Vec<u16>, SessionError> {
+        let mut found = Vec::new();
+        if self.info.dialect == Dialect::G2 {
+            let req = BusRequest::GetDevices {
+                offset: 0,
+                count: 255,
+            };
+            let (out, h) = self.bus_request(ids::bus::GET_DEVICES, &get_devices_payload(&req))?;
+            let payload = h.payload(&out);
+            if payload.len() < 7 {
+                return Err(SessionError::Protocol("G2 GET_DEVICES answer too short"));
+            }
+            let num = u16::from_le_bytes([payload[2], payload[3]]);
+            let next = u16::from_le_bytes([payload[4], payload[5]]);
+            let bits = payload[6];
+            if num == 0 || next != 0 || u32::from(num) != bits.count_ones() {
+                return Err(SessionError::Protocol("G2 GET_DEVICES answer inconsistent"));
+            }
+            found.extend((0..8u16).filter(|n| bits & (1 << n) != 0));
+            return Ok(found);
+        }
+        let mut offset = 0u16;
+        for _ in 0..8192 {
+            let req = BusRequest::GetDevices { offset, count: 256 };
+            let token = self.next_token();
+            let mut frame = [0u8; MAX_MSG_SIZE];
+            let n = req
+                .encode(token, &mut frame)
+                .map_err(|_| SessionError::Protocol("GET_DEVICES encode"))?;
+            let (out, _) = self.exchange(&frame[..n])?;
+            let (h, resp) =
+                BusResponse::decode(&out, GetDevicesOrder::NextThenCount, ids::bus::GET_DEVICES)
+                    .map_err(|_| SessionError::Protocol("GET_DEVICES answer malformed"))?;
+            if h.token != token {
+                return Err(SessionError::Protocol("GET_DEVICES token"));
+            }
+            let BusResponse::Devices {
+                offset: echoed,
+                count,
+                next_offset,
+                bitmap,
+            } = resp
+            else {
+                return Err(SessionError::Protocol("GET_DEVICES answer kind"));
+            };
+            if echoed != offset || count > 256 {
+                return Err(SessionError::Protocol("GET_DEVICES window"));
+            }
+            for n in 0..count {
+                if bitmap
+                    .get(usize::from(n / 8))
+                    .is_some_and(|b| b & (1 << (n % 8)) != 0)
+                {
+                    found.push(offset + n);
+                }
+            }
+            if next_offset == 0 {
+                return Ok(found);
+            }
+            if next_offset < offset.saturating_add(count) {
+                return Err(SessionError::Protocol("GET_DEVICES went backwards"));
+            }
+            offset = next_offset;
+        }
+        Err(SessionError::Protocol("GET_DEVICES never ended"))
+    }
+
+    /// PING: returns the echoed value.
+    pub fn ping(&mut self, data: u32) -> Result<u32, SessionError> {
+        let (out, h) = self.bus_request(ids::bus::PING, &data.to_le_bytes())?;
+        let p = h.payload(&out);
+        let echoed: [u8; 4] = p
+            .try_into()
+            .map_err(|_| SessionError::Protocol("PING answer size"))?;
+        Ok(u32::from_le_bytes(echoed))
+    }
+
+    /// RESET of the whole bus instance.
+    pub fn reset(&mut self) -> Result<(), SessionError> {
+        let (out, h) = self.bus_request(msg::RESET, &[])?;
+        let r =
+            msg::exact::<msg::Word16>(&h, &out).ok_or(SessionError::Protocol("RESET answer"))?;
+        match r.value.get() {
+            msg::RESULT_SUCCESS => Ok(()),
+            other => Err(SessionError::Refused(other)),
+        }
+    }
+
+    /// Shares `pages` pages at `pa` with the partition (FFA_MEM_SHARE) and announces them as a
+    /// new area (AREA_SHARE). On refusal the memory is reclaimed.
+    pub fn share(&mut self, pa: u64, pages: u32) -> Result<SharedArea, SessionError> {
+        let desc = MemTransaction {
+            sender: self.own_id,
+            attributes: ffa::memory::ATTR_NORMAL_WB_INNER_SHAREABLE,
+            flags: 0,
+            handle: 0,
+            tag: 0,
+            receivers: vec![Receiver {
+                endpoint: self.sp_id,
+                access: DataAccess::ReadWrite,
+                executable: false,
+            }],
+            ranges: vec![MemRange {
+                address: pa,
+                page_count: pages,
+            }],
+        };
+        let handle = self.ffa.mem_send(ShareKind::Share, &desc)?;
+        let id = self.next_area;
+        let attrs = match self.info.dialect {
+            Dialect::G3 => msg::attrs::LINUX_DEFAULT,
+            Dialect::G2 => 0,
+        };
+        let req = msg::AreaShareReq {
+            area_id: id.into(),
+            mem_handle: handle.into(),
+            mem_tag: 0.into(),
+            page_count: pages.into(),
+            sharing_attrs: attrs.into(),
+        };
+        let answer = self.bus_request(msg::AREA_SHARE, req.as_bytes());
+        let result = answer.and_then(|(out, h)| {
+            let r = msg::exact::<msg::AreaResp>(&h, &out)
+                .ok_or(SessionError::Protocol("AREA_SHARE answer size"))?;
+            if r.area_id.get() != id {
+                return Err(SessionError::Protocol("AREA_SHARE area id"));
+            }
+            match r.result.get() {
+                msg::RESULT_SUCCESS => Ok(()),
+                other => Err(SessionError::Refused(other)),
+            }
+        });
+        if let Err(e) = result {
+            let _ = self.ffa.mem_reclaim(handle);
+            return Err(e);
+        }
+        self.next_area = self.next_area.checked_add(1).unwrap_or(1).max(1);
+        Ok(SharedArea {
+            id,
+            handle,
+            pa,
+            pages,
+        })
+    }
+
+    /// Announces an already shared handle as area `id` (for tests of the partition's checks).
+    pub fn area_share_raw(&mut self, req: &msg::AreaShareReq) -> Result<u16, SessionError> {
+        let (out, h) = self.bus_request(msg::AREA_SHARE, req.as_bytes())?;
+        let r = msg::exact::<msg::AreaResp>(&h, &out)
+            .ok_or(SessionError::Protocol("AREA_SHARE answer size"))?;
+        Ok(r.result.get())
+    }
+
+    /// AREA_UNSHARE, then FFA_MEM_RECLAIM.
+    pub fn unshare(&mut self, area: &SharedArea) -> Result<(), SessionError> {
+        for _ in 0..=BUSY_RETRIES {
+            let (out, h) = self.bus_request(msg::AREA_UNSHARE, &area.id.to_le_bytes())?;
+            let r = msg::exact::<msg::AreaResp>(&h, &out)
+                .ok_or(SessionError::Protocol("AREA_UNSHARE answer size"))?;
+            match r.result.get() {
+                msg::RESULT_SUCCESS => {
+                    self.ffa.mem_reclaim(area.handle)?;
+                    return Ok(());
+                }
+                msg::RESULT_BUSY => continue,
+                other => return Err(SessionError::Refused(other)),
+            }
+        }
+        Err(SessionError::Busy)
+    }
+
+    /// EVENT_POLL once: the oldest pending event, or `None`.
+    pub fn poll_event(&mut self) -> Result<Option<Event>, SessionError> {
+        let token = self.next_token();
+        let mut frame = [0u8; MAX_MSG_SIZE];
+        let n = msg::write_bus_frame(&mut frame, false, msg::EVENT_POLL, 0, token, &[])
+            .ok_or(SessionError::Protocol("EVENT_POLL encode"))?;
+        let (out, _) = self.exchange(&frame[..n])?;
+        let h = Header::parse(&out).map_err(|_| SessionError::Protocol("bad header"))?;
+        if h.msg_id == msg::EVENT_POLL && h.is_bus() && h.is_response() {
+            if usize::from(h.msg_size) != HEADER_SIZE || h.token != token || h.dev_num != 0 {
+                return Err(SessionError::Protocol("EVENT_POLL empty answer malformed"));
+            }
+            return Ok(None);
+        }
+        if !ids::is_event(h.msg_id) {
+            return Err(SessionError::Protocol("EVENT_POLL answer is not an event"));
+        }
+        if !h.is_bus() {
+            let (h, ev) = DeviceEvent::decode(&out)
+                .map_err(|_| SessionError::Protocol("bad device event"))?;
+            return Ok(Some(match ev {
+                DeviceEvent::Used { vq_index } => Event::Used {
+                    dev: h.dev_num,
+                    vq: vq_index,
+                },
+                DeviceEvent::Config {
+                    device_status,
+                    generation,
+                    ..
+                } => Event::Config {
+                    dev: h.dev_num,
+                    status: device_status,
+                    generation,
+                },
+            }));
+        }
+        if h.msg_id == msg::AREA_RELEASE {
+            let w = msg::exact::<msg::Word16>(&h, &out)
+                .ok_or(SessionError::Protocol("AREA_RELEASE size"))?;
+            return Ok(Some(Event::AreaRelease {
+                area: w.value.get(),
+            }));
+        }
+        let (_, ev) =
+            BusEvent::decode(&out).map_err(|_| SessionError::Protocol("bad bus event"))?;
+        let BusEvent::Device { dev_num, state } = ev;
+        Ok(Some(Event::Device {
+            dev: dev_num,
+            state,
+        }))
+    }
+
+    /// Drains every pending event (bounded).
+    pub fn drain_events(&mut self) -> Result<Vec<Event>, SessionError> {
+        let mut events = Vec::new();
+        for _ in 0..64 {
+            match self.poll_event()? {
+                Some(e) => events.push(e),
+                None => break,
+            }
+        }
+        Ok(events)
+    }
+}
+
+fn get_devices_payload(req: &BusRequest) -> Vec<u8> {
+    let mut frame = [0u8; MAX_MSG_SIZE];
+    let n = req.encode(0, &mut frame).unwrap_or(HEADER_SIZE);
+    frame[HEADER_SIZE..n].to_vec()
+}

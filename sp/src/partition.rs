@@ -1,0 +1,237 @@
+//! The partition core: per-endpoint bus instances, the device registry and the message loop.
+//!
+//! The same code runs in the real partition (over `smc`) and in the simulated FF-A world: it
+//! only talks FF-A through [`ffa::Ffa`] and reaches normal-world memory through an
+//! [`ffa::memory::NsMapper`].
+
+use alloc::{boxed::Box, collections::BTreeMap, vec::Vec};
+
+use ffa::{
+    Conduit, Ffa, VIRTIO_MSG_DEVICE_UUID,
+    arm_ffa::{DirectMsg2Args, DirectMsgArgs, FfaError, Interface, VmAvailabilityStatus},
+    bus::{self, BusConfig, BusInstance, BusServices, FfaServices, MAX_MSG_SIZE, Reply},
+    memory::NsMapper,
+};
+use virtio_msg::device::VirtioDevice;
+
+/// Creates the devices one driver endpoint sees. Each endpoint gets its own device instances,
+/// so no state is shared between endpoints.
+pub trait DeviceFactory {
+    /// The devices for endpoint `vm`, in device-number order.
+    fn create(&mut self, vm: u16) -> Vec<Box<dyn VirtioDevice + Send>>;
+}
+
+/// Most driver endpoints served at once (Hafnium supports 16 VMs).
+pub const MAX_ENDPOINTS: usize = 16;
+
+/// The partition: one [`BusInstance`] per calling endpoint, created on first contact.
+pub struct Partition<F: DeviceFactory> {
+    own_id: u16,
+    factory: F,
+    config: BusConfig,
+    instances: BTreeMap<u16, BusInstance>,
+}
+
+impl<F: DeviceFactory> Partition<F> {
+    /// A partition with endpoint id `own_id` whose devices come from `factory`.
+    pub fn new(own_id: u16, factory: F, config: BusConfig) -> Self {
+        Self {
+            own_id,
+            factory,
+            config,
+            instances: BTreeMap::new(),
+        }
+    }
+
+    /// This partition's endpoint id.
+    pub fn own_id(&self) -> u16 {
+        self.own_id
+    }
+
+    /// The bus instance of endpoint `vm`, if it has talked to us.
+    pub fn instance(&self, vm: u16) -> Option<&BusInstance> {
+        self.instances.get(&vm)
+    }
+
+    /// Number of endpoints with state here.
+    pub fn endpoints(&self) -> usize {
+        self.instances.len()
+    }
+
+    /// Handles one FFA_MSG_SEND_DIRECT_REQ2 payload from `src` for service `uuid`; returns
+    /// the DIRECT_RESP2 payload, or the FF-A error to answer with.
+    pub fn handle_req2(
+        &mut self,
+        src: u16,
+        uuid: ffa::arm_ffa::Uuid,
+        payload: &[u64; bus::PAYLOAD_REGS],
+        services: &mut dyn BusServices,
+    ) -> Result<[u64; bus::PAYLOAD_REGS], FfaError> {
+        if uuid != VIRTIO_MSG_DEVICE_UUID && !uuid.is_nil() {
+            log::debug!("direct request from {src:#x} for unknown service {uuid}");
+            return Err(FfaError::InvalidParameters);
+        }
+        if !self.instances.contains_key(&src) {
+            if self.instances.len() >= MAX_ENDPOINTS {
+                log::warn!("no room for a bus instance for endpoint {src:#x}");
+                return Err(FfaError::NoMemory);
+            }
+            let devices = self.factory.create(src);
+            log::info!(
+                "endpoint {src:#x}: new bus instance with {} devices",
+                devices.len()
+            );
+            self.instances
+                .insert(src, BusInstance::new(src, devices, self.config));
+        }
+        let instance = self
+            .instances
+            .get_mut(&src)
+            .ok_or(FfaError::InvalidParameters)?;
+        let frame = bus::regs_to_frame(payload);
+        let mut out = [0u8; MAX_MSG_SIZE];
+        match instance.handle(&frame, &mut out, services) {
+            Reply::Frame(n) => Ok(bus::frame_to_regs(out.get(..n).unwrap_or_default())),
+            Reply::Busy => Ok([0; bus::PAYLOAD_REGS]),
+        }
+    }
+
+    /// Endpoint `vm` is gone: reset its devices, relinquish its memory, forget it.
+    pub fn endpoint_destroyed(&mut self, vm: u16, services: &mut dyn BusServices) {
+        if let Some(mut instance) = self.instances.remove(&vm) {
+            log::info!("endpoint {vm:#x} destroyed: dropping its bus instance");
+            instance.reset(services);
+        }
+    }
+}
+
+/// The message loop: FFA_MSG_WAIT, then answer every message and wait for the next, until a
+/// call fails (the SPMC never makes it fail in normal operation; the simulated world does when
+/// it shuts down).
+pub fn run<C: Conduit, M: NsMapper, F: DeviceFactory>(
+    ffa: &mut Ffa<C>,
+    mapper: &mut M,
+    partition: &mut Partition<F>,
+) -> Result<(), ffa::Error> {
+    let own_id = partition.own_id();
+    let mut msg = ffa.msg_wait()?;
+    loop {
+        let answer = match msg {
+            Interface::MsgSendDirectReq2 {
+                src_id,
+                dst_id,
+                uuid,
+                args,
+            } if dst_id == own_id => {
+                let mut services = FfaServices {
+                    ffa: &mut *ffa,
+                    mapper: &mut *mapper,
+                    own_id,
+                };
+                // Every request gets DIRECT_RESP2: an SPMC may treat FFA_ERROR from a running
+                // partition as an abort. Requests we cannot serve get an all-zero payload,
+                // which a G3 driver reads as busy and a G2 driver as a failed exchange.
+                let regs = partition
+                    .handle_req2(src_id, uuid, &args.0, &mut services)
+                    .unwrap_or_else(|code| {
+                        log::warn!("request from {src_id:#x} refused: {code:?}");
+                        [0; bus::PAYLOAD_REGS]
+                    });
+                Interface::MsgSendDirectResp2 {
+                    src_id: own_id,
+                    dst_id: src_id,
+                    args: DirectMsg2Args(regs),
+                }
+            }
+            Interface::MsgSendDirectReq {
+                src_id,
+                dst_id,
+                args: DirectMsgArgs::VmDestructed { vm_id, .. },
+            } => {
+                let mut services = FfaServices {
+                    ffa: &mut *ffa,
+                    mapper: &mut *mapper,
+                    own_id,
+                };
+                partition.endpoint_destroyed(vm_id, &mut services);
+                Interface::MsgSendDirectResp {
+                    src_id: dst_id,
+                    dst_id: src_id,
+                    args: DirectMsgArgs::VmDestructedAck {
+                        sp_status: VmAvailabilityStatus::Success,
+                    },
+                }
+            }
+            Interface::MsgSendDirectReq {
+                src_id,
+                dst_id,
+                args: DirectMsgArgs::VmCreated { .. },
+            } => Interface::MsgSendDirectResp {
+                src_id: dst_id,
+                dst_id: src_id,
+                args: DirectMsgArgs::VmCreatedAck {
+                    sp_status: VmAvailabilityStatus::Success,
+                },
+            },
+            Interface::MsgSendDirectReq {
+                src_id,
+                dst_id,
+                args,
+            } => {
+                log::warn!("direct request {args:?} from {src_id:#x} not served");
+                Interface::MsgSendDirectResp {
+                    src_id: dst_id,
+                    dst_id: src_id,
+                    args: DirectMsgArgs::Args64([0; 15]),
+                }
+            }
+            other => {
+                log::warn!("unexpected message {other:?}; waiting for the next one");
+                msg = ffa.msg_wait()?;
+                continue;
+            }
+        };
+        msg = ffa.call(&answer)?;
+    }
+}
+
+/// Why the partition stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BootError {
+    /// FFA_VERSION was refused or answered with an incompatible version.
+    #[error("the SPMC does not speak FF-A 1.2 (answered {0:?})")]
+    Version(Option<ffa::arm_ffa::Version>),
+    /// An FF-A call failed.
+    #[error("FF-A call failed: {0}")]
+    Ffa(#[from] ffa::Error),
+}
+
+/// Starts the partition: FFA_VERSION (the first call, as the FF-A rules require), FFA_ID_GET,
+/// FFA_RXTX_MAP if `rxtx` gives buffers to map (`(tx, rx, pages)`; `None` when the manifest's
+/// rx_tx-info has the SPMC map them), then the message loop until it fails.
+pub fn boot<C: Conduit, M: NsMapper, F: DeviceFactory>(
+    ffa: &mut Ffa<C>,
+    mapper: &mut M,
+    factory: F,
+    config: BusConfig,
+    rxtx: Option<(u64, u64, u32)>,
+) -> Result<(), BootError> {
+    let version = ffa
+        .version(ffa::FFA_VERSION)
+        .map_err(|_| BootError::Version(None))?;
+    if version.0 != 1 || version.1 < 2 {
+        return Err(BootError::Version(Some(version)));
+    }
+    let own_id = ffa.id_get()?;
+    if let Some((tx, rx, pages)) = rxtx {
+        ffa.rxtx_map(tx, rx, pages)?;
+    }
+    log::info!(
+        "virtio-msg partition {own_id:#x} up (FF-A {}.{})",
+        version.0,
+        version.1
+    );
+    let mut partition = Partition::new(own_id, factory, config);
+    run(ffa, mapper, &mut partition)?;
+    Ok(())
+}
