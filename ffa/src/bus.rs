@@ -14,13 +14,13 @@
 
 mod area;
 mod events;
-// mod instance; (being written: waits for the transport engine)
+mod instance;
 pub mod msg;
 mod services;
 
 pub use area::{AreaMem, AreaTable};
 pub use events::{EventQueue, PendingEvent};
-// pub use instance::{BusConfig, BusInstance, Dialect, Reply};
+pub use instance::{BusConfig, BusInstance, Dialect, Reply};
 pub use services::{BusServices, FfaServices, RetrievedArea, Segment, ServiceError};
 
 /// Largest virtio-msg frame the FF-A bus carries (x4..x16 of DIRECT_REQ2/RESP2; x17 stays 0).

@@ -12,4 +12,4 @@
 )]
 
 extern crate alloc;
-// pub mod partition; (waits for the bus instance)
+pub mod partition;

@@ -8,7 +8,10 @@ use alloc::{boxed::Box, collections::BTreeMap, vec::Vec};
 
 use ffa::{
     Conduit, Ffa, VIRTIO_MSG_DEVICE_UUID,
-    arm_ffa::{DirectMsg2Args, DirectMsgArgs, FfaError, Interface, VmAvailabilityStatus},
+    arm_ffa::{
+        FfaError, Interface,
+        interface_args::{DirectMsg2Args, DirectMsgArgs, VmAvailabilityStatus},
+    },
     bus::{self, BusConfig, BusInstance, BusServices, FfaServices, MAX_MSG_SIZE, Reply},
     memory::NsMapper,
 };

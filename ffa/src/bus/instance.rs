@@ -5,7 +5,7 @@ use alloc::{boxed::Box, vec::Vec};
 use virtio_msg::{
     Header, Layout,
     bus::{BusRequest, BusResponse, DEVICE_STATE_READY, GetDevicesOrder},
-    device::{DeviceTransport, VirtioDevice},
+    device::{DeviceTransport, Event as EngineEvent, VirtioDevice},
     header::{HEADER_SIZE, TYPE_BUS, TYPE_RESPONSE},
     ids,
     transport::{DeviceEvent, TransportRequest},
@@ -97,10 +97,14 @@ pub struct BusInstance {
     events: EventQueue,
 }
 
-/// G2 GET_DEVICES covers device numbers 0..255 and the driver reads only bitmap byte 0.
-const G2_WINDOW: u16 = 255;
-/// Most device numbers one GET_DEVICES response can describe within the bus's size limit.
-const MAX_WINDOW: u16 = ((MAX_MSG_SIZE - HEADER_SIZE - 6) * 8) as u16;
+/// Most device numbers one GET_DEVICES response can describe within the bus's size limit:
+/// (104 - 8 header - 6 fields) bytes of bitmap.
+const MAX_WINDOW: u16 = 720;
+const MAX_SIZE_U16: u16 = 104;
+const _: () = assert!(MAX_MSG_SIZE == 104);
+const HEADER_SIZE_U16: u16 = 8;
+const _: () = assert!(HEADER_SIZE == 8);
+const _: () = assert!(MAX_WINDOW as usize == (MAX_MSG_SIZE - HEADER_SIZE - 6) * 8);
 
 impl BusInstance {
     /// A fresh instance for endpoint `vm` serving `devices` (device number = index).
@@ -118,7 +122,7 @@ impl BusInstance {
             delivery: None,
             devices: devices
                 .into_iter()
-                .map(|d| DeviceTransport::new(d, Layout::V2026))
+                .map(|d| DeviceTransport::new(d, Layout::V2026).with_max_size(MAX_SIZE_U16))
                 .collect(),
             areas: AreaTable::new(),
             events: EventQueue::new(capacity),
@@ -454,7 +458,6 @@ impl BusInstance {
             let count = u16::try_from(visible).unwrap_or(0);
             payload[2..4].copy_from_slice(&count.to_le_bytes());
             payload[6] = u8::try_from((1u16 << visible) - 1).unwrap_or(0xFF);
-            let _ = G2_WINDOW;
             return self.bus_reply(header, &payload, out);
         }
         // G3: windows; the answer covers min(count, what fits) device numbers from offset.
@@ -462,10 +465,10 @@ impl BusInstance {
         let mut bitmap = [0u8; (MAX_WINDOW as usize).div_ceil(8)];
         for n in 0..count {
             let dev = usize::from(offset) + usize::from(n);
-            if dev < ndev {
-                if let Some(b) = bitmap.get_mut(usize::from(n / 8)) {
-                    *b |= 1 << (n % 8);
-                }
+            if dev < ndev
+                && let Some(b) = bitmap.get_mut(usize::from(n / 8))
+            {
+                *b |= 1 << (n % 8);
             }
         }
         let end = usize::from(offset) + usize::from(count);
@@ -718,12 +721,11 @@ impl BusInstance {
             // G2 drivers never poll for events; they watch the used rings themselves.
             return;
         }
-        if self.events.push(event) {
-            if let Some(Delivery::Notify(id)) = self.delivery {
-                if let Err(e) = services.notify(self.vm, id) {
-                    log::warn!("vm {:#x}: notification {id} failed: {e}", self.vm);
-                }
-            }
+        if self.events.push(event)
+            && let Some(Delivery::Notify(id)) = self.delivery
+            && let Err(e) = services.notify(self.vm, id)
+        {
+            log::warn!("vm {:#x}: notification {id} failed: {e}", self.vm);
         }
     }
 
@@ -754,11 +756,10 @@ impl BusInstance {
             device_addr,
             ..
         } = request
+            && !self.rings_in_areas(size, desc_addr, driver_addr, device_addr)
         {
-            if !self.rings_in_areas(size, desc_addr, driver_addr, device_addr) {
-                // Leave the queue unconfigured; the driver sees it on read-back.
-                return self.empty_transport_reply(header, out);
-            }
+            // Leave the queue unconfigured; the driver sees it on read-back.
+            return self.empty_transport_reply(header, out);
         }
         let mem_services: &dyn BusServices = services;
         let mut mem = AreaMem::new(&self.areas, mem_services);
@@ -768,7 +769,11 @@ impl BusInstance {
         let mut events = Vec::new();
         let written = engine.handle_frame(header, &request, &mut mem, out, &mut |e| events.push(e));
         for e in events {
-            self.queue_event(e.into_pending(dev), services);
+            let pending = match e {
+                EngineEvent::Used { vq } => PendingEvent::Used { dev, vq },
+                EngineEvent::Config => PendingEvent::Config { dev },
+            };
+            self.queue_event(pending, services);
         }
         if matches!(request, TransportRequest::EventAvail { .. }) {
             // Events get the bare acknowledgement frame (type 0x03, id 0, dev_num 0, size 8).
@@ -804,7 +809,7 @@ impl BusInstance {
     fn empty_transport_reply(&self, header: &Header, out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
         let h = Header {
             msg_type: (header.msg_type & !TYPE_BUS) | TYPE_RESPONSE,
-            msg_size: HEADER_SIZE as u16,
+            msg_size: HEADER_SIZE_U16,
             ..*header
         };
         match h.write(out) {
