@@ -1,12 +1,22 @@
 //! The device side: what a device model implements ([`VirtioDevice`]) and the transport
-//! engine that runs one device's state machine over virtio-msg.
+//! engine that runs one device's state machine over virtio-msg ([`DeviceTransport`]).
 
 use crate::SharedMem;
+
+mod engine;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod mock;
+#[cfg(test)]
+mod tests;
+
+pub use engine::{DEFAULT_MAX_SIZE, DeviceTransport, Event, MAX_QUEUES};
 
 /// VIRTIO_F_VERSION_1 (feature bit 32).
 pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
 /// VIRTIO_F_ACCESS_PLATFORM (feature bit 33).
 pub const VIRTIO_F_ACCESS_PLATFORM: u64 = 1 << 33;
+/// VIRTIO_F_RING_PACKED (feature bit 34).
+pub const VIRTIO_F_RING_PACKED: u64 = 1 << 34;
 /// VIRTIO_F_RING_RESET (feature bit 40).
 pub const VIRTIO_F_RING_RESET: u64 = 1 << 40;
 
@@ -40,9 +50,10 @@ pub enum DeviceError {
 /// A virtio device model, driven by the transport engine.
 ///
 /// The engine guarantees: config accesses are within `config_size`; `queue_*` indices are
-/// below `num_queues`; `activate` is called once at DRIVER_OK with every queue the driver
-/// configured; `notify` is called only between `activate` and the next `reset`, and only for
-/// queues passed to `activate` (or re-set after `reset_queue`).
+/// below `num_queues`; `activate` is called once per reset cycle, at DRIVER_OK, with every
+/// queue the driver configured; `notify` is called only between `activate` and the next
+/// `reset`, and only for queues passed to `activate` or
+/// [`activate_queue`](Self::activate_queue) and not reset by `reset_queue` since.
 pub trait VirtioDevice {
     /// Virtio device type (e.g. 4 = entropy).
     fn device_id(&self) -> u32;
@@ -75,6 +86,15 @@ pub trait VirtioDevice {
     /// it configured (`queues[i]` is queue i, `None` if not configured).
     fn activate(&mut self, features: u64, queues: &[Option<QueueConfig>])
     -> Result<(), DeviceError>;
+    /// After DRIVER_OK, the driver configured queue `index`, which was not handed to
+    /// [`activate`](Self::activate) (an unused queue set up late, or one re-set after
+    /// RESET_VQUEUE): start serving it. An error refuses the queue: the engine leaves it
+    /// unconfigured (the driver sees that on GET_VQUEUE read-back) and the device stays up.
+    /// The default refuses every late queue.
+    fn activate_queue(&mut self, index: u32, config: QueueConfig) -> Result<(), DeviceError> {
+        let _ = (index, config);
+        Err(DeviceError::Backend)
+    }
     /// Device reset: drop every queue and all in-flight state.
     fn reset(&mut self);
     /// Queue `index` was reset (RESET_VQUEUE) or re-configured: drop its state.

@@ -231,12 +231,20 @@ pub(super) struct Notifications {
 }
 
 /// One notification bitmap: who may set each bit, and which bits are pending.
-#[derive(Default)]
 pub(super) struct Bitmap {
     /// Sender bound to each bit.
     pub bound: [Option<u16>; 64],
     /// Pending bits.
     pub pending: u64,
+}
+
+impl Default for Bitmap {
+    fn default() -> Self {
+        Self {
+            bound: [None; 64],
+            pending: 0,
+        }
+    }
 }
 
 /// FFA_ERROR (32-bit) with `code`.
