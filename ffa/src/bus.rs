@@ -17,6 +17,8 @@ mod events;
 mod instance;
 pub mod msg;
 mod services;
+#[cfg(test)]
+mod tests;
 
 pub use area::{AreaMem, AreaTable};
 pub use events::{EventQueue, PendingEvent};

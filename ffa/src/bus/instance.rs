@@ -277,14 +277,6 @@ impl BusInstance {
         }
     }
 
-    /// The busy answer: the sentinel for G3; G2 has no busy handling, so it gets ERROR.
-    fn busy(&self, request: &Header, out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
-        match self.dialect {
-            Some(Dialect::G2) => self.error(request, out),
-            _ => Reply::Busy,
-        }
-    }
-
     // ---- bus messages ----------------------------------------------------------------------
 
     fn handle_bus(
@@ -505,7 +497,9 @@ impl BusInstance {
         let area_id = req.area_id.get();
         let result = match self.share(&req, services) {
             Ok(()) => msg::RESULT_SUCCESS,
-            Err(ShareFailure::Busy) => return self.busy(header, out),
+            // G3 retries on the busy sentinel; G2 has no busy handling: refuse instead.
+            Err(ShareFailure::Busy) if self.dialect == Some(Dialect::G3) => return Reply::Busy,
+            Err(ShareFailure::Busy) => msg::RESULT_ERROR,
             Err(ShareFailure::Refused(why)) => {
                 log::warn!(
                     "vm {:#x}: AREA_SHARE of area {area_id} refused: {why}",
