@@ -540,6 +540,16 @@ impl<C: Conduit> Ffa<C> {
         Ok(())
     }
 
+    /// FFA_NOTIFICATION_BITMAP_CREATE for endpoint `vm_id` with `vcpu_count` vCPUs (a
+    /// normal-world endpoint without a hypervisor creates its own).
+    pub fn notification_bitmap_create(&mut self, vm_id: u16, vcpu_count: u32) -> Result<(), Error> {
+        self.call_success(&Interface::NotificationBitmapCreate {
+            vm_id,
+            vcpu_cnt: vcpu_count,
+        })?;
+        Ok(())
+    }
+
     /// FFA_NOTIFICATION_BIND: lets `sender` signal the notifications in `bitmap` to `receiver`.
     pub fn notification_bind(
         &mut self,

@@ -84,8 +84,11 @@ pub trait VirtioDevice {
     fn queue_max_size(&self, index: u32) -> u16;
     /// The driver set DRIVER_OK: start serving with the negotiated `features` and the queues
     /// it configured (`queues[i]` is queue i, `None` if not configured).
-    fn activate(&mut self, features: u64, queues: &[Option<QueueConfig>])
-    -> Result<(), DeviceError>;
+    fn activate(
+        &mut self,
+        features: u64,
+        queues: &[Option<QueueConfig>],
+    ) -> Result<(), DeviceError>;
     /// After DRIVER_OK, the driver configured queue `index`, which was not handed to
     /// [`activate`](Self::activate) (an unused queue set up late, or one re-set after
     /// RESET_VQUEUE): start serving it. An error refuses the queue: the engine leaves it

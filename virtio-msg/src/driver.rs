@@ -232,10 +232,16 @@ impl<C: Channel> DeviceClient<C> {
     }
 
     /// One request/response exchange, with the header checks.
-    fn transact(&mut self, req: &TransportRequest<'_>) -> Result<TransportResponse<'_>, DriverError> {
+    fn transact(
+        &mut self,
+        req: &TransportRequest<'_>,
+    ) -> Result<TransportResponse<'_>, DriverError> {
         let token = self.next_token();
         let n = req.encode(self.layout, self.dev_num, token, &mut self.request)?;
-        let frame = self.request.get(..n).ok_or(EncodeError::TooBig { need: n })?;
+        let frame = self
+            .request
+            .get(..n)
+            .ok_or(EncodeError::TooBig { need: n })?;
         let got = self.channel.exchange(frame, &mut self.response)?;
         let frame = self
             .response
@@ -261,11 +267,15 @@ impl<C: Channel> DeviceClient<C> {
             return Err(DriverError::NoDevice);
         }
         if info.num_feature_bits % 32 != 0 {
-            return Err(DriverError::Inconsistent("num_feature_bits not a multiple of 32"));
+            return Err(DriverError::Inconsistent(
+                "num_feature_bits not a multiple of 32",
+            ));
         }
         let admin_end = info.admin_vq_start.checked_add(info.admin_vq_count);
         if info.admin_vq_count != 0 && admin_end.is_none_or(|end| end > info.max_virtqueues) {
-            return Err(DriverError::Inconsistent("admin queues beyond max_virtqueues"));
+            return Err(DriverError::Inconsistent(
+                "admin queues beyond max_virtqueues",
+            ));
         }
         self.config_size = Some(info.config_size);
         Ok(info)
@@ -316,7 +326,8 @@ impl<C: Channel> DeviceClient<C> {
         let mut index = block_index;
         for chunk in blocks.chunks(per_message.max(1)) {
             let bytes: Vec<u8> = chunk.iter().flat_map(|w| w.to_le_bytes()).collect();
-            let blocks = FeatureBlocks::from_le_bytes(&bytes).ok_or(EncodeError::Unrepresentable)?;
+            let blocks =
+                FeatureBlocks::from_le_bytes(&bytes).ok_or(EncodeError::Unrepresentable)?;
             let req = TransportRequest::SetDriverFeatures {
                 block_index: index,
                 blocks,
@@ -569,16 +580,22 @@ impl<C: Channel> DeviceClient<C> {
         };
         let addrs = [desc_addr, driver_addr, device_addr];
         if max_size == 0 && info != VqueueInfo::default() {
-            return Err(DriverError::Inconsistent("missing queue with non-zero fields"));
+            return Err(DriverError::Inconsistent(
+                "missing queue with non-zero fields",
+            ));
         }
         if cur_size > max_size {
             return Err(DriverError::Inconsistent("cur_size above max_size"));
         }
         if cur_size == 0 && (info.enabled || addrs.iter().any(|&a| a != 0)) {
-            return Err(DriverError::Inconsistent("unconfigured queue with addresses"));
+            return Err(DriverError::Inconsistent(
+                "unconfigured queue with addresses",
+            ));
         }
         if cur_size != 0 && addrs.contains(&0) {
-            return Err(DriverError::Inconsistent("configured queue with a zero address"));
+            return Err(DriverError::Inconsistent(
+                "configured queue with a zero address",
+            ));
         }
         Ok(info)
     }
