@@ -1,1 +1,100 @@
-//! Normal-world virtio-msg FF-A driver library.
+//! The normal-world side of the virtio-msg FF-A bus: a driver library and its tools.
+//!
+//! - [`session`]: the bus session with the partition (VERSION, GET_DEVICES, AREA_SHARE,
+//!   EVENT_POLL, …) over FFA_MSG_SEND_DIRECT_REQ2, in either driver dialect.
+//! - [`channel`]: the transport's [`virtio_msg::driver::Channel`] over that session.
+//! - [`virtqueue`]: the driver side of a split virtqueue.
+//! - [`rng`]: a virtio-rng driver.
+//! - [`sim`]: the default backend, the simulated FF-A world with the partition in-process.
+//! - [`spkg`]: the SP package writer.
+
+pub mod channel;
+pub mod entropy;
+pub mod rng;
+pub mod session;
+pub mod sim;
+pub mod spkg;
+pub mod virtqueue;
+
+pub use sim::{Connection, SimSystem};
+use virtio_msg::{driver::DeviceClient, transport::DeviceInfo};
+
+/// Virtio device type ids.
+pub mod virtio_ids {
+    /// Network card.
+    pub const NET: u32 = 1;
+    /// Block device.
+    pub const BLOCK: u32 = 2;
+    /// Console.
+    pub const CONSOLE: u32 = 3;
+    /// Entropy source.
+    pub const ENTROPY: u32 = 4;
+    /// Socket (vsock).
+    pub const VSOCK: u32 = 19;
+}
+
+/// A short name for virtio device type `id`.
+pub fn device_name(id: u32) -> &'static str {
+    match id {
+        virtio_ids::NET => "net",
+        virtio_ids::BLOCK => "block",
+        virtio_ids::CONSOLE => "console",
+        virtio_ids::ENTROPY => "entropy",
+        virtio_ids::VSOCK => "vsock",
+        _ => "unknown",
+    }
+}
+
+/// A device the partition offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceSummary {
+    /// Device number on the bus.
+    pub dev_num: u16,
+    /// What GET_DEVICE_INFO said.
+    pub info: DeviceInfo,
+}
+
+/// Why a host operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// A bus operation failed.
+    #[error("bus: {0}")]
+    Session(#[from] session::SessionError),
+    /// A transport operation failed.
+    #[error("transport: {0}")]
+    Driver(#[from] virtio_msg::driver::DriverError),
+    /// A virtqueue operation failed.
+    #[error("virtqueue: {0}")]
+    Queue(#[from] virtqueue::QueueError),
+    /// Driver memory could not be accessed.
+    #[error("memory: {0}")]
+    Memory(#[from] virtio_msg::MemError),
+    /// The device misbehaved or is missing.
+    #[error("device: {0}")]
+    Device(&'static str),
+}
+
+impl Connection {
+    /// Enumerates the partition's devices (GET_DEVICES, then GET_DEVICE_INFO for each).
+    pub fn list_devices(&mut self) -> Result<Vec<DeviceSummary>, HostError> {
+        let numbers = self.session.devices()?;
+        let layout = self.session.info().dialect.layout();
+        let mut out = Vec::with_capacity(numbers.len());
+        for dev_num in numbers {
+            let mut client = DeviceClient::new(&mut self.session, dev_num, layout)?;
+            let info = client.get_device_info()?;
+            out.push(DeviceSummary { dev_num, info });
+        }
+        Ok(out)
+    }
+
+    /// Opens the first entropy device.
+    pub fn rng(&mut self) -> Result<rng::RngDriver<'_>, HostError> {
+        let dev = self
+            .list_devices()?
+            .into_iter()
+            .find(|d| d.info.device_id == virtio_ids::ENTROPY)
+            .ok_or(HostError::Device("no entropy device"))?;
+        rng::RngDriver::open(self, dev.dev_num)
+    }
+}

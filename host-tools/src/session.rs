@@ -289,12 +289,11 @@ impl<C: Conduit> BusSession<C> {
                 .ffa
                 .notification_bind(self.sp_id, self.own_id, 1 << id)
                 .is_ok()
+                && self.event_configure(msg::event_method::NOTIF, id)?
             {
-                if self.event_configure(msg::event_method::NOTIF, id)? {
-                    self.notif_id = Some(id);
-                    self.info.notified = true;
-                    return Ok(());
-                }
+                self.notif_id = Some(id);
+                self.info.notified = true;
+                return Ok(());
             }
         }
         if !self.event_configure(msg::event_method::POLL, 0)? {

@@ -12,4 +12,9 @@
 )]
 
 extern crate alloc;
+pub mod devices;
 pub mod partition;
+pub mod registry;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod runtime;
+pub mod virtqueue;

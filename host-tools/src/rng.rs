@@ -1,0 +1,165 @@
+//! A virtio-rng driver over the virtio-msg FF-A bus, initialised the way the Linux driver does
+//! it: reset, ACKNOWLEDGE, DRIVER, features (VERSION_1 and ACCESS_PLATFORM), FEATURES_OK,
+//! the queue's rings and a data buffer each shared with FFA_MEM_SHARE + AREA_SHARE,
+//! SET_VQUEUE with bus addresses, DRIVER_OK.
+
+use std::time::Duration;
+
+use ffa::{bus::Dialect, memory::PAGE_SIZE, sim::VmEndpoint};
+use virtio_msg::{
+    device::{VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1},
+    driver::DeviceClient,
+};
+
+use crate::{
+    Connection, HostError,
+    session::{BusSession, Event, SharedArea},
+    virtqueue::DriverQueue,
+};
+
+/// Size of the data buffer shared with the device (one request at most).
+pub const BUFFER_BYTES: usize = 64 * 1024;
+/// Queue size the driver asks for (at most the device's maximum).
+pub const QUEUE_SIZE: u16 = 64;
+/// How long to wait for a completion notification.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An initialised virtio-rng device.
+pub struct RngDriver<'c> {
+    session: &'c mut BusSession<ffa::sim::SimConduit>,
+    mem: &'c VmEndpoint,
+    dev_num: u16,
+    queue: DriverQueue,
+    ring: SharedArea,
+    buffer: SharedArea,
+    closed: bool,
+}
+
+impl<'c> RngDriver<'c> {
+    /// Initialises device `dev_num` of `conn` as an entropy device.
+    pub fn open(conn: &'c mut Connection, dev_num: u16) -> Result<Self, HostError> {
+        let Connection { session, endpoint } = conn;
+        let layout = session.info().dialect.layout();
+        let mut client = DeviceClient::new(&mut *session, dev_num, layout)?;
+        let info = client.get_device_info()?;
+        if info.device_id != crate::virtio_ids::ENTROPY {
+            return Err(HostError::Device("not an entropy device"));
+        }
+        client.initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)?;
+        let vq = client.get_vqueue(0)?;
+        let max = u16::try_from(vq.max_size).unwrap_or(u16::MAX);
+        let size = QUEUE_SIZE.min(max);
+        if size == 0 {
+            return Err(HostError::Device("queue 0 does not exist"));
+        }
+        drop(client);
+
+        // Rings and data buffer: the endpoint's own pages, shared with the partition.
+        let ring_len = DriverQueue::layout(size)?.total;
+        let ring_pages = u32::try_from(ring_len.div_ceil(PAGE_SIZE)).unwrap_or(1);
+        let ring_pa = endpoint.alloc(ring_pages);
+        let ring = session.share(ring_pa, ring_pages)?;
+        let buffer_pages = u32::try_from(BUFFER_BYTES as u64 / PAGE_SIZE).unwrap_or(1);
+        let buffer_pa = endpoint.alloc(buffer_pages);
+        let buffer = session.share(buffer_pa, buffer_pages)?;
+        let queue = DriverQueue::new(&*endpoint, size, ring_pa, ring.bus(0))?;
+
+        let mut client = DeviceClient::new(&mut *session, dev_num, layout)?;
+        client.set_vqueue(0, queue.queue_config())?;
+        client.driver_ok()?;
+        Ok(Self {
+            session,
+            mem: endpoint,
+            dev_num,
+            queue,
+            ring,
+            buffer,
+            closed: false,
+        })
+    }
+
+    /// Reads `n` random bytes.
+    pub fn read(&mut self, n: usize) -> Result<Vec<u8>, HostError> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let want = (n - out.len()).min(BUFFER_BYTES);
+            let len = u32::try_from(want).unwrap_or(u32::MAX);
+            let head = self
+                .queue
+                .add(self.mem, &[], &[(self.buffer.bus(0), len)])?;
+            self.queue.publish(self.mem)?;
+            let layout = self.session.info().dialect.layout();
+            DeviceClient::new(&mut *self.session, self.dev_num, layout)?.notify_avail(0)?;
+            self.wait_used()?;
+            let (done, written) = self
+                .queue
+                .pop_used(self.mem)?
+                .ok_or(HostError::Device("no buffer returned after EVENT_USED"))?;
+            if done != head {
+                return Err(HostError::Device("device returned an unknown buffer"));
+            }
+            if written == 0 {
+                return Err(HostError::Device("device returned no entropy"));
+            }
+            let got = usize::try_from(written).unwrap_or(0).min(want);
+            let start = out.len();
+            out.resize(start + got, 0);
+            crate::virtqueue::DriverMem::read(self.mem, self.buffer.pa, &mut out[start..])?;
+        }
+        Ok(out)
+    }
+
+    /// Waits for the device's EVENT_USED the way the dialect's driver does: G3 fetches events
+    /// with EVENT_POLL (after the notification when one was configured); G2 has no event path
+    /// and looks at the used ring directly.
+    fn wait_used(&mut self) -> Result<(), HostError> {
+        let info = self.session.info();
+        if info.dialect == Dialect::G2 {
+            return Ok(());
+        }
+        if info.notified {
+            let world = self.mem.world();
+            if !self.mem.wait_notification(NOTIFY_TIMEOUT) {
+                return Err(HostError::Device("no notification after EVENT_AVAIL"));
+            }
+            let own = self.session.own_id();
+            self.session
+                .ffa()
+                .notification_get(own)
+                .map_err(crate::session::SessionError::from)?;
+            let _ = world;
+        }
+        let events = self.session.drain_events()?;
+        if events.contains(&Event::Used {
+            dev: self.dev_num,
+            vq: 0,
+        }) {
+            Ok(())
+        } else {
+            Err(HostError::Device("no EVENT_USED for the request"))
+        }
+    }
+
+    /// Resets the device and takes the shared memory back.
+    pub fn close(&mut self) -> Result<(), HostError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        let layout = self.session.info().dialect.layout();
+        DeviceClient::new(&mut *self.session, self.dev_num, layout)?.reset()?;
+        for area in [self.ring, self.buffer] {
+            self.session.unshare(&area)?;
+            let _ = self.mem.free(area.pa, area.pages);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RngDriver<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            log::warn!("closing the rng device failed: {e}");
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The default backend: the simulated FF-A world with the partition core running in this
+//! process, on its own thread, exactly as it runs under an SPMC.
+
+use std::time::Duration;
+
+use ffa::{
+    Ffa, VIRTIO_MSG_DEVICE_UUID,
+    bus::{BusConfig, Dialect},
+    sim::{Fault, SimConduit, SpHandle, SpInfo, VmEndpoint, World, props},
+};
+use sp::partition::BootError;
+
+use virtio_msg::MemError;
+
+use crate::{
+    entropy::OsEntropy,
+    session::{BusSession, SessionError},
+    virtqueue::DriverMem,
+};
+
+/// Endpoint id the simulated partition gets (the first SP id under Hafnium).
+pub const SP_ID: u16 = 0x8001;
+
+/// A simulated FF-A world with the virtio-msg partition running in it.
+pub struct SimSystem {
+    world: World,
+    sp: Option<SpHandle>,
+}
+
+impl SimSystem {
+    /// Starts the world and boots the partition with its standard devices (virtio-rng fed by
+    /// the operating system's entropy).
+    pub fn start() -> Result<Self, SessionError> {
+        Self::start_with(BusConfig::default())
+    }
+
+    /// Starts the world with a given bus configuration.
+    pub fn start_with(config: BusConfig) -> Result<Self, SessionError> {
+        let world = World::new();
+        let mut info = SpInfo::new(SP_ID, vec![VIRTIO_MSG_DEVICE_UUID]);
+        info.properties |= props::VM_CREATED | props::VM_DESTROYED;
+        // The manifest's rx_tx-info has the SPMC map the buffers at boot.
+        info.rxtx_premapped = true;
+        let sp = world.spawn_sp(info, move |conduit: SimConduit, mut mapper| {
+            let mut ffa = Ffa::new(conduit);
+            let factory = sp::registry::StandardDevices::new(Some(OsEntropy));
+            match sp::partition::boot(&mut ffa, &mut mapper, factory, config, None) {
+                Ok(()) | Err(BootError::Ffa(_)) => {}
+                Err(e) => log::error!("partition stopped: {e}"),
+            }
+        });
+        Ok(Self {
+            world,
+            sp: Some(sp),
+        })
+    }
+
+    /// The simulated world (for fault and console inspection).
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    /// The partition's endpoint id.
+    pub fn sp_id(&self) -> u16 {
+        SP_ID
+    }
+
+    /// Accesses the partition made outside what it had retrieved (must stay empty).
+    pub fn faults(&self) -> Vec<Fault> {
+        self.world.faults()
+    }
+
+    /// Adds a normal-world endpoint `vm` and opens a bus session from it.
+    pub fn connect(
+        &self,
+        vm: u16,
+        dialect: Dialect,
+        notify: bool,
+    ) -> Result<Connection, SessionError> {
+        let endpoint = self.world.add_vm(vm);
+        Connection::open(endpoint, SP_ID, dialect, notify)
+    }
+}
+
+impl Drop for SimSystem {
+    fn drop(&mut self) {
+        self.world.shutdown();
+        if let Some(sp) = self.sp.take() {
+            let _ = sp.join();
+        }
+    }
+}
+
+/// A normal-world endpoint's connection to the partition: its bus session and its memory.
+pub struct Connection {
+    pub(crate) session: BusSession<SimConduit>,
+    pub(crate) endpoint: VmEndpoint,
+}
+
+impl Connection {
+    /// Opens a session from `endpoint` (FFA_VERSION, then the bus negotiation).
+    pub fn open(
+        endpoint: VmEndpoint,
+        sp_id: u16,
+        dialect: Dialect,
+        notify: bool,
+    ) -> Result<Self, SessionError> {
+        let mut ffa = Ffa::new(endpoint.conduit());
+        ffa.version(ffa::FFA_VERSION)?;
+        // RX/TX buffers: one page each of the endpoint's own memory.
+        let buffers = endpoint.alloc(2);
+        ffa.rxtx_map(buffers, buffers + ffa::memory::PAGE_SIZE, 1)?;
+        if notify {
+            // Without a hypervisor the endpoint creates its own notification bitmap.
+            ffa.notification_bitmap_create(endpoint.id(), 1)?;
+        }
+        let session = BusSession::connect(ffa, endpoint.id(), sp_id, dialect, notify)?;
+        Ok(Self { session, endpoint })
+    }
+
+    /// The bus session.
+    pub fn session(&mut self) -> &mut BusSession<SimConduit> {
+        &mut self.session
+    }
+
+    /// The endpoint (its memory).
+    pub fn endpoint(&self) -> &VmEndpoint {
+        &self.endpoint
+    }
+
+    /// Waits up to `timeout` for an FF-A notification and consumes it.
+    pub fn wait_notification(&mut self, timeout: Duration) -> bool {
+        if !self.endpoint.wait_notification(timeout) {
+            return false;
+        }
+        let own = self.session.own_id();
+        self.session.ffa().notification_get(own).is_ok()
+    }
+}
+
+impl DriverMem for VmEndpoint {
+    fn read(&self, pa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        VmEndpoint::read(self, pa, buf).map_err(|f| fault(&f))
+    }
+
+    fn write(&self, pa: u64, data: &[u8]) -> Result<(), MemError> {
+        VmEndpoint::write(self, pa, data).map_err(|f| fault(&f))
+    }
+}
+
+fn fault(f: &Fault) -> MemError {
+    MemError::Fault { addr: f.addr }
+}
