@@ -5,18 +5,36 @@
 //! - [`channel`]: the transport's [`virtio_msg::driver::Channel`] over that session.
 //! - [`virtqueue`]: the driver side of a split virtqueue.
 //! - [`rng`]: a virtio-rng driver.
-//! - [`sim`]: the default backend, the simulated FF-A world with the partition in-process.
-//! - [`spkg`]: the SP package writer.
+//! - [`platform`]: what the library needs from its environment (memory, doorbell).
+//! - [`sim`] (std): the default backend, the simulated FF-A world with the partition
+//!   in-process.
+//! - [`spkg`] (std): the SP package writer.
+//!
+//! The driver library is `no_std` + `alloc` without the `std` feature, so the bare-metal
+//! normal-world test payload runs the same code over `smc`.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
 
 pub mod channel;
+#[cfg(feature = "std")]
 pub mod entropy;
+pub mod platform;
 pub mod rng;
 pub mod session;
+#[cfg(feature = "std")]
 pub mod sim;
+#[cfg(feature = "std")]
 pub mod spkg;
 pub mod virtqueue;
 
-pub use sim::{Connection, SimSystem};
+use alloc::vec::Vec;
+
+use ffa::Conduit;
+pub use platform::Platform;
+use session::BusSession;
+#[cfg(feature = "std")]
+pub use sim::{SimConnection, SimSystem};
 use virtio_msg::{driver::DeviceClient, transport::DeviceInfo};
 
 /// Virtio device type ids.
@@ -74,7 +92,29 @@ pub enum HostError {
     Device(&'static str),
 }
 
-impl Connection {
+/// A normal-world endpoint's connection to the partition: its bus session and its platform
+/// (memory, doorbell).
+pub struct Connection<C: Conduit, P: Platform> {
+    session: BusSession<C>,
+    platform: P,
+}
+
+impl<C: Conduit, P: Platform> Connection<C, P> {
+    /// Wraps an open bus session and the platform whose memory it shares.
+    pub fn new(session: BusSession<C>, platform: P) -> Self {
+        Self { session, platform }
+    }
+
+    /// The bus session.
+    pub fn session(&mut self) -> &mut BusSession<C> {
+        &mut self.session
+    }
+
+    /// The platform.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
     /// Enumerates the partition's devices (GET_DEVICES, then GET_DEVICE_INFO for each).
     pub fn list_devices(&mut self) -> Result<Vec<DeviceSummary>, HostError> {
         let numbers = self.session.devices()?;
@@ -89,7 +129,7 @@ impl Connection {
     }
 
     /// Opens the first entropy device.
-    pub fn rng(&mut self) -> Result<rng::RngDriver<'_>, HostError> {
+    pub fn rng(&mut self) -> Result<rng::RngDriver<'_, C, P>, HostError> {
         let dev = self
             .list_devices()?
             .into_iter()

@@ -3,31 +3,31 @@
 //! the queue's rings and a data buffer each shared with FFA_MEM_SHARE + AREA_SHARE,
 //! SET_VQUEUE with bus addresses, DRIVER_OK.
 
-use std::time::Duration;
+use alloc::vec::Vec;
 
-use ffa::{bus::Dialect, memory::PAGE_SIZE, sim::VmEndpoint};
+use ffa::{Conduit, bus::Dialect, memory::PAGE_SIZE};
 use virtio_msg::{
     device::{VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1},
     driver::DeviceClient,
 };
 
 use crate::{
-    Connection, HostError,
+    Connection, HostError, Platform,
     session::{BusSession, Event, SharedArea},
-    virtqueue::DriverQueue,
+    virtqueue::{DriverMem, DriverQueue},
 };
 
 /// Size of the data buffer shared with the device (one request at most).
 pub const BUFFER_BYTES: usize = 64 * 1024;
 /// Queue size the driver asks for (at most the device's maximum).
 pub const QUEUE_SIZE: u16 = 64;
-/// How long to wait for a completion notification.
-const NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for a completion notification, in milliseconds.
+const NOTIFY_TIMEOUT_MS: u32 = 5000;
 
 /// An initialised virtio-rng device.
-pub struct RngDriver<'c> {
-    session: &'c mut BusSession<ffa::sim::SimConduit>,
-    mem: &'c VmEndpoint,
+pub struct RngDriver<'c, C: Conduit, P: Platform> {
+    session: &'c mut BusSession<C>,
+    platform: &'c P,
     dev_num: u16,
     queue: DriverQueue,
     ring: SharedArea,
@@ -35,10 +35,25 @@ pub struct RngDriver<'c> {
     closed: bool,
 }
 
-impl<'c> RngDriver<'c> {
+/// Allocates `pages` pages and shares them with the partition as a new area.
+fn share_pages<C: Conduit, P: Platform>(
+    session: &mut BusSession<C>,
+    platform: &P,
+    pages: u32,
+) -> Result<SharedArea, HostError> {
+    let pa = platform
+        .alloc_pages(pages)
+        .ok_or(HostError::Device("out of driver memory"))?;
+    session.share(pa, pages).map_err(|e| {
+        platform.free_pages(pa, pages);
+        HostError::from(e)
+    })
+}
+
+impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
     /// Initialises device `dev_num` of `conn` as an entropy device.
-    pub fn open(conn: &'c mut Connection, dev_num: u16) -> Result<Self, HostError> {
-        let Connection { session, endpoint } = conn;
+    pub fn open(conn: &'c mut Connection<C, P>, dev_num: u16) -> Result<Self, HostError> {
+        let Connection { session, platform } = conn;
         let layout = session.info().dialect.layout();
         let mut client = DeviceClient::new(&mut *session, dev_num, layout)?;
         let info = client.get_device_info()?;
@@ -52,24 +67,21 @@ impl<'c> RngDriver<'c> {
         if size == 0 {
             return Err(HostError::Device("queue 0 does not exist"));
         }
-        drop(client);
 
         // Rings and data buffer: the endpoint's own pages, shared with the partition.
         let ring_len = DriverQueue::layout(size)?.total;
-        let ring_pages = u32::try_from(ring_len.div_ceil(PAGE_SIZE)).unwrap_or(1);
-        let ring_pa = endpoint.alloc(ring_pages);
-        let ring = session.share(ring_pa, ring_pages)?;
+        let ring_pages = u32::try_from(ring_len.div_ceil(PAGE_SIZE)).unwrap_or(u32::MAX);
+        let ring = share_pages(session, &*platform, ring_pages)?;
         let buffer_pages = u32::try_from(BUFFER_BYTES as u64 / PAGE_SIZE).unwrap_or(1);
-        let buffer_pa = endpoint.alloc(buffer_pages);
-        let buffer = session.share(buffer_pa, buffer_pages)?;
-        let queue = DriverQueue::new(&*endpoint, size, ring_pa, ring.bus(0))?;
+        let buffer = share_pages(session, &*platform, buffer_pages)?;
+        let queue = DriverQueue::new(&*platform, size, ring.pa, ring.bus(0))?;
 
         let mut client = DeviceClient::new(&mut *session, dev_num, layout)?;
         client.set_vqueue(0, queue.queue_config())?;
         client.driver_ok()?;
         Ok(Self {
             session,
-            mem: endpoint,
+            platform,
             dev_num,
             queue,
             ring,
@@ -86,14 +98,14 @@ impl<'c> RngDriver<'c> {
             let len = u32::try_from(want).unwrap_or(u32::MAX);
             let head = self
                 .queue
-                .add(self.mem, &[], &[(self.buffer.bus(0), len)])?;
-            self.queue.publish(self.mem)?;
+                .add(self.platform, &[], &[(self.buffer.bus(0), len)])?;
+            self.queue.publish(self.platform)?;
             let layout = self.session.info().dialect.layout();
             DeviceClient::new(&mut *self.session, self.dev_num, layout)?.notify_avail(0)?;
             self.wait_used()?;
             let (done, written) = self
                 .queue
-                .pop_used(self.mem)?
+                .pop_used(self.platform)?
                 .ok_or(HostError::Device("no buffer returned after EVENT_USED"))?;
             if done != head {
                 return Err(HostError::Device("device returned an unknown buffer"));
@@ -104,7 +116,10 @@ impl<'c> RngDriver<'c> {
             let got = usize::try_from(written).unwrap_or(0).min(want);
             let start = out.len();
             out.resize(start + got, 0);
-            crate::virtqueue::DriverMem::read(self.mem, self.buffer.pa, &mut out[start..])?;
+            let dst = out
+                .get_mut(start..)
+                .ok_or(HostError::Device("buffer accounting"))?;
+            DriverMem::read(self.platform, self.buffer.pa, dst)?;
         }
         Ok(out)
     }
@@ -118,8 +133,7 @@ impl<'c> RngDriver<'c> {
             return Ok(());
         }
         if info.notified {
-            let world = self.mem.world();
-            if !self.mem.wait_notification(NOTIFY_TIMEOUT) {
+            if !self.platform.wait_notification(NOTIFY_TIMEOUT_MS) {
                 return Err(HostError::Device("no notification after EVENT_AVAIL"));
             }
             let own = self.session.own_id();
@@ -127,7 +141,6 @@ impl<'c> RngDriver<'c> {
                 .ffa()
                 .notification_get(own)
                 .map_err(crate::session::SessionError::from)?;
-            let _ = world;
         }
         let events = self.session.drain_events()?;
         if events.contains(&Event::Used {
@@ -150,13 +163,13 @@ impl<'c> RngDriver<'c> {
         DeviceClient::new(&mut *self.session, self.dev_num, layout)?.reset()?;
         for area in [self.ring, self.buffer] {
             self.session.unshare(&area)?;
-            let _ = self.mem.free(area.pa, area.pages);
+            self.platform.free_pages(area.pa, area.pages);
         }
         Ok(())
     }
 }
 
-impl Drop for RngDriver<'_> {
+impl<C: Conduit, P: Platform> Drop for RngDriver<'_, C, P> {
     fn drop(&mut self) {
         if let Err(e) = self.close() {
             log::warn!("closing the rng device failed: {e}");

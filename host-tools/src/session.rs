@@ -1,6 +1,8 @@
 //! The driver side of the virtio-msg FF-A bus: one session between this normal-world endpoint
 //! and the partition, over FFA_MSG_SEND_DIRECT_REQ2.
 
+use alloc::{vec, vec::Vec};
+
 use ffa::{
     Conduit, Ffa, VIRTIO_MSG_DEVICE_UUID,
     bus::{self, Dialect, MAX_MSG_SIZE, bus_address, msg},

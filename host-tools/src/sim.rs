@@ -13,6 +13,7 @@ use sp::partition::BootError;
 use virtio_msg::MemError;
 
 use crate::{
+    Connection, Platform,
     entropy::OsEntropy,
     session::{BusSession, SessionError},
     virtqueue::DriverMem,
@@ -76,9 +77,8 @@ impl SimSystem {
         vm: u16,
         dialect: Dialect,
         notify: bool,
-    ) -> Result<Connection, SessionError> {
-        let endpoint = self.world.add_vm(vm);
-        Connection::open(endpoint, SP_ID, dialect, notify)
+    ) -> Result<SimConnection, SessionError> {
+        open(self.world.add_vm(vm), SP_ID, dialect, notify)
     }
 }
 
@@ -91,50 +91,42 @@ impl Drop for SimSystem {
     }
 }
 
-/// A normal-world endpoint's connection to the partition: its bus session and its memory.
-pub struct Connection {
-    pub(crate) session: BusSession<SimConduit>,
-    pub(crate) endpoint: VmEndpoint,
+/// A connection from a simulated normal-world endpoint.
+pub type SimConnection = Connection<SimConduit, VmEndpoint>;
+
+/// Opens a session from `endpoint`: FFA_VERSION, RX/TX buffers from its own pages, its
+/// notification bitmap (when `notify`), then the bus negotiation.
+pub fn open(
+    endpoint: VmEndpoint,
+    sp_id: u16,
+    dialect: Dialect,
+    notify: bool,
+) -> Result<SimConnection, SessionError> {
+    let mut ffa = Ffa::new(endpoint.conduit());
+    ffa.version(ffa::FFA_VERSION)?;
+    let buffers = endpoint.alloc(2);
+    ffa.rxtx_map(buffers, buffers + ffa::memory::PAGE_SIZE, 1)?;
+    if notify {
+        // Without a hypervisor the endpoint creates its own notification bitmap.
+        ffa.notification_bitmap_create(endpoint.id(), 1)?;
+    }
+    let session = BusSession::connect(ffa, endpoint.id(), sp_id, dialect, notify)?;
+    Ok(Connection::new(session, endpoint))
 }
 
-impl Connection {
-    /// Opens a session from `endpoint` (FFA_VERSION, then the bus negotiation).
-    pub fn open(
-        endpoint: VmEndpoint,
-        sp_id: u16,
-        dialect: Dialect,
-        notify: bool,
-    ) -> Result<Self, SessionError> {
-        let mut ffa = Ffa::new(endpoint.conduit());
-        ffa.version(ffa::FFA_VERSION)?;
-        // RX/TX buffers: one page each of the endpoint's own memory.
-        let buffers = endpoint.alloc(2);
-        ffa.rxtx_map(buffers, buffers + ffa::memory::PAGE_SIZE, 1)?;
-        if notify {
-            // Without a hypervisor the endpoint creates its own notification bitmap.
-            ffa.notification_bitmap_create(endpoint.id(), 1)?;
+impl Platform for VmEndpoint {
+    fn alloc_pages(&self, pages: u32) -> Option<u64> {
+        Some(VmEndpoint::alloc(self, pages))
+    }
+
+    fn free_pages(&self, pa: u64, pages: u32) {
+        if let Err(f) = VmEndpoint::free(self, pa, pages) {
+            log::warn!("freeing {pages} pages at {pa:#x}: {f}");
         }
-        let session = BusSession::connect(ffa, endpoint.id(), sp_id, dialect, notify)?;
-        Ok(Self { session, endpoint })
     }
 
-    /// The bus session.
-    pub fn session(&mut self) -> &mut BusSession<SimConduit> {
-        &mut self.session
-    }
-
-    /// The endpoint (its memory).
-    pub fn endpoint(&self) -> &VmEndpoint {
-        &self.endpoint
-    }
-
-    /// Waits up to `timeout` for an FF-A notification and consumes it.
-    pub fn wait_notification(&mut self, timeout: Duration) -> bool {
-        if !self.endpoint.wait_notification(timeout) {
-            return false;
-        }
-        let own = self.session.own_id();
-        self.session.ffa().notification_get(own).is_ok()
+    fn wait_notification(&self, timeout_ms: u32) -> bool {
+        VmEndpoint::wait_notification(self, Duration::from_millis(u64::from(timeout_ms)))
     }
 }
 

@@ -16,7 +16,8 @@
 //! the queue size. Descriptors are never read back from shared memory: the free list and each
 //! chain's shape are kept in private memory.
 
-use std::sync::atomic::{Ordering, fence};
+use alloc::{vec, vec::Vec};
+use core::sync::atomic::{Ordering, fence};
 
 use virtio_msg::{MemError, device::QueueConfig};
 

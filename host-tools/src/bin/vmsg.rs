@@ -8,7 +8,7 @@ use std::{
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ffa::bus::Dialect;
-use vmsg_host::{Connection, SimSystem};
+use vmsg_host::{SimConnection, SimSystem};
 
 /// Drives the virtio-msg FF-A secure partition: lists its devices, pings its bus, reads its
 /// entropy device. The default backend is the simulated FF-A world with the partition core
@@ -142,7 +142,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn print_devices(conn: &mut Connection) -> Result<(), Box<dyn std::error::Error>> {
+fn print_devices(conn: &mut SimConnection) -> Result<(), Box<dyn std::error::Error>> {
     let devices = conn.list_devices()?;
     println!("{} device(s):", devices.len());
     for d in devices {
