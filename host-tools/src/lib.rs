@@ -110,6 +110,11 @@ impl<C: Conduit, P: Platform> Connection<C, P> {
         &mut self.session
     }
 
+    /// Ends the connection, giving the bus session back.
+    pub fn into_session(self) -> BusSession<C> {
+        self.session
+    }
+
     /// The platform.
     pub fn platform(&self) -> &P {
         &self.platform

@@ -17,8 +17,11 @@ use virtio_msg::{
 };
 use zerocopy::IntoBytes;
 
-/// Times a G3 request is retried when the partition answers with the busy sentinel.
+/// Times a G3 request is retried when the partition answers with the busy sentinel (as the
+/// Linux G3 driver does).
 pub const BUSY_RETRIES: usize = 3;
+/// Times a request is retried when the SPMC reports the partition busy (FFA_ERROR(BUSY)).
+pub const FFA_BUSY_RETRIES: usize = 10_000;
 
 /// A failed bus operation.
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +176,11 @@ impl<C: Conduit> BusSession<C> {
         &mut self.ffa
     }
 
+    /// Ends the session, giving the FF-A interface back.
+    pub fn into_ffa(self) -> Ffa<C> {
+        self.ffa
+    }
+
     /// This endpoint's id.
     pub fn own_id(&self) -> u16 {
         self.own_id
@@ -199,9 +207,7 @@ impl<C: Conduit> BusSession<C> {
         }
         let payload = bus::frame_to_regs(frame);
         for _ in 0..=BUSY_RETRIES {
-            let regs =
-                self.ffa
-                    .direct_req2(self.own_id, self.sp_id, VIRTIO_MSG_DEVICE_UUID, payload)?;
+            let regs = self.direct_req2(payload)?;
             let bytes = bus::regs_to_frame(&regs);
             if bytes.iter().all(|b| *b == 0) {
                 if self.info.dialect == Dialect::G2 {
@@ -219,6 +225,27 @@ impl<C: Conduit> BusSession<C> {
                 return Err(SessionError::ErrorFrame(original));
             }
             return Ok((out, n));
+        }
+        Err(SessionError::Busy)
+    }
+
+    /// DIRECT_REQ2 to the partition. The SPMC answers FFA_ERROR(BUSY) while the partition runs
+    /// another endpoint's request: that is retried with a short back-off (bounded).
+    fn direct_req2(&mut self, payload: [u64; 14]) -> Result<[u64; 14], SessionError> {
+        let mut backoff = 64u32;
+        for _ in 0..FFA_BUSY_RETRIES {
+            match self
+                .ffa
+                .direct_req2(self.own_id, self.sp_id, VIRTIO_MSG_DEVICE_UUID, payload)
+            {
+                Err(ffa::Error::Ffa(ffa::arm_ffa::FfaError::Busy)) => {
+                    for _ in 0..backoff {
+                        core::hint::spin_loop();
+                    }
+                    backoff = backoff.saturating_mul(2).min(1 << 16);
+                }
+                other => return Ok(other?),
+            }
         }
         Err(SessionError::Busy)
     }
