@@ -238,3 +238,121 @@ pub fn boot<C: Conduit, M: NsMapper, F: DeviceFactory>(
     run(ffa, mapper, &mut partition)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use ffa::{
+        bus::{RetrievedArea, ServiceError, msg},
+        memory::{MapError, ShareKind},
+    };
+
+    use super::*;
+    use crate::{devices::rng::CountingEntropy, registry::StandardDevices};
+
+    /// Services that refuse all memory (the tests here need none).
+    struct NoMemory;
+
+    impl BusServices for NoMemory {
+        fn retrieve(
+            &mut self,
+            _: u16,
+            _: u64,
+            _: u64,
+            _: ShareKind,
+        ) -> Result<RetrievedArea, ServiceError> {
+            Err(ServiceError::Refused)
+        }
+        fn relinquish(&mut self, _: &RetrievedArea) -> Result<(), ServiceError> {
+            Ok(())
+        }
+        fn read(&self, _: u64, _: &mut [u8]) -> Result<(), MapError> {
+            Err(MapError::NotMapped)
+        }
+        fn write(&self, _: u64, _: &[u8]) -> Result<(), MapError> {
+            Err(MapError::NotMapped)
+        }
+        fn notify(&mut self, _: u16, _: u16) -> Result<(), ServiceError> {
+            Ok(())
+        }
+    }
+
+    fn partition() -> Partition<StandardDevices<CountingEntropy>> {
+        Partition::new(
+            0x8001,
+            StandardDevices::new(Some(CountingEntropy::default())),
+            BusConfig::default(),
+        )
+    }
+
+    /// A G2 VERSION request (16 bytes) as payload registers.
+    fn g2_version() -> [u64; bus::PAYLOAD_REGS] {
+        let mut frame = [0u8; 16];
+        msg::write_bus_frame(
+            &mut frame,
+            false,
+            msg::VERSION,
+            0,
+            1,
+            &[0, 0, 1, 0, 1, 0, 0, 0],
+        )
+        .unwrap();
+        bus::frame_to_regs(&frame)
+    }
+
+    #[test]
+    fn one_instance_per_endpoint_and_a_bound_on_endpoints() {
+        let mut p = partition();
+        for vm in 0..MAX_ENDPOINTS as u16 {
+            let answer = p
+                .handle_req2(vm, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory)
+                .unwrap();
+            let frame = bus::regs_to_frame(&answer);
+            assert_eq!(&frame[..2], &[0x03, msg::VERSION]);
+            assert_eq!(p.instance(vm).unwrap().device_count(), 1);
+        }
+        assert_eq!(p.endpoints(), MAX_ENDPOINTS);
+        assert_eq!(
+            p.handle_req2(0x7000, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory),
+            Err(FfaError::NoMemory)
+        );
+        // Known endpoints are still served.
+        assert!(
+            p.handle_req2(3, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory)
+                .is_ok()
+        );
+        // A destroyed endpoint frees its slot.
+        p.endpoint_destroyed(3, &mut NoMemory);
+        assert!(p.instance(3).is_none());
+        assert!(
+            p.handle_req2(0x7000, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn other_services_are_refused_and_nil_uuid_accepted() {
+        let mut p = partition();
+        let other = ffa::arm_ffa::Uuid::from_u128(0x1234);
+        assert_eq!(
+            p.handle_req2(1, other, &g2_version(), &mut NoMemory),
+            Err(FfaError::InvalidParameters)
+        );
+        assert_eq!(p.endpoints(), 0);
+        assert!(
+            p.handle_req2(1, ffa::arm_ffa::Uuid::nil(), &g2_version(), &mut NoMemory)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn no_entropy_no_devices() {
+        let mut p = Partition::new(
+            0x8001,
+            StandardDevices::<CountingEntropy>::new(None),
+            BusConfig::default(),
+        );
+        p.handle_req2(1, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory)
+            .unwrap();
+        assert_eq!(p.instance(1).unwrap().device_count(), 0);
+    }
+}

@@ -4,7 +4,7 @@ use alloc::{boxed::Box, vec::Vec};
 
 use virtio_msg::{
     Header, Layout,
-    bus::{BusRequest, BusResponse, DEVICE_STATE_READY, GetDevicesOrder},
+    bus::{BusRequest, BusResponse, GetDevicesOrder},
     device::{DeviceTransport, Event as EngineEvent, VirtioDevice},
     header::{HEADER_SIZE, TYPE_BUS, TYPE_RESPONSE},
     ids,
@@ -810,17 +810,6 @@ impl BusInstance {
             Some(()) => Reply::Frame(HEADER_SIZE),
             None => Reply::Busy,
         }
-    }
-
-    /// Marks device `dev` ready (EVENT_DEVICE READY is queued for G3 drivers).
-    pub fn announce(&mut self, dev: u16, services: &mut dyn BusServices) {
-        self.queue_event(
-            PendingEvent::Device {
-                dev,
-                state: DEVICE_STATE_READY,
-            },
-            services,
-        );
     }
 }
 
