@@ -1,11 +1,13 @@
 # virtio-msg secure partition: build, run, test.
 #
 #   make run    the SP serving its devices to the `vmsg` host tool, in the simulated FF-A world
-#   make test   every test: unit, integration, end to end, lints
+#   make test   every test: unit, integration, end to end, lints, the SP image booted on QEMU
+#   make sp     the aarch64 SP image and its package for Hafnium: out/sp.bin, out/virtio-msg-sp.dtb,
+#               out/virtio-msg-sp.pkg (see manifests/README.md)
 
 CARGO ?= cargo
 
-.PHONY: all run test check lint fmt toolchain clean
+.PHONY: all run test check lint fmt toolchain clean sp
 
 all: test
 
@@ -18,15 +20,36 @@ run: toolchain
 	$(CARGO) build -q -p host-tools --bin vmsg
 	./target/debug/vmsg demo
 
-test: toolchain lint
+# tests/tests/qemu.rs boots the SP image (it runs `make sp` itself too, a no-op by then).
+test: toolchain lint sp
 	$(CARGO) test --workspace --all-features
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -q --workspace --all-targets --all-features -- -D warnings
+	$(CARGO) clippy -q --target $(SP_TARGET) -p sp -p sp-qemu -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
 
 clean:
 	$(CARGO) clean
+
+# The SP image: built for aarch64-unknown-none at opt-level "z" (size; the workspace release
+# profile says "s"), turned into a raw binary, packaged with its manifest (SPKG v2).
+SP_TARGET := aarch64-unknown-none
+SP_TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+OUT ?= out
+DTC ?= dtc
+# Any of these writes the raw binary; .ci/run installs binutils-aarch64-linux-gnu if none is there.
+OBJCOPY ?= $(firstword $(foreach t,rust-objcopy llvm-objcopy aarch64-linux-gnu-objcopy,$(shell command -v $(t) 2>/dev/null)))
+
+sp: toolchain
+	@test -n "$(OBJCOPY)" || { echo "make sp: no objcopy (install llvm or binutils-aarch64-linux-gnu)" >&2; exit 1; }
+	@command -v $(DTC) >/dev/null || { echo "make sp: no dtc (install device-tree-compiler)" >&2; exit 1; }
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=z $(CARGO) build -q --release --target $(SP_TARGET) -p sp-qemu
+	$(CARGO) build -q -p host-tools --bin spkg
+	@mkdir -p $(OUT)
+	$(OBJCOPY) -O binary $(SP_TARGET_DIR)/$(SP_TARGET)/release/sp-qemu $(OUT)/sp.bin
+	$(DTC) -q -I dts -O dtb -o $(OUT)/virtio-msg-sp.dtb manifests/virtio-msg-sp.dts
+	$(SP_TARGET_DIR)/debug/spkg --manifest $(OUT)/virtio-msg-sp.dtb --image $(OUT)/sp.bin --output $(OUT)/virtio-msg-sp.pkg

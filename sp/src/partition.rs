@@ -302,7 +302,7 @@ mod tests {
     #[test]
     fn one_instance_per_endpoint_and_a_bound_on_endpoints() {
         let mut p = partition();
-        for vm in 0..MAX_ENDPOINTS as u16 {
+        for vm in 0..u16::try_from(MAX_ENDPOINTS).unwrap() {
             let answer = p
                 .handle_req2(vm, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory)
                 .unwrap();

@@ -1078,14 +1078,24 @@ pub(crate) fn encode_event(
                 offset: offset.into(),
                 length: wire_len(data.len())?,
             };
-            let h = head(TYPE_TRANSPORT_REQUEST, ids::transport::EVENT_CONFIG, dev_num, 0);
+            let h = head(
+                TYPE_TRANSPORT_REQUEST,
+                ids::transport::EVENT_CONFIG,
+                dev_num,
+                0,
+            );
             emit(out, h, &[raw.as_bytes(), data])
         }
         DeviceEvent::Used { vq_index } => {
             let raw = IndexMsg {
                 index: vq_index.into(),
             };
-            let h = head(TYPE_TRANSPORT_REQUEST, ids::transport::EVENT_USED, dev_num, 0);
+            let h = head(
+                TYPE_TRANSPORT_REQUEST,
+                ids::transport::EVENT_USED,
+                dev_num,
+                0,
+            );
             emit(out, h, &[raw.as_bytes()])
         }
     }
@@ -1132,9 +1142,11 @@ pub(crate) fn encode_bus_request(
         }
         BusRequest::Ping { data } => {
             let raw = PingMsg { data: data.into() };
-            emit(out, head(TYPE_BUS_REQUEST, ids::bus::PING, 0, token), &[
-                raw.as_bytes(),
-            ])
+            emit(
+                out,
+                head(TYPE_BUS_REQUEST, ids::bus::PING, 0, token),
+                &[raw.as_bytes()],
+            )
         }
     }
 }
