@@ -53,3 +53,14 @@ sp: toolchain
 	$(OBJCOPY) -O binary $(SP_TARGET_DIR)/$(SP_TARGET)/release/sp-qemu $(OUT)/sp.bin
 	$(DTC) -q -I dts -O dtb -o $(OUT)/virtio-msg-sp.dtb manifests/virtio-msg-sp.dts
 	$(SP_TARGET_DIR)/debug/spkg --manifest $(OUT)/virtio-msg-sp.dtb --image $(OUT)/sp.bin --output $(OUT)/virtio-msg-sp.pkg
+
+# The normal-world test payload: a BL33 image for QEMU virt (entered at NS-EL2 at 0x60000000)
+# that drives the partition over real FF-A calls; built and converted like the SP image.
+# tests/tests/qemu_payload.rs boots it (and runs `make payload` itself, a no-op when done).
+.PHONY: payload
+payload: toolchain
+	@test -n "$(OBJCOPY)" || { echo "make payload: no objcopy (install llvm or binutils-aarch64-linux-gnu)" >&2; exit 1; }
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=z $(CARGO) build -q --release --target $(SP_TARGET) -p nwd-payload
+	@mkdir -p $(OUT)
+	$(OBJCOPY) -O binary $(SP_TARGET_DIR)/$(SP_TARGET)/release/nwd-payload $(OUT)/nwd-payload.bin
+	@echo "$(OUT)/nwd-payload.bin: $$(wc -c < $(OUT)/nwd-payload.bin) bytes"

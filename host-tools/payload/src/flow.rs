@@ -1,0 +1,395 @@
+//! The checks the payload runs, in order:
+//!
+//! 1. `FFA_VERSION(1.2)`: no answer means no SPMD/SPMC (the run stops with `no FF-A: …` and
+//!    `no virtio-msg partition answered`);
+//! 2. `FFA_ID_GET`, `FFA_RXTX_MAP` (64-bit, the machine's own two pages);
+//! 3. `FFA_PARTITION_INFO_GET` for the virtio-msg device UUID (none: `no virtio-msg partition
+//!    answered`, and the run stops);
+//! 4. for each dialect, G3 (polling) then G2, with the driver library of the `vmsg` tool:
+//!    VERSION negotiation, PING, one page shared and unshared (`FFA_MEM_SHARE` + AREA_SHARE,
+//!    AREA_UNSHARE + `FFA_MEM_RECLAIM`), GET_DEVICES and GET_DEVICE_INFO, then every device
+//!    initialised: the rng read (64 KiB, [`crate::quality`] check, a second read that must
+//!    differ) and closed (reset, areas reclaimed); devices the payload has no driver for are
+//!    initialised (features negotiated) and reset. G3 ends with a bus RESET, so that the
+//!    partition starts the G2 driver on a clean instance.
+//!
+//! Every check prints one `PASS`/`FAIL` line; the last line is `N passed, M failed`.
+
+use alloc::{format, string::String, vec::Vec};
+use core::fmt::Write;
+
+use ffa::{
+    Conduit, FFA_VERSION, Ffa, VIRTIO_MSG_DEVICE_UUID,
+    arm_ffa::{Version, partition_info::PartitionInfo},
+    bus::Dialect,
+};
+use virtio_msg::{
+    device::{VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1},
+    driver::DeviceClient,
+};
+use vmsg_host::{
+    Connection, DeviceSummary, HostError, Platform, device_name, rng::RngDriver,
+    session::BusSession, virtio_ids,
+};
+
+use crate::{
+    quality,
+    report::{Report, Summary},
+};
+
+/// Bytes of entropy read from each rng device (one request of the driver's buffer).
+pub const RNG_READ_BYTES: usize = 64 * 1024;
+/// Bytes of the second read, which must differ from the first.
+pub const RNG_SECOND_READ_BYTES: usize = 4096;
+/// Line printed when FF-A answers but no partition offers the virtio-msg UUID (or when FF-A
+/// itself is missing).
+pub const NO_PARTITION: &str = "no virtio-msg partition answered";
+/// Start of the line printed when `FFA_VERSION` gets no answer.
+pub const NO_FFA: &str = "no FF-A";
+
+/// What the flow needs from the machine it runs on.
+pub trait Machine {
+    /// The FF-A conduit (`smc` on the machine).
+    type Conduit: Conduit;
+    /// Driver memory.
+    type Platform: Platform;
+
+    /// A conduit over the endpoint's RX/TX buffers; `None` while another one is alive (each
+    /// bus session owns one, and they are opened one after the other).
+    fn conduit(&mut self) -> Option<Self::Conduit>;
+    /// (TX address, RX address, pages of each) for `FFA_RXTX_MAP`.
+    fn rxtx(&self) -> (u64, u64, u32);
+    /// Driver memory for rings and buffers.
+    fn platform(&self) -> &Self::Platform;
+    /// How a missing FF-A showed itself (called after `FFA_VERSION` got no answer).
+    fn no_ffa_reason(&self) -> &'static str;
+}
+
+/// Short name of a dialect in result lines.
+fn tag(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::G3 => "g3",
+        Dialect::G2 => "g2",
+    }
+}
+
+/// The partition found by `FFA_PARTITION_INFO_GET`.
+#[derive(Clone, Copy, Debug)]
+struct Partition {
+    id: u16,
+}
+
+/// Runs every check on `machine`, writing lines to `out`; returns the counts (also printed).
+pub fn run<M: Machine, W: Write>(machine: &mut M, out: W) -> Summary {
+    let mut r = Report::new(out);
+    r.line(format_args!("{}", crate::BANNER));
+    let Some((own_id, partition)) = discover(machine, &mut r) else {
+        return r.finish();
+    };
+    for dialect in [Dialect::G3, Dialect::G2] {
+        exercise(machine, &mut r, own_id, partition, dialect);
+    }
+    r.finish()
+}
+
+/// Steps 1 to 3: FF-A, buffers, the partition. `None` stops the run.
+fn discover<M: Machine, W: Write>(machine: &mut M, r: &mut Report<W>) -> Option<(u16, Partition)> {
+    let Some(conduit) = machine.conduit() else {
+        r.fail(format_args!("ffa: no RX/TX buffers for the conduit"));
+        return None;
+    };
+    let mut ffa = Ffa::new(conduit);
+    match ffa.version(FFA_VERSION) {
+        Ok(callee) if ffa.negotiated() >= Version(1, 2) => r.pass(format_args!(
+            "ffa: FFA_VERSION (callee {callee}, using {})",
+            ffa.negotiated()
+        )),
+        Ok(callee) => {
+            r.fail(format_args!(
+                "ffa: FFA_VERSION: callee speaks {callee}, the bus needs 1.2"
+            ));
+            r.line(format_args!("{NO_PARTITION}"));
+            return None;
+        }
+        Err(e) => {
+            r.line(format_args!("{NO_FFA}: {} ({e})", machine.no_ffa_reason()));
+            r.fail(format_args!("ffa: FFA_VERSION not answered: {e}"));
+            r.line(format_args!("{NO_PARTITION}"));
+            return None;
+        }
+    }
+    let own_id = match ffa.id_get() {
+        Ok(id) => {
+            r.pass(format_args!("ffa: FFA_ID_GET (endpoint {id:#06x})"));
+            id
+        }
+        Err(e) => {
+            r.fail(format_args!("ffa: FFA_ID_GET: {e}"));
+            return None;
+        }
+    };
+    let (tx, rx, pages) = machine.rxtx();
+    match ffa.rxtx_map(tx, rx, pages) {
+        Ok(()) => r.pass(format_args!(
+            "ffa: FFA_RXTX_MAP (tx {tx:#x}, rx {rx:#x}, {pages} page(s) each)"
+        )),
+        Err(e) => {
+            r.fail(format_args!("ffa: FFA_RXTX_MAP: {e}"));
+            return None;
+        }
+    }
+    let found = match ffa.partition_info_get(VIRTIO_MSG_DEVICE_UUID) {
+        Ok(infos) => infos,
+        Err(e) => {
+            r.fail(format_args!(
+                "ffa: FFA_PARTITION_INFO_GET({VIRTIO_MSG_DEVICE_UUID}): {e}"
+            ));
+            r.line(format_args!("{NO_PARTITION}"));
+            return None;
+        }
+    };
+    let Some(info) = found.first() else {
+        r.fail(format_args!(
+            "ffa: FFA_PARTITION_INFO_GET({VIRTIO_MSG_DEVICE_UUID}): no partition"
+        ));
+        r.line(format_args!("{NO_PARTITION}"));
+        return None;
+    };
+    r.pass(format_args!(
+        "ffa: FFA_PARTITION_INFO_GET (partition {:#06x} of {} offers {VIRTIO_MSG_DEVICE_UUID})",
+        info.partition_id,
+        found.len()
+    ));
+    check_properties(r, info);
+    Some((
+        own_id,
+        Partition {
+            id: info.partition_id,
+        },
+    ))
+}
+
+/// The partition must take DIRECT_REQ2 and run in AArch64 (the G3 driver's conditions).
+fn check_properties<W: Write>(r: &mut Report<W>, info: &PartitionInfo) {
+    let p = &info.props;
+    if p.support_direct_req2_rec == Some(true) && p.is_aarch64 {
+        r.pass(format_args!(
+            "ffa: partition properties (DIRECT_REQ2 receipt, AArch64)"
+        ));
+    } else {
+        r.fail(format_args!(
+            "ffa: partition properties: DIRECT_REQ2 receipt {:?}, AArch64 {}",
+            p.support_direct_req2_rec, p.is_aarch64
+        ));
+    }
+}
+
+/// Step 4 for one dialect.
+fn exercise<M: Machine, W: Write>(
+    machine: &mut M,
+    r: &mut Report<W>,
+    own_id: u16,
+    partition: Partition,
+    dialect: Dialect,
+) {
+    let t = tag(dialect);
+    let Some(conduit) = machine.conduit() else {
+        r.fail(format_args!(
+            "{t}: no conduit (the previous session kept it)"
+        ));
+        return;
+    };
+    // FFA_VERSION was negotiated at 1.2 already: a new `Ffa` encodes at 1.2 from the start.
+    let session = match BusSession::connect(Ffa::new(conduit), own_id, partition.id, dialect, false)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            r.fail(format_args!("{t}: version negotiated: {e}"));
+            return;
+        }
+    };
+    let info = session.info();
+    match dialect {
+        Dialect::G3 => r.pass(format_args!(
+            "{t}: version negotiated (probe and echo; bus features {:#x}, max areas {}, \
+             partition FF-A {:#x}, events {})",
+            info.bus_features,
+            info.max_areas,
+            info.ffa_version,
+            if info.notified { "notified" } else { "polled" }
+        )),
+        Dialect::G2 => r.pass(format_args!(
+            "{t}: version negotiated (bus features {:#x}, max areas {})",
+            info.bus_features, info.max_areas
+        )),
+    }
+    let mut conn = Connection::new(session, machine.platform());
+
+    let value = 0x5a5a_0000 | u32::from(own_id);
+    match conn.session().ping(value) {
+        Ok(v) if v == value => r.pass(format_args!("{t}: ping ({value:#x} echoed)")),
+        Ok(v) => r.fail(format_args!("{t}: ping: sent {value:#x}, got {v:#x}")),
+        Err(e) => r.fail(format_args!("{t}: ping: {e}")),
+    }
+
+    match share_one_page(&mut conn) {
+        Ok(d) => r.pass(format_args!(
+            "{t}: FFA_MEM_SHARE + AREA_SHARE, AREA_UNSHARE + FFA_MEM_RECLAIM ({d})"
+        )),
+        Err(e) => r.fail(format_args!("{t}: memory share: {e}")),
+    }
+
+    match conn.list_devices() {
+        Ok(devices) if !devices.is_empty() => {
+            r.pass(format_args!(
+                "{t}: GET_DEVICES ({} device(s): {})",
+                devices.len(),
+                describe(&devices)
+            ));
+            for dev in &devices {
+                match dev.info.device_id {
+                    virtio_ids::ENTROPY => exercise_rng(&mut conn, r, t, dev.dev_num),
+                    _ => initialise_other(&mut conn, r, t, dev),
+                }
+            }
+        }
+        Ok(_) => r.fail(format_args!(
+            "{t}: GET_DEVICES: the partition offers no device"
+        )),
+        Err(e) => r.fail(format_args!("{t}: GET_DEVICES: {e}")),
+    }
+
+    if dialect == Dialect::G3 {
+        match conn.session().reset() {
+            Ok(()) => r.pass(format_args!("{t}: bus RESET")),
+            Err(e) => r.fail(format_args!("{t}: bus RESET: {e}")),
+        }
+    }
+}
+
+fn describe(devices: &[DeviceSummary]) -> String {
+    let mut s = String::new();
+    for (i, d) in devices.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let _ = write!(s, "{sep}{} {}", d.dev_num, device_name(d.info.device_id));
+    }
+    s
+}
+
+/// Shares one page with known contents and takes it back; returns a description.
+fn share_one_page<C: Conduit, P: Platform>(
+    conn: &mut Connection<C, P>,
+) -> Result<String, HostError> {
+    let pa = conn
+        .platform()
+        .alloc_pages(1)
+        .ok_or(HostError::Device("out of driver memory"))?;
+    let result = (|| {
+        let pattern: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+        conn.platform().write(pa, &pattern)?;
+        let area = conn.session().share(pa, 1)?;
+        let unshared = conn.session().unshare(&area);
+        unshared?;
+        // The partition must not have changed the page (it was shared for reading back only).
+        let mut back = alloc::vec![0u8; 4096];
+        conn.platform().read(pa, &mut back)?;
+        if back != pattern {
+            return Err(HostError::Device("the shared page changed"));
+        }
+        Ok(format!("handle {:#x}, area {}", area.handle, area.id))
+    })();
+    conn.platform().free_pages(pa, 1);
+    result
+}
+
+fn exercise_rng<C: Conduit, P: Platform, W: Write>(
+    conn: &mut Connection<C, P>,
+    r: &mut Report<W>,
+    t: &str,
+    dev: u16,
+) {
+    let mut rng = match RngDriver::open(conn, dev) {
+        Ok(rng) => {
+            r.pass(format_args!(
+                "{t}: rng {dev}: initialised (VERSION_1 | ACCESS_PLATFORM, queue and buffer shared, DRIVER_OK)"
+            ));
+            rng
+        }
+        Err(e) => {
+            r.fail(format_args!("{t}: rng {dev}: initialise: {e}"));
+            return;
+        }
+    };
+    let first = match rng.read(RNG_READ_BYTES) {
+        Ok(bytes) if bytes.len() == RNG_READ_BYTES => {
+            match quality::check(&bytes) {
+                Ok(stats) => r.pass(format_args!(
+                    "{t}: rng {dev}: read {} bytes ({stats})",
+                    bytes.len()
+                )),
+                Err(e) => r.fail(format_args!("{t}: rng {dev}: entropy check: {e}")),
+            }
+            Some(bytes)
+        }
+        Ok(bytes) => {
+            r.fail(format_args!(
+                "{t}: rng {dev}: read: {} bytes instead of {RNG_READ_BYTES}",
+                bytes.len()
+            ));
+            None
+        }
+        Err(e) => {
+            r.fail(format_args!("{t}: rng {dev}: read: {e}"));
+            None
+        }
+    };
+    match rng.read(RNG_SECOND_READ_BYTES) {
+        Ok(second) => {
+            let repeated = first
+                .as_deref()
+                .and_then(|f| f.get(..second.len()))
+                .is_some_and(|f| f == second.as_slice());
+            if repeated {
+                r.fail(format_args!(
+                    "{t}: rng {dev}: second read repeats the first"
+                ));
+            } else {
+                r.pass(format_args!(
+                    "{t}: rng {dev}: second read ({} bytes, differs from the first)",
+                    second.len()
+                ));
+            }
+        }
+        Err(e) => r.fail(format_args!("{t}: rng {dev}: second read: {e}")),
+    }
+    match rng.close() {
+        Ok(()) => r.pass(format_args!(
+            "{t}: rng {dev}: closed (device reset, areas unshared and reclaimed)"
+        )),
+        Err(e) => r.fail(format_args!("{t}: rng {dev}: close: {e}")),
+    }
+}
+
+/// A device the payload has no driver for: feature negotiation, then reset.
+fn initialise_other<C: Conduit, P: Platform, W: Write>(
+    conn: &mut Connection<C, P>,
+    r: &mut Report<W>,
+    t: &str,
+    dev: &DeviceSummary,
+) {
+    let name = device_name(dev.info.device_id);
+    let n = dev.dev_num;
+    let layout = conn.session().info().dialect.layout();
+    let result = (|| -> Result<u64, HostError> {
+        let mut client = DeviceClient::new(conn.session(), n, layout)?;
+        let features = client.initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)?;
+        client.reset()?;
+        Ok(features)
+    })();
+    match result {
+        Ok(features) => r.pass(format_args!(
+            "{t}: {name} {n}: initialised (features {features:#x}) and reset (no driver in the payload)"
+        )),
+        Err(e) => r.fail(format_args!("{t}: {name} {n}: initialise: {e}")),
+    }
+}

@@ -1,0 +1,84 @@
+//! The EL2 runtime of the payload image (only built for `aarch64-unknown-none`).
+//!
+//! Boot: TF-A (or QEMU's loader) enters the first byte of the image at NS-EL2 with the MMU and
+//! caches off. aarch64-rt's entry code switches on the [initial page table](mmu) first (so
+//! atomics, locks and the allocator work), clears .bss, sets the stack and the [exception
+//! vectors](exceptions) (VBAR_EL2) and calls [`main`], which lets EL2 use FP/SIMD, starts the
+//! [heap] and the [console], runs the checks ([`nwd_payload::flow::run`]) on this
+//! [machine](platform::Payload), and powers off with PSCI `SYSTEM_OFF`.
+
+mod conduit;
+mod console;
+mod exceptions;
+mod heap;
+mod linker;
+mod mmu;
+mod platform;
+
+use core::{arch::asm, panic::PanicInfo};
+
+use nwd_payload::STACK_PAGES;
+
+aarch64_rt::entry!(main, STACK_PAGES);
+aarch64_rt::initial_pagetable!(mmu::initial_pagetable());
+
+/// Entered from aarch64-rt's entry code with the MMU and caches on.
+fn main(_x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
+    // Nothing before this point uses FP/SIMD registers; everything after may (the target has
+    // NEON, and the compiler uses it for copies).
+    allow_fp_at_el2();
+    run()
+}
+
+/// Clears CPTR_EL2.TFP (bit 10), so FP/SIMD instructions at EL2 do not trap. Its reset value
+/// is UNKNOWN; aarch64-rt only sets CPACR_EL1, which does not govern EL2 (HCR_EL2.E2H = 0).
+fn allow_fp_at_el2() {
+    // SAFETY: a read-modify-write of the FP trap control of our own exception level; no memory
+    // is touched.
+    unsafe {
+        asm!(
+            "mrs {t}, cptr_el2",
+            "bic {t}, {t}, #(1 << 10)",
+            "msr cptr_el2, {t}",
+            "isb",
+            t = out(reg) _,
+            options(nomem, nostack, preserves_flags),
+        );
+    }
+}
+
+#[inline(never)]
+fn run() -> ! {
+    heap::init();
+    console::init();
+    let Some(mut machine) = platform::Payload::new() else {
+        console::emergency(format_args!("FAIL payload: driver memory window unusable"));
+        power_off()
+    };
+    let summary = nwd_payload::flow::run(&mut machine, console::Console);
+    log::debug!("run ended: {summary}");
+    power_off()
+}
+
+/// PSCI `SYSTEM_OFF`; if it returns, says so and parks the CPU.
+fn power_off() -> ! {
+    if let Err(e) = smccc::psci::system_off::<smccc::Smc>() {
+        console::emergency(format_args!("INFO PSCI SYSTEM_OFF failed: {e:?}; halting"));
+    }
+    halt()
+}
+
+/// Waits for interrupts forever (they are masked, so this only parks the CPU).
+fn halt() -> ! {
+    loop {
+        // SAFETY: WFI only waits.
+        unsafe { asm!("wfi", options(nomem, nostack, preserves_flags)) };
+    }
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    console::emergency(format_args!("PANIC {info}"));
+    console::emergency(format_args!("FAIL payload: panicked, no result line"));
+    power_off()
+}

@@ -1,0 +1,165 @@
+//! The payload's checks run against the simulated FF-A world (the partition core in-process),
+//! through the same `Machine` interface the image implements over `smc`.
+
+use ffa::sim::{SimConduit, VmEndpoint, World};
+use nwd_payload::{
+    BANNER,
+    flow::{self, Machine, NO_FFA, NO_PARTITION},
+};
+use vmsg_host::SimSystem;
+
+/// A normal-world endpoint of the simulated world as the payload's machine.
+struct SimMachine {
+    endpoint: VmEndpoint,
+    rxtx: u64,
+}
+
+impl SimMachine {
+    fn new(world: &World, id: u16) -> Self {
+        let endpoint = world.add_vm(id);
+        let rxtx = endpoint.alloc(2);
+        Self { endpoint, rxtx }
+    }
+}
+
+impl Machine for SimMachine {
+    type Conduit = SimConduit;
+    type Platform = VmEndpoint;
+
+    fn conduit(&mut self) -> Option<SimConduit> {
+        Some(self.endpoint.conduit())
+    }
+
+    fn rxtx(&self) -> (u64, u64, u32) {
+        (self.rxtx, self.rxtx + 4096, 1)
+    }
+
+    fn platform(&self) -> &VmEndpoint {
+        &self.endpoint
+    }
+
+    fn no_ffa_reason(&self) -> &'static str {
+        "simulated"
+    }
+}
+
+fn lines(out: &str) -> Vec<&str> {
+    out.lines().collect()
+}
+
+#[test]
+fn every_check_passes_against_the_partition() {
+    let sys = SimSystem::start().unwrap();
+    let mut machine = SimMachine::new(sys.world(), 1);
+    let mut out = String::new();
+    let summary = flow::run(&mut machine, &mut out);
+    println!("{out}");
+    let lines = lines(&out);
+    assert_eq!(lines.first(), Some(&BANNER));
+    assert!(summary.ok(), "{out}");
+    assert_eq!(
+        lines.last().copied(),
+        Some(format!("{} passed, 0 failed", summary.passed).as_str())
+    );
+    assert!(!out.contains("FAIL"), "{out}");
+    for needle in [
+        "PASS ffa: FFA_VERSION",
+        "PASS ffa: FFA_ID_GET (endpoint 0x0001)",
+        "PASS ffa: FFA_RXTX_MAP",
+        "PASS ffa: FFA_PARTITION_INFO_GET (partition 0x8001",
+        "PASS ffa: partition properties",
+        "PASS g3: version negotiated",
+        "PASS g3: ping",
+        "PASS g3: FFA_MEM_SHARE + AREA_SHARE, AREA_UNSHARE + FFA_MEM_RECLAIM",
+        "PASS g3: GET_DEVICES (1 device(s): 0 entropy)",
+        "PASS g3: rng 0: initialised",
+        "PASS g3: rng 0: read 65536 bytes",
+        "PASS g3: rng 0: second read",
+        "PASS g3: rng 0: closed",
+        "PASS g3: bus RESET",
+        "PASS g2: version negotiated",
+        "PASS g2: rng 0: read 65536 bytes",
+        "PASS g2: rng 0: closed",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in\n{out}");
+    }
+    // G2 has no RESET; the second dialect is reached only through the partition's reset.
+    assert!(!out.contains("g2: bus RESET"));
+    assert!(sys.faults().is_empty(), "{:?}", sys.faults());
+}
+
+#[test]
+fn no_partition_is_reported_and_counted_as_a_failure() {
+    // A world without the partition: FF-A answers, but nobody offers the virtio-msg UUID.
+    let world = World::new();
+    let mut machine = SimMachine::new(&world, 1);
+    let mut out = String::new();
+    let summary = flow::run(&mut machine, &mut out);
+    assert!(!summary.ok());
+    assert_eq!(summary.failed, 1, "{out}");
+    let lines = lines(&out);
+    assert!(lines.contains(&NO_PARTITION), "{out}");
+    assert!(out.contains("FAIL ffa: FFA_PARTITION_INFO_GET"), "{out}");
+    assert_eq!(
+        lines.last().copied(),
+        Some(format!("{} passed, 1 failed", summary.passed).as_str())
+    );
+    assert!(
+        !out.contains("g3:"),
+        "the bus is not tried without a partition"
+    );
+}
+
+/// A machine whose SMCs nobody answers (SMCCC NOT_SUPPORTED in x0), as on QEMU without EL3.
+struct NoFirmware;
+
+struct NotSupported;
+
+impl ffa::Conduit for NotSupported {
+    fn call(&mut self, _regs: [u64; 18]) -> [u64; 18] {
+        let mut out = [0; 18];
+        out[0] = u64::MAX;
+        out
+    }
+    fn tx(&mut self) -> &mut [u8] {
+        &mut []
+    }
+    fn rx(&self) -> &[u8] {
+        &[]
+    }
+}
+
+impl Machine for NoFirmware {
+    type Conduit = NotSupported;
+    type Platform = VmEndpoint;
+
+    fn conduit(&mut self) -> Option<NotSupported> {
+        Some(NotSupported)
+    }
+    fn rxtx(&self) -> (u64, u64, u32) {
+        (0, 0, 1)
+    }
+    fn platform(&self) -> &VmEndpoint {
+        unreachable!("no driver memory is needed without FF-A")
+    }
+    fn no_ffa_reason(&self) -> &'static str {
+        "nobody home"
+    }
+}
+
+#[test]
+fn no_ffa_is_reported_and_counted_as_a_failure() {
+    let mut out = String::new();
+    let summary = flow::run(&mut NoFirmware, &mut out);
+    assert_eq!((summary.passed, summary.failed), (0, 1));
+    assert_eq!(
+        lines(&out),
+        [
+            BANNER,
+            &format!("{NO_FFA}: nobody home (FFA_ERROR NotSupported)"),
+            "FAIL ffa: FFA_VERSION not answered: FFA_ERROR NotSupported",
+            NO_PARTITION,
+            "0 passed, 1 failed",
+        ]
+    );
+}

@@ -1,0 +1,198 @@
+//! The FF-A boot information the SPMC hands over in x0, and the manifest it points to.
+//!
+//! Hafnium writes a boot-info blob over the first page of the package (`gp-register-num = <0>`
+//! with a `boot-info { ffa_manifest; }` node): a header (signature 0x0FFA, version, blob size,
+//! descriptor size/count/offset) and one FDT descriptor holding the address of the manifest DTB
+//! in the package. The header version is the SPMC's choice (Hafnium v2.11 writes 1.1, newer
+//! Hafnium the manifest's `ffa-version`), so it is read first and handed to the parser.
+
+use core::ops::Range;
+
+use dtoolkit::{Node, Property, fdt::Fdt};
+use ffa::arm_ffa::{
+    Version,
+    boot_info::{BootInfoContents, BootInfoIterator, BootInfoStdId, BootInfoType},
+};
+
+use super::linker::Layout;
+
+/// Bytes of the boot-info header read before parsing (signature, version, blob size).
+const HEADER_PEEK: usize = 12;
+/// Boot-info signature.
+const SIGNATURE: u32 = 0x0ffa;
+/// Largest RX/TX buffer accepted from the manifest, in pages.
+const MAX_RXTX_PAGES: u64 = 16;
+
+/// The RX/TX buffers the manifest's `rx_tx-info` names (mapped by the SPMC; no
+/// `FFA_RXTX_MAP` needed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RxTxRegions {
+    /// RX buffer (the SPMC writes, the partition reads).
+    pub rx: Range<usize>,
+    /// TX buffer.
+    pub tx: Range<usize>,
+}
+
+/// What the partition reads from its manifest.
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    /// Version in the boot-info header.
+    pub boot_info_version: Version,
+    /// Size of the manifest DTB.
+    pub fdt_len: usize,
+    /// The manifest's `ffa-version`.
+    pub ffa_version: Option<u32>,
+    /// The manifest's RX/TX buffers, if it has `rx_tx-info`.
+    pub rxtx: Option<RxTxRegions>,
+}
+
+/// Why no manifest could be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BootInfoError {
+    /// x0 does not point into the package head (no boot info was configured).
+    #[error("x0 = {0:#x} is not a boot-info address in the package")]
+    NotInPackage(u64),
+    /// The blob does not start with the boot-info signature.
+    #[error("no boot-info signature at {0:#x}")]
+    Signature(u64),
+    /// The header's version or size is unusable.
+    #[error("boot-info header: {0}")]
+    Header(&'static str),
+    /// `arm-ffa` rejected the blob.
+    #[error("boot-info blob: {0}")]
+    Blob(ffa::arm_ffa::boot_info::Error),
+    /// No FDT descriptor with an address.
+    #[error("no manifest (FDT) descriptor in the boot info")]
+    NoManifest,
+    /// The manifest is not a valid DTB.
+    #[error("manifest DTB does not parse")]
+    Fdt,
+    /// `rx_tx-info` or its memory regions are inconsistent.
+    #[error("rx_tx-info: {0}")]
+    RxTx(&'static str),
+}
+
+/// Reads the boot information at `x0` and the manifest it names. The blob and the manifest
+/// must lie in the package head (`layout.package_head`), which nothing writes once the
+/// partition runs.
+pub fn read(x0: u64, layout: &Layout) -> Result<Manifest, BootInfoError> {
+    let head = &layout.package_head;
+    let start = usize::try_from(x0).map_err(|_| BootInfoError::NotInPackage(x0))?;
+    let peek_end = start.checked_add(HEADER_PEEK);
+    if start < head.start || peek_end.is_none_or(|end| end > head.end) || start % 8 != 0 {
+        return Err(BootInfoError::NotInPackage(x0));
+    }
+    // SAFETY: [start, start + HEADER_PEEK) is inside the package head, which is mapped
+    // read-only and never written while the partition runs.
+    let peek = unsafe {
+        core::slice::from_raw_parts(core::ptr::with_exposed_provenance::<u8>(start), HEADER_PEEK)
+    };
+    let word = |i: usize| {
+        peek.get(i..i + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .unwrap_or(0)
+    };
+    if word(0) != SIGNATURE {
+        return Err(BootInfoError::Signature(x0));
+    }
+    let boot_info_version =
+        Version::try_from(word(4)).map_err(|_| BootInfoError::Header("bad version"))?;
+    let blob_len = usize::try_from(word(8)).map_err(|_| BootInfoError::Header("bad size"))?;
+    if blob_len < HEADER_PEEK || start.checked_add(blob_len).is_none_or(|end| end > head.end) {
+        return Err(BootInfoError::Header(
+            "blob does not fit in the package head",
+        ));
+    }
+    // SAFETY: as above, for the whole blob (checked to lie inside the package head).
+    let blob: &'static [u8] = unsafe {
+        core::slice::from_raw_parts(core::ptr::with_exposed_provenance::<u8>(start), blob_len)
+    };
+
+    let mut fdt = None;
+    for info in BootInfoIterator::new(boot_info_version, blob).map_err(BootInfoError::Blob)? {
+        let info = info.map_err(BootInfoError::Blob)?;
+        if let (BootInfoType::Std(BootInfoStdId::Fdt), BootInfoContents::Address { content_buf }) =
+            (info.typ, info.contents)
+        {
+            fdt = Some(content_buf);
+            break;
+        }
+    }
+    let fdt_bytes = fdt.ok_or(BootInfoError::NoManifest)?;
+    let fdt = Fdt::new(fdt_bytes).map_err(|_| BootInfoError::Fdt)?;
+    let root = fdt.root();
+    let ffa_version = root.property("ffa-version").and_then(|p| cells(p.value()));
+    let ffa_version = ffa_version.and_then(|v| u32::try_from(v).ok());
+    let rxtx = read_rxtx(&fdt, layout)?;
+    Ok(Manifest {
+        boot_info_version,
+        fdt_len: fdt_bytes.len(),
+        ffa_version,
+        rxtx,
+    })
+}
+
+/// A 1- or 2-cell big-endian integer property value.
+fn cells(value: &[u8]) -> Option<u64> {
+    match value.len() {
+        4 => value.try_into().ok().map(u32::from_be_bytes).map(u64::from),
+        8 => value.try_into().ok().map(u64::from_be_bytes),
+        _ => None,
+    }
+}
+
+/// The memory region (child of `/memory-regions`) with `phandle`, as an address range.
+fn region_by_phandle(fdt: &Fdt<'_>, phandle: u64, layout: &Layout) -> Option<Range<usize>> {
+    let regions = fdt.root().child("memory-regions")?;
+    let node = regions.children().find(|n| {
+        n.property("phandle")
+            .and_then(|p| cells(p.value()))
+            .is_some_and(|p| p == phandle)
+    })?;
+    let base = match node.property("base-address").and_then(|p| cells(p.value())) {
+        Some(base) => base,
+        None => {
+            // Relative to the load address: `load-address-relative-offset` (Hafnium >= 2.12)
+            // or `relative-address` (older).
+            let offset = node
+                .property("load-address-relative-offset")
+                .or_else(|| node.property("relative-address"))
+                .and_then(|p| cells(p.value()))?;
+            u64::try_from(layout.window.start)
+                .ok()?
+                .checked_add(offset)?
+        }
+    };
+    let pages = node
+        .property("pages-count")
+        .and_then(|p| cells(p.value()))?;
+    if pages == 0 || pages > MAX_RXTX_PAGES || base % 4096 != 0 {
+        return None;
+    }
+    let start = usize::try_from(base).ok()?;
+    let end = start.checked_add(usize::try_from(pages * 4096).ok()?)?;
+    Some(start..end)
+}
+
+fn read_rxtx(fdt: &Fdt<'_>, layout: &Layout) -> Result<Option<RxTxRegions>, BootInfoError> {
+    let Some(info) = fdt.root().child("rx_tx-info") else {
+        return Ok(None);
+    };
+    let phandle = |name| {
+        info.property(name)
+            .and_then(|p| cells(p.value()))
+            .ok_or(BootInfoError::RxTx("missing rx-buffer/tx-buffer phandle"))
+    };
+    let (rx, tx) = (phandle("rx-buffer")?, phandle("tx-buffer")?);
+    let rx = region_by_phandle(fdt, rx, layout).ok_or(BootInfoError::RxTx("bad RX region"))?;
+    let tx = region_by_phandle(fdt, tx, layout).ok_or(BootInfoError::RxTx("bad TX region"))?;
+    let overlaps = |a: &Range<usize>, b: &Range<usize>| a.start < b.end && b.start < a.end;
+    if rx.len() != tx.len() {
+        return Err(BootInfoError::RxTx("RX and TX differ in size"));
+    }
+    if overlaps(&rx, &tx) || overlaps(&rx, &layout.window) || overlaps(&tx, &layout.window) {
+        return Err(BootInfoError::RxTx("RX/TX overlap each other or the image"));
+    }
+    Ok(Some(RxTxRegions { rx, tx }))
+}

@@ -1,0 +1,365 @@
+//! Stage-1 translation for the partition (EL1&0 regime, 4 KiB granule, 39-bit VA).
+//!
+//! Two tables, in order:
+//! 1. [`initial_pagetable`]: a static level-1 table that aarch64-rt's entry code switches on
+//!    before any Rust code runs (so before any atomic, lock or allocation): the 1 GiB block(s)
+//!    holding the partition's window as normal write-back memory. Its entries are non-global
+//!    and used with ASID 0.
+//! 2. The runtime tables ([`StageOneMapper::new`], built with `aarch64-paging` on the heap,
+//!    ASID 1): the package head read-only, text read-only executable, rodata read-only, data
+//!    and stack and heap read-write, a guard page below the stack unmapped, the RX/TX buffers,
+//!    the PL011 as device memory, and a window where memory retrieved from the normal world is
+//!    mapped on demand (non-secure, never executable).
+//!
+//! Switching from the first to the second changes the ASID, so no TLB entry of the initial
+//! table can match a lookup afterwards; the initial entries are then invalidated.
+
+use alloc::collections::BTreeMap;
+use core::{arch::asm, ops::Range};
+
+use aarch64_paging::{
+    MapError as PagingError, Mapping,
+    descriptor::{El1Attributes, PhysicalAddress},
+    idmap::IdTranslation,
+    paging::{Constraints, El1And0, MemoryRegion, VaRange},
+};
+use aarch64_rt::InitialPagetable;
+use ffa::memory::{MapError, MemRange, NsMapper, PAGE_SIZE};
+
+use super::{bootinfo::RxTxRegions, linker::Layout};
+
+/// Size of a level-1 block.
+const GIB: u64 = 1 << 30;
+/// Level-1 block descriptor: valid block, AttrIndx 1 (normal write-back in aarch64-rt's
+/// default MAIR), inner shareable, access flag, non-global. Read-write and executable at EL1.
+const INITIAL_BLOCK_NORMAL: usize = 0b01 | (1 << 2) | (0b11 << 8) | (1 << 10) | (1 << 11);
+
+/// The initial page table: the 1 GiB block(s) covering `[window_start, window_start +
+/// window_size)`, identity-mapped as normal memory; nothing else.
+///
+/// Device memory (the PL011) is not needed before the runtime tables replace this one.
+pub const fn initial_pagetable(window_start: u64, window_size: u64) -> InitialPagetable {
+    let mut table = [0usize; 512];
+    let first = window_start / GIB;
+    let last = (window_start + window_size - 1) / GIB;
+    let mut gib = first;
+    while gib <= last && gib < 512 {
+        // The const assertion below guarantees usize is 64 bits, so these casts are lossless;
+        // `gib < 512` bounds the index (`get_mut` is not usable in a const fn).
+        #[allow(clippy::cast_possible_truncation, clippy::indexing_slicing)]
+        {
+            table[gib as usize] = (gib * GIB) as usize | INITIAL_BLOCK_NORMAL;
+        }
+        gib += 1;
+    }
+    InitialPagetable(table)
+}
+
+const _: () = assert!(usize::BITS == 64);
+
+/// ASID of the runtime tables (the initial table runs with ASID 0).
+const RUNTIME_ASID: usize = 1;
+
+/// First virtual address of the window where retrieved normal-world memory is mapped.
+pub const NS_WINDOW_BASE: usize = 0x40_0000_0000;
+/// Size of that window (256 MiB): the most normal-world memory mapped at once, all endpoints
+/// together. It also bounds the heap the page tables for it can take: at most one level-3
+/// table per 2 MiB of window (128 tables, 512 KiB) plus one level-2 table, whatever the
+/// normal world shares (beyond it, `map` answers `NoSpace`).
+pub const NS_WINDOW_SIZE: usize = 256 << 20;
+/// Most mappings held at once in that window.
+pub const MAX_NS_MAPPINGS: usize = 4096;
+/// Highest physical address accepted for a normal-world range (48-bit PA).
+const MAX_PA: u64 = 1 << 48;
+
+/// Normal write-back, inner shareable, accessed, never executable at EL0.
+const NORMAL: El1Attributes = El1Attributes::VALID
+    .union(El1Attributes::ATTRIBUTE_INDEX_1)
+    .union(El1Attributes::INNER_SHAREABLE)
+    .union(El1Attributes::ACCESSED)
+    .union(El1Attributes::UXN);
+const TEXT: El1Attributes = NORMAL.union(El1Attributes::READ_ONLY);
+const RODATA: El1Attributes = NORMAL
+    .union(El1Attributes::READ_ONLY)
+    .union(El1Attributes::PXN);
+const DATA: El1Attributes = NORMAL.union(El1Attributes::PXN);
+/// Device-nGnRE (AttrIndx 0), never executable.
+const DEVICE: El1Attributes = El1Attributes::VALID
+    .union(El1Attributes::ATTRIBUTE_INDEX_0)
+    .union(El1Attributes::ACCESSED)
+    .union(El1Attributes::UXN)
+    .union(El1Attributes::PXN);
+const NS_RW: El1Attributes = DATA.union(El1Attributes::NS);
+const NS_RO: El1Attributes = NS_RW.union(El1Attributes::READ_ONLY);
+
+/// One mapping in the normal-world window.
+#[derive(Clone, Copy, Debug)]
+struct NsMapping {
+    pages: u64,
+    writable: bool,
+}
+
+/// Why the runtime tables could not be built.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum SetupError {
+    /// `aarch64-paging` refused a region.
+    #[error("mapping {what}: {error}")]
+    Map {
+        /// Which region.
+        what: &'static str,
+        /// The error.
+        error: PagingError,
+    },
+}
+
+/// The partition's stage-1 tables, and [`NsMapper`] over them: normal-world memory is mapped
+/// non-secure, never executable, read-write or read-only, at virtual addresses chosen in
+/// [`NS_WINDOW_BASE`]`..+`[`NS_WINDOW_SIZE`], and unmapped again on request.
+pub struct StageOneMapper {
+    tables: Mapping<IdTranslation<El1Attributes>, El1And0>,
+    /// Mappings in the normal-world window, by virtual base address.
+    ns: BTreeMap<usize, NsMapping>,
+}
+
+impl StageOneMapper {
+    /// Builds the runtime tables for `layout`, the PL011 at `uart_base` and the manifest's
+    /// RX/TX buffers (if any), and switches to them.
+    ///
+    /// Must run while the initial table is active, after the heap is up (tables are allocated
+    /// from it).
+    pub fn new(
+        layout: &Layout,
+        uart_base: usize,
+        rxtx: Option<&RxTxRegions>,
+    ) -> Result<Self, SetupError> {
+        let mut tables = Mapping::with_asid_and_va_range(
+            IdTranslation::new(),
+            RUNTIME_ASID,
+            1,
+            El1And0,
+            VaRange::Lower,
+        );
+        let mut map = |what: &'static str, range: &Range<usize>, flags: El1Attributes| {
+            if range.is_empty() {
+                return Ok(());
+            }
+            tables
+                .map_range(
+                    &MemoryRegion::new(range.start, range.end),
+                    PhysicalAddress(range.start),
+                    flags,
+                    Constraints::empty(),
+                )
+                .map_err(|error| SetupError::Map { what, error })
+        };
+        map("package head", &layout.package_head, RODATA)?;
+        map("text", &layout.text, TEXT)?;
+        map("rodata", &layout.rodata, RODATA)?;
+        map("data", &layout.data, DATA)?;
+        // layout.stack_guard stays unmapped.
+        map("stack", &layout.stack, DATA)?;
+        map("heap", &layout.heap, DATA)?;
+        let uart_page = uart_base & !0xfff;
+        map("uart", &(uart_page..uart_page + 0x1000), DEVICE)?;
+        if let Some(rxtx) = rxtx {
+            map("rx buffer", &rxtx.rx, RODATA)?;
+            map("tx buffer", &rxtx.tx, DATA)?;
+        }
+
+        // SAFETY: the new tables map everything the program uses (image, stack, heap, the
+        // memory the page tables themselves are in) at the same addresses with the same memory
+        // type as the initial table, and they live in `Self`, which is never dropped (the
+        // runtime keeps it for the life of the partition).
+        unsafe {
+            tables.activate();
+        }
+        // The initial table's entries are non-global and tagged with ASID 0: none matches a
+        // lookup with ASID 1. Drop them (and everything else) from the TLBs.
+        // SAFETY: TLB maintenance only; the tables now in use map everything.
+        unsafe {
+            asm!(
+                "tlbi vmalle1",
+                "dsb nsh",
+                "isb",
+                options(nostack, preserves_flags)
+            );
+        }
+        Ok(Self {
+            tables,
+            ns: BTreeMap::new(),
+        })
+    }
+
+    /// First free virtual address in the normal-world window for `len` bytes.
+    fn find_free(&self, len: usize) -> Option<usize> {
+        let mut candidate = NS_WINDOW_BASE;
+        for (&base, mapping) in &self.ns {
+            if base.checked_sub(candidate)? >= len {
+                break;
+            }
+            let size = usize::try_from(mapping.pages.checked_mul(PAGE_SIZE)?).ok()?;
+            candidate = base.checked_add(size)?;
+        }
+        let end = candidate.checked_add(len)?;
+        (end <= NS_WINDOW_BASE + NS_WINDOW_SIZE).then_some(candidate)
+    }
+
+    /// The mapping holding `[addr, addr + len)`, if one does entirely.
+    fn covering(&self, addr: u64, len: usize) -> Option<(usize, NsMapping)> {
+        let start = usize::try_from(addr).ok()?;
+        let end = start.checked_add(len)?;
+        let (&base, mapping) = self.ns.range(..=start).next_back()?;
+        let size = usize::try_from(mapping.pages.checked_mul(PAGE_SIZE)?).ok()?;
+        (end <= base.checked_add(size)?).then_some((base, *mapping))
+    }
+
+    /// The physical address and security of what `va` translates to for an EL1 read, as the
+    /// MMU sees it (`AT S1E1R`): `Some((pa, non_secure))`, or `None` if it does not translate.
+    pub fn translate(&self, va: usize) -> Option<(u64, bool)> {
+        let par: u64;
+        // SAFETY: an address translation instruction only writes PAR_EL1 (read back here).
+        unsafe {
+            asm!(
+                "at s1e1r, {va}",
+                "isb",
+                "mrs {par}, par_el1",
+                va = in(reg) va,
+                par = out(reg) par,
+                options(nostack, preserves_flags),
+            );
+        }
+        if par & 1 != 0 {
+            return None;
+        }
+        let pa = (par & 0x0000_ffff_ffff_f000) | (u64::try_from(va).ok()? & 0xfff);
+        Some((pa, par & (1 << 9) != 0))
+    }
+
+    /// Number of normal-world mappings held.
+    pub fn ns_mappings(&self) -> usize {
+        self.ns.len()
+    }
+}
+
+impl NsMapper for StageOneMapper {
+    fn map(&mut self, range: MemRange, writable: bool) -> Result<u64, MapError> {
+        let pages = u64::from(range.page_count);
+        let len = pages
+            .checked_mul(PAGE_SIZE)
+            .and_then(|l| usize::try_from(l).ok())
+            .ok_or(MapError::NoSpace)?;
+        let pa_end = range
+            .address
+            .checked_add(pages * PAGE_SIZE)
+            .ok_or(MapError::NoSpace)?;
+        if pages == 0 || !range.address.is_multiple_of(PAGE_SIZE) || pa_end > MAX_PA {
+            log::warn!(
+                "refusing to map {} pages at {:#x}",
+                range.page_count,
+                range.address
+            );
+            return Err(MapError::NoSpace);
+        }
+        if self.ns.len() >= MAX_NS_MAPPINGS {
+            return Err(MapError::NoSpace);
+        }
+        let va = self.find_free(len).ok_or(MapError::NoSpace)?;
+        let pa = usize::try_from(range.address).map_err(|_| MapError::NoSpace)?;
+        let flags = if writable { NS_RW } else { NS_RO };
+        self.tables
+            .map_range(
+                &MemoryRegion::new(va, va + len),
+                PhysicalAddress(pa),
+                flags,
+                Constraints::empty(),
+            )
+            .map_err(|e| {
+                log::warn!("stage-1 map of {len:#x} bytes at {pa:#x}: {e}");
+                MapError::NoSpace
+            })?;
+        self.ns.insert(va, NsMapping { pages, writable });
+        u64::try_from(va).map_err(|_| MapError::NoSpace)
+    }
+
+    fn unmap(&mut self, base: u64, page_count: u32) {
+        let Some(va) = usize::try_from(base).ok() else {
+            return;
+        };
+        match self.ns.get(&va) {
+            Some(mapping) if mapping.pages == u64::from(page_count) => {}
+            _ => {
+                log::warn!("unmap of {page_count} pages at {base:#x}: no such mapping");
+                return;
+            }
+        }
+        let Some(len) = usize::try_from(u64::from(page_count) * PAGE_SIZE).ok() else {
+            return;
+        };
+        // Mapping without VALID unmaps; aarch64-paging invalidates the TLB for a live table.
+        match self.tables.map_range(
+            &MemoryRegion::new(va, va + len),
+            PhysicalAddress(0),
+            El1Attributes::empty(),
+            Constraints::empty(),
+        ) {
+            Ok(()) => {
+                self.ns.remove(&va);
+            }
+            Err(e) => log::error!("stage-1 unmap at {va:#x}: {e}"),
+        }
+    }
+
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MapError> {
+        self.covering(addr, buf.len()).ok_or(MapError::NotMapped)?;
+        let src = core::ptr::with_exposed_provenance::<u8>(
+            usize::try_from(addr).map_err(|_| MapError::NotMapped)?,
+        );
+        // SAFETY: `[addr, addr + len)` lies inside one live mapping of retrieved memory
+        // (checked above), mapped readable; the normal world may write it concurrently, so it
+        // is read with volatile accesses and never through a reference.
+        unsafe { volatile_copy(src, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    fn write(&self, addr: u64, data: &[u8]) -> Result<(), MapError> {
+        let (_, mapping) = self.covering(addr, data.len()).ok_or(MapError::NotMapped)?;
+        if !mapping.writable {
+            return Err(MapError::NotMapped);
+        }
+        let dst = core::ptr::with_exposed_provenance_mut::<u8>(
+            usize::try_from(addr).map_err(|_| MapError::NotMapped)?,
+        );
+        // SAFETY: `[addr, addr + len)` lies inside one live read-write mapping of retrieved
+        // memory (checked above); the normal world may access it concurrently, so it is written
+        // with volatile accesses and never through a reference.
+        unsafe { volatile_copy(data.as_ptr(), dst, data.len()) };
+        Ok(())
+    }
+}
+
+/// Copies `len` bytes with volatile accesses: 8 bytes at a time where both sides are aligned,
+/// single bytes otherwise.
+///
+/// # Safety
+///
+/// `src` must be valid for reads and `dst` for writes of `len` bytes, and the two ranges must
+/// not overlap.
+unsafe fn volatile_copy(src: *const u8, dst: *mut u8, len: usize) {
+    let mut i = 0;
+    while i < len {
+        // SAFETY: `i < len`, so both pointers stay inside the ranges the caller vouched for.
+        let (s, d) = unsafe { (src.add(i), dst.add(i)) };
+        if len - i >= 8 && s.addr().is_multiple_of(8) && d.addr().is_multiple_of(8) {
+            // SAFETY: 8 bytes from `i` are inside both ranges, and both pointers are aligned.
+            unsafe {
+                d.cast::<u64>()
+                    .write_volatile(s.cast::<u64>().read_volatile())
+            };
+            i += 8;
+        } else {
+            // SAFETY: byte `i` is inside both ranges.
+            unsafe { d.write_volatile(s.read_volatile()) };
+            i += 1;
+        }
+    }
+}
