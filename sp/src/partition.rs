@@ -181,7 +181,8 @@ pub fn run<C: Conduit, M: NsMapper, F: DeviceFactory>(
                 dst_id,
                 args,
             } => {
-                log::warn!("direct request {args:?} from {src_id:#x} not served");
+                let _ = args;
+                log::warn!("direct request from {src_id:#x} not served (not a virtio-msg request)");
                 Interface::MsgSendDirectResp {
                     src_id: dst_id,
                     dst_id: src_id,
@@ -189,7 +190,11 @@ pub fn run<C: Conduit, M: NsMapper, F: DeviceFactory>(
                 }
             }
             other => {
-                log::warn!("unexpected message {other:?}; waiting for the next one");
+                log::warn!(
+                    "unexpected message (function {:#x}); waiting for the next one",
+                    ffa.last_answer()[0]
+                );
+                let _ = other;
                 msg = ffa.msg_wait()?;
                 continue;
             }
