@@ -28,6 +28,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -q --workspace --all-targets --all-features -- -D warnings
 	$(CARGO) clippy -q --target $(SP_TARGET) -p sp -p sp-qemu -- -D warnings
+	$(CARGO) clippy -q --target $(SP_TARGET) -p nwd-payload -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

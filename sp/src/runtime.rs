@@ -154,7 +154,7 @@ pub fn init(platform: &Platform, boot_info: u64) -> Runtime {
         None => None,
     };
     let map_buffers = conduit.is_none();
-    let Some(conduit) = conduit.or_else(SmcConduit::with_static_buffers) else {
+    let Some(conduit) = conduit.or_else(conduit::with_static_buffers) else {
         fatal(format_args!("rx/tx: no buffers"));
     };
     let mut ffa = Ffa::new(conduit);

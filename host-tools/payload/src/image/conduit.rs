@@ -2,8 +2,8 @@
 //! with the endpoint's RX/TX buffers (two static pages in .bss, registered with
 //! `FFA_RXTX_MAP`).
 //!
-//! The same shape as the partition's conduit (`sp::runtime::conduit`), which cannot be shared:
-//! the `sp` crate's runtime brings the partition's allocator and exception handlers.
+//! The SMC itself is `ffa::conduit::SmcConduit`, shared with the partition; this module owns
+//! the payload's buffers.
 
 use core::{
     ptr::NonNull,
@@ -24,22 +24,10 @@ static mut TX: Page = Page([0; BUFFER_SIZE]);
 /// Set while a [`SmcConduit`] exists.
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
-/// The low 32 bits of a register (the function id of an SMC).
-fn low32(x: u64) -> u32 {
-    let [a, b, c, d, ..] = x.to_le_bytes();
-    u32::from_le_bytes([a, b, c, d])
-}
-
-/// FF-A over `smc #0` from NS-EL2, implementing [`ffa::Conduit`].
-///
-/// At most one exists at a time ([`SmcConduit::take`]); it owns the RX/TX pages while it
-/// lives. They are kept as raw pointers: the SPMC writes RX (and reads TX) *during* a call,
-/// when no slice into them is alive (`call` takes `&mut self`, which ends every borrow that
-/// [`Conduit::rx`] and [`Conduit::tx`] handed out).
-pub struct SmcConduit {
-    rx: NonNull<u8>,
-    tx: NonNull<u8>,
-}
+/// FF-A over `smc #0` from NS-EL2: [`ffa::conduit::SmcConduit`] over the payload's static
+/// RX/TX pages. At most one exists at a time ([`SmcConduit::take`]); it owns the pages while
+/// it lives.
+pub struct SmcConduit(ffa::conduit::SmcConduit);
 
 impl SmcConduit {
     /// The conduit, unless another one is alive.
@@ -51,7 +39,11 @@ impl SmcConduit {
             NonNull::new((&raw mut RX).cast::<u8>()),
             NonNull::new((&raw mut TX).cast::<u8>()),
         ) {
-            (Some(rx), Some(tx)) => Some(Self { rx, tx }),
+            // SAFETY: RX and TX are distinct page-aligned .bss pages, identity-mapped
+            // read-write; TAKEN makes this conduit their only user until it is dropped.
+            (Some(rx), Some(tx)) => Some(Self(unsafe {
+                ffa::conduit::SmcConduit::new(rx, tx, BUFFER_SIZE)
+            })),
             _ => {
                 TAKEN.store(false, Ordering::Release);
                 None
@@ -75,22 +67,16 @@ impl Drop for SmcConduit {
 
 impl Conduit for SmcConduit {
     fn call(&mut self, regs: [u64; 18]) -> [u64; 18] {
-        let [x0, args @ ..] = regs;
         // Where no EL3 answers, the SMC is undefined: the exception handler resumes after it
         // with x0 = -1 (`super::exceptions`).
-        smccc::smc64(low32(x0), args)
+        self.0.call(regs)
     }
 
     fn tx(&mut self) -> &mut [u8] {
-        // SAFETY: TX is a static page owned by this conduit (`take` hands out one at a time),
-        // mapped read-write; `&mut self` makes this the only live borrow.
-        unsafe { core::slice::from_raw_parts_mut(self.tx.as_ptr(), BUFFER_SIZE) }
+        self.0.tx()
     }
 
     fn rx(&self) -> &[u8] {
-        // SAFETY: RX is a static page owned by this conduit, mapped readable. The SPMC only
-        // writes it during `call`, which needs `&mut self`, so it cannot change while this
-        // shared borrow lives.
-        unsafe { core::slice::from_raw_parts(self.rx.as_ptr(), BUFFER_SIZE) }
+        self.0.rx()
     }
 }
