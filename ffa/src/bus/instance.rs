@@ -174,8 +174,9 @@ impl BusInstance {
             Ok(h) if !h.is_response() => h,
             Ok(h) => {
                 log::debug!(
-                    "vm {:#x}: response frame {h:?} where a request was due",
-                    self.vm
+                    "vm {:#x}: response frame (id {:#04x}) where a request was due",
+                    self.vm,
+                    h.msg_id
                 );
                 return self.error(&h, out);
             }

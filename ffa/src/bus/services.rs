@@ -141,7 +141,11 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
                     range.page_count,
                 )),
                 Err(e) => {
-                    log::warn!("mapping {range:x?} of handle {handle:#x} failed: {e}");
+                    log::warn!(
+                        "mapping {} pages at {:#x} of handle {handle:#x} failed: {e}",
+                        range.page_count,
+                        range.address
+                    );
                     self.unmap_all(&mapped);
                     let _ = self.ffa.mem_relinquish(handle, self.own_id);
                     return Err(ServiceError::NoSpace);

@@ -291,7 +291,10 @@ impl DeviceTransport {
         match response.encode(layout, request_header, out) {
             Ok(n) => Some(n),
             Err(e) => {
-                log::warn!("response to {request_header:?} not encodable: {e}");
+                log::warn!(
+                    "response to message {:#04x} not encodable: {e}",
+                    request_header.msg_id
+                );
                 None
             }
         }
