@@ -277,18 +277,36 @@ impl<C: Conduit> Ffa<C> {
     ) -> Result<Vec<PartitionInfo>, Error> {
         let info =
             SuccessArgsPartitionInfoGet::try_from((flags, args)).map_err(|_| Error::Unexpected)?;
-        if info.size != Some(u32::try_from(PartitionInfo::DESC_SIZE).unwrap_or(u32::MAX)) {
-            return Err(Error::Descriptor(DescriptorError::Malformed));
-        }
+        // Descriptors are at least the v1.1 24 bytes; a newer SPMC may write longer ones (FF-A
+        // v1.3: 48 bytes, Hafnium does so for every caller above v1.0) and the caller steps by
+        // the size it reports, reading the fields it knows (forward compatibility).
+        let size = info
+            .size
+            .and_then(|s| usize::try_from(s).ok())
+            .filter(|s| *s >= PartitionInfo::DESC_SIZE)
+            .ok_or(Error::Descriptor(DescriptorError::Malformed))?;
         let count = usize::try_from(info.count)
             .map_err(|_| Error::Descriptor(DescriptorError::TooSmall))?;
-        // `PartitionInfoIterator` asserts a version in 1.1..=1.2; the layout is the same above.
+        let rx = self.conduit.rx();
+        let total = count
+            .checked_mul(size)
+            .filter(|t| *t <= rx.len())
+            .ok_or(Error::Descriptor(DescriptorError::TooSmall))?;
+        // `PartitionInfoIterator` asserts a version in 1.1..=1.2; the known fields are the same.
         let version = self.version.clamp(Version(1, 1), Version(1, 2));
-        // Checks count * 24 <= rx.len(), which also bounds the allocation.
-        let iter = PartitionInfoIterator::new(version, self.conduit.rx(), count)
-            .map_err(|_| Error::Descriptor(DescriptorError::TooSmall))?;
-        iter.collect::<Result<Vec<_>, _>>()
-            .map_err(|_| Error::Descriptor(DescriptorError::Malformed))
+        let mut infos = Vec::with_capacity(count);
+        for desc in rx.get(..total).unwrap_or_default().chunks_exact(size) {
+            let known = desc
+                .get(..PartitionInfo::DESC_SIZE)
+                .ok_or(Error::Descriptor(DescriptorError::TooSmall))?;
+            let mut iter = PartitionInfoIterator::new(version, known, 1)
+                .map_err(|_| Error::Descriptor(DescriptorError::TooSmall))?;
+            match iter.next() {
+                Some(Ok(info)) => infos.push(info),
+                _ => return Err(Error::Descriptor(DescriptorError::Malformed)),
+            }
+        }
+        Ok(infos)
     }
 
     /// FFA_MSG_WAIT (64-bit form when the version allows): returns the next message.

@@ -278,6 +278,25 @@ fn partition_info_get() {
     );
 }
 
+/// A v1.3 SPMC (Hafnium) writes 48-byte descriptors to a v1.2 caller: step by the reported
+/// size and read the known first 24 bytes of each.
+#[test]
+fn partition_info_get_with_longer_descriptors() {
+    let info = sample_partition();
+    let mut packed = vec![0; 48];
+    PartitionInfo::pack(V1_2, &[info, info], &mut packed, true);
+    let mut rx = vec![0xEE; 96];
+    rx[..24].copy_from_slice(&packed[..24]);
+    rx[48..72].copy_from_slice(&packed[24..]);
+    let mut f = ffa([]);
+    push(&mut f, success([2, 48, 0, 0, 0, 0]), Some(rx));
+    push(&mut f, ok(), None);
+    assert_eq!(
+        f.partition_info_get(crate::VIRTIO_MSG_DEVICE_UUID),
+        Ok(vec![info, info])
+    );
+}
+
 #[test]
 fn partition_info_get_releases_rx_on_bad_answers() {
     for (args, expected) in [
