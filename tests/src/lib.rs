@@ -1,1 +1,133 @@
-//! Cross-crate integration tests live in `tests/`.
+//! Helpers shared by the cross-crate integration tests in `tests/`.
+//!
+//! [`qemu`]: finding QEMU, building the aarch64 images with `make`, and booting one while
+//! reading its UART with a deadline.
+
+pub mod qemu {
+    //! Boots the project's aarch64 images on `qemu-system-aarch64` and reads their UART.
+
+    use std::{
+        io::{BufRead, BufReader},
+        path::PathBuf,
+        process::{Command, Stdio},
+        sync::mpsc,
+        time::{Duration, Instant},
+    };
+
+    /// The repository root.
+    pub fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .canonicalize()
+            .expect("repository root")
+    }
+
+    /// `qemu-system-aarch64` on `PATH`, if installed.
+    pub fn find() -> Option<PathBuf> {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("qemu-system-aarch64"))
+            .find(|p| p.is_file())
+    }
+
+    /// Skips (returns `None`, saying so) only when QEMU is not installed.
+    pub fn find_or_skip(test: &str) -> Option<PathBuf> {
+        let qemu = find();
+        if qemu.is_none() {
+            eprintln!(
+                "SKIPPED {test}: qemu-system-aarch64 is not installed (Debian: qemu-system-arm; \
+                 .ci/run installs it)"
+            );
+        }
+        qemu
+    }
+
+    /// Runs `make <target>` at the repository root with its output in `out/` (incremental: a
+    /// no-op when `make test` already built it); returns the output directory.
+    pub fn make(target: &str) -> PathBuf {
+        let root = root();
+        let out = root.join("out");
+        // `CARGO=cargo`: the rustup proxy on PATH (it honours rust-toolchain.toml), not the
+        // `CARGO` path cargo exports to tests.
+        let status = Command::new("make")
+            .arg("-C")
+            .arg(&root)
+            .arg(target)
+            .arg(format!("OUT={}", out.display()))
+            .arg("CARGO=cargo")
+            .status()
+            .expect("run make (is it installed?)");
+        assert!(status.success(), "`make {target}` failed: {status}");
+        out
+    }
+
+    /// What a boot printed and how QEMU ended.
+    pub struct Run {
+        /// UART lines (carriage returns removed).
+        pub lines: Vec<String>,
+        /// QEMU closed its output and exited with success before the deadline (the guest
+        /// powered off).
+        pub powered_off: bool,
+        /// QEMU's standard error.
+        pub stderr: String,
+    }
+
+    /// Starts `cmd` (a QEMU command line whose first serial port is stdio), collects UART
+    /// lines until `last(line)` says a line is the last one, QEMU exits, or `timeout` passes;
+    /// then kills QEMU.
+    pub fn run(mut cmd: Command, timeout: Duration, last: impl Fn(&str) -> bool) -> Run {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start qemu-system-aarch64");
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+            // Dropping `tx` tells the reader that QEMU closed its stdout (it is exiting).
+        });
+        let deadline = Instant::now() + timeout;
+        let mut lines = Vec::new();
+        let mut eof = false;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    let line = line.trim_end_matches('\r').to_string();
+                    let stop = last(&line);
+                    lines.push(line);
+                    if stop {
+                        break;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    eof = true;
+                    break;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+            }
+        }
+        let mut powered_off = false;
+        while eof && Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                powered_off = status.success();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let output = child.wait_with_output().expect("wait for qemu");
+        Run {
+            lines,
+            powered_off,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}

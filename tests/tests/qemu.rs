@@ -20,14 +20,14 @@
 //! The test is skipped (with a message) only when `qemu-system-aarch64` is not installed.
 
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    sync::{OnceLock, mpsc},
-    time::{Duration, Instant},
+    process::Command,
+    sync::OnceLock,
+    time::Duration,
 };
 
 use vmsg_host::spkg;
+use vmsg_tests::qemu;
 
 /// Longest a boot may take.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -76,40 +76,11 @@ const SHIM_SMC_HANDLER: [u32; 2] = [
     0xd69f_03e0, // eret           back after the SMC
 ];
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .expect("repository root")
-}
-
-fn qemu() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("qemu-system-aarch64"))
-        .find(|p| p.is_file())
-}
-
 /// Runs `make sp` once per test binary (it is incremental: a no-op when `make test` already
 /// ran it) and returns the output directory.
 fn build_sp() -> &'static Path {
     static OUT: OnceLock<PathBuf> = OnceLock::new();
-    OUT.get_or_init(|| {
-        let root = root();
-        let out = root.join("out");
-        // `CARGO=cargo`: the rustup proxy on PATH (it honours rust-toolchain.toml), not the
-        // `CARGO` path cargo exports to tests.
-        let status = Command::new("make")
-            .arg("-C")
-            .arg(&root)
-            .arg("sp")
-            .arg(format!("OUT={}", out.display()))
-            .arg("CARGO=cargo")
-            .status()
-            .expect("run make (is it installed?)");
-        assert!(status.success(), "`make sp` failed: {status}");
-        out
-    })
+    OUT.get_or_init(|| qemu::make("sp"))
 }
 
 /// The Hafnium-style boot-info page: a header (signature 0x0FFA, version 1.2, blob size,
@@ -182,8 +153,8 @@ fn boot(qemu: &Path, scenario: &Scenario) -> Vec<String> {
     std::fs::write(&loaded_path, &loaded).unwrap();
     std::fs::write(&shim_path, &shim).unwrap();
 
-    let mut child = Command::new(qemu)
-        .args(["-M", "virt,secure=on", "-cpu", "max", "-m", "256"])
+    let mut cmd = Command::new(qemu);
+    cmd.args(["-M", "virt,secure=on", "-cpu", "max", "-m", "256"])
         .args(["-nodefaults", "-display", "none", "-monitor", "none"])
         .args(["-serial", "stdio"])
         .arg("-device")
@@ -195,47 +166,13 @@ fn boot(qemu: &Path, scenario: &Scenario) -> Vec<String> {
         .arg(format!(
             "loader,file={},addr={SHIM_ADDR:#x},cpu-num=0,force-raw=on",
             shim_path.display()
-        ))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start qemu-system-aarch64");
-
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + TIMEOUT;
-    let mut lines = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let line = line.trim_end_matches('\r').to_string();
-                let last = line.ends_with("stopped");
-                lines.push(line);
-                if last {
-                    break;
-                }
-            }
-            Err(_) => break,
-        }
-    }
-    let _ = child.kill();
-    let output = child.wait_with_output().unwrap();
+        ));
+    let qemu::Run { lines, stderr, .. } = qemu::run(cmd, TIMEOUT, |line| line.ends_with("stopped"));
     let _ = std::fs::remove_dir_all(&dir);
     if lines.is_empty() {
         panic!(
             "{}: no UART output in {TIMEOUT:?}; qemu stderr:\n{}",
-            scenario.name,
-            String::from_utf8_lossy(&output.stderr)
+            scenario.name, stderr
         );
     }
     lines
@@ -283,21 +220,10 @@ fn boot_lines(boot_info: &'static str) -> Vec<&'static str> {
     ]
 }
 
-/// Skips (returns `None`) only when QEMU is not installed.
-fn qemu_or_skip(test: &str) -> Option<PathBuf> {
-    let qemu = qemu();
-    if qemu.is_none() {
-        eprintln!(
-            "SKIPPED {test}: qemu-system-aarch64 is not installed (Debian: qemu-system-arm; \
-             .ci/run installs it)"
-        );
-    }
-    qemu
-}
-
 #[test]
 fn sp_boots_and_reports_no_spmc_when_el3_answers_not_supported() {
-    let Some(qemu) = qemu_or_skip("sp_boots_and_reports_no_spmc_when_el3_answers_not_supported")
+    let Some(qemu) =
+        qemu::find_or_skip("sp_boots_and_reports_no_spmc_when_el3_answers_not_supported")
     else {
         return;
     };
@@ -323,7 +249,8 @@ fn sp_boots_and_reports_no_spmc_when_el3_answers_not_supported() {
 
 #[test]
 fn sp_boots_and_reports_no_spmc_when_smc_is_undefined() {
-    let Some(qemu) = qemu_or_skip("sp_boots_and_reports_no_spmc_when_smc_is_undefined") else {
+    let Some(qemu) = qemu::find_or_skip("sp_boots_and_reports_no_spmc_when_smc_is_undefined")
+    else {
         return;
     };
     let s = Scenario {
@@ -340,7 +267,7 @@ fn sp_boots_and_reports_no_spmc_when_smc_is_undefined() {
 
 #[test]
 fn sp_without_valid_boot_info_falls_back_to_its_own_buffers() {
-    let Some(qemu) = qemu_or_skip("sp_without_valid_boot_info_falls_back_to_its_own_buffers")
+    let Some(qemu) = qemu::find_or_skip("sp_without_valid_boot_info_falls_back_to_its_own_buffers")
     else {
         return;
     };

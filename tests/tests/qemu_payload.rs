@@ -27,12 +27,13 @@
 //! window after the image) inside DRAM, which starts at 0x40000000.
 
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    sync::{OnceLock, mpsc},
-    time::{Duration, Instant},
+    process::Command,
+    sync::OnceLock,
+    time::Duration,
 };
+
+use vmsg_tests::qemu;
 
 #[allow(dead_code)]
 mod layout {
@@ -113,52 +114,11 @@ struct Scenario {
     powers_off: bool,
 }
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .expect("repository root")
-}
-
-fn qemu() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("qemu-system-aarch64"))
-        .find(|p| p.is_file())
-}
-
-/// Skips (returns `None`) only when QEMU is not installed.
-fn qemu_or_skip(test: &str) -> Option<PathBuf> {
-    let qemu = qemu();
-    if qemu.is_none() {
-        eprintln!(
-            "SKIPPED {test}: qemu-system-aarch64 is not installed (Debian: qemu-system-arm; \
-             .ci/run installs it)"
-        );
-    }
-    qemu
-}
-
 /// Runs `make payload` once per test binary (incremental, as `make sp` is for
 /// `tests/tests/qemu.rs`) and returns the image.
 fn payload() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let root = root();
-        let out = root.join("out");
-        // `CARGO=cargo`: the rustup proxy on PATH (it honours rust-toolchain.toml), not the
-        // `CARGO` path cargo exports to tests.
-        let status = Command::new("make")
-            .arg("-C")
-            .arg(&root)
-            .arg("payload")
-            .arg(format!("OUT={}", out.display()))
-            .arg("CARGO=cargo")
-            .status()
-            .expect("run make (is it installed?)");
-        assert!(status.success(), "`make payload` failed: {status}");
-        out.join("nwd-payload.bin")
-    })
+    IMAGE.get_or_init(|| qemu::make("payload").join("nwd-payload.bin"))
 }
 
 /// The EL3 stand-in's flash image with `scr` as its SCR_EL3 instruction.
@@ -190,14 +150,14 @@ struct Boot {
 
 /// Boots `image` at the payload's load address on `machine`; reads the UART until QEMU exits,
 /// the payload reports that it cannot power off, or `timeout`.
-fn boot(qemu: &Path, machine: Machine, image: &Path, timeout: Duration) -> Boot {
+fn boot(qemu_bin: &Path, machine: Machine, image: &Path, timeout: Duration) -> Boot {
     let dir = std::env::temp_dir().join(format!(
         "vmsg-qemu-payload-{}-{:?}",
         std::process::id(),
         std::thread::current().id()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut cmd = Command::new(qemu);
+    let mut cmd = Command::new(qemu_bin);
     cmd.args(["-cpu", "max", "-m", "1G"])
         .args(["-nodefaults", "-display", "none", "-monitor", "none"])
         .args(["-serial", "stdio"]);
@@ -221,60 +181,12 @@ fn boot(qemu: &Path, machine: Machine, image: &Path, timeout: Duration) -> Boot 
                 .args(["-device", &loader]);
         }
     }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start qemu-system-aarch64");
-
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-        // Dropping `tx` tells the reader that QEMU closed its stdout (it is exiting).
-    });
-    let deadline = Instant::now() + timeout;
-    let mut lines = Vec::new();
-    let mut eof = false;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let line = line.trim_end_matches('\r').to_string();
-                let halted = line.starts_with(OFF_FAILED);
-                lines.push(line);
-                if halted {
-                    break;
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                eof = true;
-                break;
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => break,
-        }
-    }
-    let mut powered_off = false;
-    while eof && Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            powered_off = status.success();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let output = child.wait_with_output().unwrap();
+    let run = qemu::run(cmd, timeout, |line| line.starts_with(OFF_FAILED));
     let _ = std::fs::remove_dir_all(&dir);
     Boot {
-        lines,
-        powered_off,
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        lines: run.lines,
+        powered_off: run.powered_off,
+        stderr: run.stderr,
     }
 }
 
@@ -329,7 +241,7 @@ fn verdict(boot: &Boot, s: &Scenario) -> Result<(), String> {
 }
 
 fn run(test: &str, s: &Scenario) {
-    let Some(qemu) = qemu_or_skip(test) else {
+    let Some(qemu) = qemu::find_or_skip(test) else {
         return;
     };
     let boot = boot(&qemu, s.machine, payload(), TIMEOUT);
@@ -384,7 +296,7 @@ fn payload_survives_an_undefined_smc() {
 
 #[test]
 fn a_broken_payload_fails_the_checks() {
-    let Some(qemu) = qemu_or_skip("a_broken_payload_fails_the_checks") else {
+    let Some(qemu) = qemu::find_or_skip("a_broken_payload_fails_the_checks") else {
         return;
     };
     // The image with its first instruction replaced by `udf #0`: it never gets anywhere.
