@@ -14,7 +14,7 @@ pub trait Conduit {
 }
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub use smc::SmcConduit;
+pub use smc::{SmcConduit, is_undefined_smc};
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod smc {
@@ -60,6 +60,31 @@ mod smc {
             let to_u64 = |p: NonNull<u8>| u64::try_from(p.as_ptr().addr()).unwrap_or(u64::MAX);
             (to_u64(self.tx), to_u64(self.rx), pages)
         }
+    }
+
+    /// ESR exception class "unknown reason", which an SMC takes where EL3 does not implement it.
+    const EC_UNKNOWN: u64 = 0x00;
+    /// `SMC #imm16`: mask and value.
+    const SMC_MASK: u32 = 0xffe0_001f;
+    const SMC_BITS: u32 = 0xd400_0003;
+
+    /// Whether a synchronous exception with syndrome `esr` taken at `pc` is an `SMC` that no
+    /// firmware implements. The exception handler then resumes after it with SMCCC
+    /// NOT_SUPPORTED in x0, so [`SmcConduit::call`] reports "no SPMC" instead of crashing.
+    ///
+    /// # Safety
+    ///
+    /// When the class is "unknown", `pc` is read as an instruction: it must be the address of
+    /// an instruction this program executed (the exception link register), mapped readable.
+    pub unsafe fn is_undefined_smc(esr: u64, pc: usize) -> bool {
+        if (esr >> 26) & 0x3f != EC_UNKNOWN || !pc.is_multiple_of(4) {
+            return false;
+        }
+        let insn = core::ptr::with_exposed_provenance::<u32>(pc);
+        // SAFETY: the caller guarantees `pc` is a readable instruction address; the read is
+        // aligned (checked above).
+        let insn = unsafe { insn.read_volatile() };
+        insn & SMC_MASK == SMC_BITS
     }
 
     impl Conduit for SmcConduit {

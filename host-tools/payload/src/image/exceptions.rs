@@ -12,12 +12,6 @@ use aarch64_rt::{ExceptionHandlers, RegisterStateRef};
 /// Set once an `SMC` was found undefined.
 static SMC_UNDEFINED: AtomicBool = AtomicBool::new(false);
 
-/// Exception class "unknown reason" (undefined instruction).
-const EC_UNKNOWN: u64 = 0x00;
-/// `SMC #imm16` is `0xd4000003 | imm16 << 5`.
-const SMC_MASK: u32 = 0xffe0_001f;
-const SMC_BITS: u32 = 0xd400_0003;
-
 /// Whether an `SMC` has been found undefined (no EL3).
 pub fn smc_undefined() -> bool {
     SMC_UNDEFINED.load(Ordering::Acquire)
@@ -51,24 +45,14 @@ fn fatal(kind: &str, state: &RegisterStateRef) -> ! {
     super::power_off()
 }
 
-/// Whether the instruction at `pc` is an `SMC`.
-fn is_smc_at(pc: usize) -> bool {
-    if !pc.is_multiple_of(4) {
-        return false;
-    }
-    let insn = core::ptr::with_exposed_provenance::<u32>(pc);
-    // SAFETY: `pc` is the address of an instruction the payload executed, in its own text,
-    // which is mapped readable; the read is aligned.
-    let insn = unsafe { insn.read_volatile() };
-    insn & SMC_MASK == SMC_BITS
-}
-
 /// The payload's exception handlers.
 pub struct Handlers;
 
 impl ExceptionHandlers for Handlers {
     extern "C" fn sync_current(mut state: RegisterStateRef) {
-        if (esr() >> 26) & 0x3f == EC_UNKNOWN && is_smc_at(state.elr) {
+        // SAFETY: ELR is the address of the instruction the payload took the exception on,
+        // in its own text, which is mapped readable.
+        if unsafe { ffa::conduit::is_undefined_smc(esr(), state.elr) } {
             SMC_UNDEFINED.store(true, Ordering::Release);
             // SAFETY: resuming after the SMC with x0 = -1 is what firmware without the service
             // returns; every SMC in the payload goes through `smccc`, whose asm declares
