@@ -74,7 +74,7 @@ fn two_endpoints_cannot_reach_each_others_areas() {
     try_queue(&mut vm1, area1.bus(0)).unwrap();
     // Each endpoint has its own device instance: VM 1 resetting its device leaves VM 2's
     // device where VM 2 put it.
-    let layout = Layout::V2026;
+    let layout = Layout::V1Review;
     let before = DeviceClient::new(vm2.session(), 0, layout)
         .unwrap()
         .get_status()

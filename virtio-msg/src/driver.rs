@@ -428,8 +428,8 @@ impl<C: Channel> DeviceClient<C> {
         let mut at = offset;
         for chunk in data.chunks(per_message) {
             let generation = match self.layout {
-                Layout::Dec2025 => self.generation,
-                Layout::V2026 => 0,
+                Layout::Pr28 => self.generation,
+                Layout::V1Review => 0,
             };
             let length = u32::try_from(chunk.len()).map_err(|_| EncodeError::Unrepresentable)?;
             let req = TransportRequest::SetConfig {
@@ -561,8 +561,8 @@ impl<C: Channel> DeviceClient<C> {
             return Err(DriverError::Mismatch("index"));
         }
         let known_flags = match layout {
-            Layout::V2026 => VQUEUE_FLAG_ENABLED,
-            Layout::Dec2025 => 0,
+            Layout::V1Review => VQUEUE_FLAG_ENABLED,
+            Layout::Pr28 => 0,
         };
         if flags & !known_flags != 0 {
             return Err(DriverError::Inconsistent("unknown GET_VQUEUE flags"));
@@ -571,8 +571,8 @@ impl<C: Channel> DeviceClient<C> {
             max_size,
             cur_size,
             enabled: match layout {
-                Layout::V2026 => flags & VQUEUE_FLAG_ENABLED != 0,
-                Layout::Dec2025 => cur_size != 0,
+                Layout::V1Review => flags & VQUEUE_FLAG_ENABLED != 0,
+                Layout::Pr28 => cur_size != 0,
             },
             desc_addr,
             driver_addr,
@@ -611,8 +611,8 @@ impl<C: Channel> DeviceClient<C> {
             return Err(DriverError::QueueInvalid { index });
         }
         let flags = match self.layout {
-            Layout::V2026 => SET_VQUEUE_OP_ENABLE,
-            Layout::Dec2025 => 0,
+            Layout::V1Review => SET_VQUEUE_OP_ENABLE,
+            Layout::Pr28 => 0,
         };
         let req = TransportRequest::SetVqueue {
             index,

@@ -57,7 +57,7 @@ pub(crate) const TYPE_BUS_RESPONSE: u8 = TYPE_BUS | TYPE_RESPONSE;
 /// GET_DEVICE_INFO response payload, Dec-2025 layout (24 bytes, message 32).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
-pub(crate) struct GetDeviceInfoRespDec2025 {
+pub(crate) struct GetDeviceInfoRespPr28 {
     /// Offset 0, length 4: virtio device type.
     pub(crate) device_id: U32,
     /// Offset 4, length 4: vendor id.
@@ -73,12 +73,12 @@ pub(crate) struct GetDeviceInfoRespDec2025 {
     /// Offset 22, length 2: number of admin virtqueues.
     pub(crate) admin_vq_count: U16,
 }
-const _: () = assert!(size_of::<GetDeviceInfoRespDec2025>() == 24);
+const _: () = assert!(size_of::<GetDeviceInfoRespPr28>() == 24);
 
 /// GET_DEVICE_INFO response payload, 2026 layout (44 bytes, message 52).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
-pub(crate) struct GetDeviceInfoRespV2026 {
+pub(crate) struct GetDeviceInfoRespV1Review {
     /// Offset 0, length 4: virtio device type.
     pub(crate) device_id: U32,
     /// Offset 4, length 4: vendor id.
@@ -96,7 +96,7 @@ pub(crate) struct GetDeviceInfoRespV2026 {
     /// Offset 40, length 4: number of admin virtqueues.
     pub(crate) admin_vq_count: U32,
 }
-const _: () = assert!(size_of::<GetDeviceInfoRespV2026>() == 44);
+const _: () = assert!(size_of::<GetDeviceInfoRespV1Review>() == 44);
 
 /// GET_DEVICE_FEATURES request payload (8 bytes, message 16).
 #[repr(C)]
@@ -230,7 +230,7 @@ const _: () = assert!(size_of::<SetVqueueReqShort>() == 36);
 /// GET_SHM response payload, Dec-2025 layout (12 bytes, message 20).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
-pub(crate) struct GetShmRespDec2025 {
+pub(crate) struct GetShmRespPr28 {
     /// Offset 0, length 4: region id.
     pub(crate) index: U32,
     /// Offset 4, length 4: region length (0 = no such region).
@@ -238,12 +238,12 @@ pub(crate) struct GetShmRespDec2025 {
     /// Offset 8, length 4: region address.
     pub(crate) address: U32,
 }
-const _: () = assert!(size_of::<GetShmRespDec2025>() == 12);
+const _: () = assert!(size_of::<GetShmRespPr28>() == 12);
 
 /// GET_SHM response payload, 2026 layout (24 bytes, message 32).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
-pub(crate) struct GetShmRespV2026 {
+pub(crate) struct GetShmRespV1Review {
     /// Offset 0, length 4: region id.
     pub(crate) shmid: U32,
     /// Offset 4, length 4: reserved, zero.
@@ -253,7 +253,7 @@ pub(crate) struct GetShmRespV2026 {
     /// Offset 16, length 8: region address.
     pub(crate) address: U64,
 }
-const _: () = assert!(size_of::<GetShmRespV2026>() == 24);
+const _: () = assert!(size_of::<GetShmRespV1Review>() == 24);
 
 /// Fixed part of EVENT_CONFIG (16 bytes), followed by `length` data bytes at offset 16.
 #[repr(C)]
@@ -587,7 +587,7 @@ pub(crate) fn decode_request(
 
 /// SET_VQUEUE payload: 40 bytes in both layouts; Dec-2025 also accepts the 36-byte G2 form.
 fn decode_set_vqueue(p: &[u8], layout: Layout) -> Result<TransportRequest<'_>, DecodeError> {
-    if layout == Layout::Dec2025 && p.len() == size_of::<SetVqueueReqShort>() {
+    if layout == Layout::Pr28 && p.len() == size_of::<SetVqueueReqShort>() {
         let raw: &SetVqueueReqShort = exact(p)?;
         reserved_zero(raw.reserved.get())?;
         return Ok(TransportRequest::SetVqueue {
@@ -603,9 +603,9 @@ fn decode_set_vqueue(p: &[u8], layout: Layout) -> Result<TransportRequest<'_>, D
     reserved_zero(raw.reserved.get())?;
     let flags = raw.flags.get();
     match layout {
-        Layout::Dec2025 => reserved_zero(flags)?,
-        Layout::V2026 if flags > SET_VQUEUE_OP_ENABLE => return Err(DecodeError::Range),
-        Layout::V2026 => {}
+        Layout::Pr28 => reserved_zero(flags)?,
+        Layout::V1Review if flags > SET_VQUEUE_OP_ENABLE => return Err(DecodeError::Range),
+        Layout::V1Review => {}
     }
     Ok(TransportRequest::SetVqueue {
         index: raw.index.get(),
@@ -690,8 +690,8 @@ pub(crate) fn encode_request(
             device_addr,
         } => {
             representable(match layout {
-                Layout::V2026 => flags <= SET_VQUEUE_OP_ENABLE,
-                Layout::Dec2025 => flags == 0,
+                Layout::V1Review => flags <= SET_VQUEUE_OP_ENABLE,
+                Layout::Pr28 => flags == 0,
             })?;
             let raw = SetVqueueReq {
                 index: index.into(),
@@ -796,11 +796,11 @@ pub(crate) fn decode_response(
             let raw: &GetVqueueResp = exact(p)?;
             let flags = raw.flags.get();
             match layout {
-                Layout::Dec2025 => reserved_zero(flags)?,
-                Layout::V2026 if flags & !VQUEUE_FLAG_ENABLED != 0 => {
+                Layout::Pr28 => reserved_zero(flags)?,
+                Layout::V1Review if flags & !VQUEUE_FLAG_ENABLED != 0 => {
                     return Err(DecodeError::Range);
                 }
-                Layout::V2026 => {}
+                Layout::V1Review => {}
             }
             TransportResponse::Vqueue {
                 index: raw.index.get(),
@@ -821,16 +821,16 @@ pub(crate) fn decode_response(
             TransportResponse::ResetVqueue
         }
         id::GET_SHM => match layout {
-            Layout::Dec2025 => {
-                let raw: &GetShmRespDec2025 = exact(p)?;
+            Layout::Pr28 => {
+                let raw: &GetShmRespPr28 = exact(p)?;
                 TransportResponse::Shm {
                     index: raw.index.get(),
                     length: u64::from(raw.length.get()),
                     address: u64::from(raw.address.get()),
                 }
             }
-            Layout::V2026 => {
-                let raw: &GetShmRespV2026 = exact(p)?;
+            Layout::V1Review => {
+                let raw: &GetShmRespV1Review = exact(p)?;
                 reserved_zero(raw.reserved.get())?;
                 TransportResponse::Shm {
                     index: raw.shmid.get(),
@@ -847,8 +847,8 @@ pub(crate) fn decode_response(
 /// GET_DEVICE_INFO response payload in `layout`.
 fn decode_device_info(p: &[u8], layout: Layout) -> Result<DeviceInfo, DecodeError> {
     match layout {
-        Layout::Dec2025 => {
-            let raw: &GetDeviceInfoRespDec2025 = exact(p)?;
+        Layout::Pr28 => {
+            let raw: &GetDeviceInfoRespPr28 = exact(p)?;
             let num_feature_bits = raw.num_feature_bits.get();
             if !num_feature_bits.is_multiple_of(32) {
                 return Err(DecodeError::Range);
@@ -864,8 +864,8 @@ fn decode_device_info(p: &[u8], layout: Layout) -> Result<DeviceInfo, DecodeErro
                 admin_vq_count: u32::from(raw.admin_vq_count.get()),
             })
         }
-        Layout::V2026 => {
-            let raw: &GetDeviceInfoRespV2026 = exact(p)?;
+        Layout::V1Review => {
+            let raw: &GetDeviceInfoRespV1Review = exact(p)?;
             Ok(DeviceInfo {
                 device_id: raw.device_id.get(),
                 vendor_id: raw.vendor_id.get(),
@@ -956,8 +956,8 @@ pub(crate) fn encode_response(
             device_addr,
         } => {
             representable(match layout {
-                Layout::V2026 => flags & !VQUEUE_FLAG_ENABLED == 0,
-                Layout::Dec2025 => flags == 0,
+                Layout::V1Review => flags & !VQUEUE_FLAG_ENABLED == 0,
+                Layout::Pr28 => flags == 0,
             })?;
             let raw = GetVqueueResp {
                 index: index.into(),
@@ -975,16 +975,16 @@ pub(crate) fn encode_response(
             length,
             address,
         } => match layout {
-            Layout::Dec2025 => {
-                let raw = GetShmRespDec2025 {
+            Layout::Pr28 => {
+                let raw = GetShmRespPr28 {
                     index: index.into(),
                     length: U32::new(narrow(length)?),
                     address: U32::new(narrow(address)?),
                 };
                 emit(out, h, &[raw.as_bytes()])
             }
-            Layout::V2026 => {
-                let raw = GetShmRespV2026 {
+            Layout::V1Review => {
+                let raw = GetShmRespV1Review {
                     shmid: index.into(),
                     reserved: 0.into(),
                     length: length.into(),
@@ -1006,8 +1006,8 @@ fn encode_device_info(
 ) -> Result<usize, EncodeError> {
     representable(info.num_feature_bits.is_multiple_of(32))?;
     match layout {
-        Layout::Dec2025 => {
-            let raw = GetDeviceInfoRespDec2025 {
+        Layout::Pr28 => {
+            let raw = GetDeviceInfoRespPr28 {
                 device_id: info.device_id.into(),
                 vendor_id: info.vendor_id.into(),
                 num_feature_bits: info.num_feature_bits.into(),
@@ -1018,8 +1018,8 @@ fn encode_device_info(
             };
             emit(out, h, &[raw.as_bytes()])
         }
-        Layout::V2026 => {
-            let raw = GetDeviceInfoRespV2026 {
+        Layout::V1Review => {
+            let raw = GetDeviceInfoRespV1Review {
                 device_id: info.device_id.into(),
                 vendor_id: info.vendor_id.into(),
                 device_uuid: info.device_uuid,

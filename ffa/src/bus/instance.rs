@@ -33,8 +33,8 @@ impl Dialect {
     /// The transport layout this dialect pairs with.
     pub fn layout(self) -> Layout {
         match self {
-            Self::G2 => Layout::Dec2025,
-            Self::G3 => Layout::V2026,
+            Self::G2 => Layout::Pr28,
+            Self::G3 => Layout::V1Review,
         }
     }
 }
@@ -122,7 +122,7 @@ impl BusInstance {
             delivery: None,
             devices: devices
                 .into_iter()
-                .map(|d| DeviceTransport::new(d, Layout::V2026).with_max_size(MAX_SIZE_U16))
+                .map(|d| DeviceTransport::new(d, Layout::V1Review).with_max_size(MAX_SIZE_U16))
                 .collect(),
             areas: AreaTable::new(),
             events: EventQueue::new(capacity),
@@ -210,7 +210,7 @@ impl BusInstance {
     }
 
     fn layout(&self) -> Layout {
-        self.dialect.map_or(Layout::V2026, Dialect::layout)
+        self.dialect.map_or(Layout::V1Review, Dialect::layout)
     }
 
     /// Latches `dialect`; a different one from before means a new driver: start over.

@@ -422,7 +422,7 @@ fn unknown_and_malformed_frames_get_error() {
     // Transport message for a device that does not exist.
     let mut out = [0u8; MAX_MSG_SIZE];
     let n = TransportRequest::GetDeviceStatus
-        .encode(Layout::V2026, 9, 16, &mut out)
+        .encode(Layout::V1Review, 9, 16, &mut out)
         .unwrap();
     assert_error(&send(&mut bus, &mut fake, &out[..n]).unwrap(), 0x07, 9, 16);
     // Empty frame.
@@ -440,7 +440,7 @@ fn transport_before_negotiation_is_an_error() {
     let mut fake = Fake::default();
     let mut out = [0u8; MAX_MSG_SIZE];
     let n = TransportRequest::GetDeviceInfo
-        .encode(Layout::V2026, 0, 21, &mut out)
+        .encode(Layout::V1Review, 0, 21, &mut out)
         .unwrap();
     assert_error(&send(&mut bus, &mut fake, &out[..n]).unwrap(), 0x02, 0, 21);
 }
@@ -620,7 +620,7 @@ fn area_unshare() {
 /// Shares a ring area and configures queue 0 of device 0 with rings inside it.
 fn setup_queue(bus: &mut BusInstance, fake: &mut Fake, layout: Layout) -> u64 {
     fake.offer(0x10, VM, 4);
-    let attrs = if layout == Layout::V2026 {
+    let attrs = if layout == Layout::V1Review {
         msg::attrs::LINUX_DEFAULT
     } else {
         0
@@ -677,7 +677,7 @@ fn init_device(bus: &mut BusInstance, fake: &mut Fake, layout: Layout, ring: u64
         layout,
         TransportRequest::SetVqueue {
             index: 0,
-            flags: if layout == Layout::V2026 { 1 } else { 0 },
+            flags: if layout == Layout::V1Review { 1 } else { 0 },
             size,
             desc_addr: ring,
             driver_addr: ring + 0x1000,
@@ -707,7 +707,7 @@ fn set_vqueue_outside_areas_leaves_queue_unconfigured() {
     let (mut bus, _) = instance(1);
     let mut fake = Fake::default();
     negotiate_g3(&mut bus, &mut fake);
-    let ring = setup_queue(&mut bus, &mut fake, Layout::V2026);
+    let ring = setup_queue(&mut bus, &mut fake, Layout::V1Review);
     // Raw physical addresses (area 0) and addresses past the area's end are refused.
     for (desc, drv, dev) in [
         (0x8000_0000, 0x8000_1000, 0x8000_2000),
@@ -717,7 +717,7 @@ fn set_vqueue_outside_areas_leaves_queue_unconfigured() {
         let resp = transport(
             &mut bus,
             &mut fake,
-            Layout::V2026,
+            Layout::V1Review,
             TransportRequest::SetVqueue {
                 index: 0,
                 flags: 1,
@@ -731,19 +731,19 @@ fn set_vqueue_outside_areas_leaves_queue_unconfigured() {
         let resp = transport(
             &mut bus,
             &mut fake,
-            Layout::V2026,
+            Layout::V1Review,
             TransportRequest::GetVqueue { index: 0 },
         );
-        assert_eq!(cur_size(&resp, Layout::V2026), 0);
+        assert_eq!(cur_size(&resp, Layout::V1Review), 0);
     }
-    init_device(&mut bus, &mut fake, Layout::V2026, ring, 64);
+    init_device(&mut bus, &mut fake, Layout::V1Review, ring, 64);
     let resp = transport(
         &mut bus,
         &mut fake,
-        Layout::V2026,
+        Layout::V1Review,
         TransportRequest::GetVqueue { index: 0 },
     );
-    assert_eq!(cur_size(&resp, Layout::V2026), 64);
+    assert_eq!(cur_size(&resp, Layout::V1Review), 64);
 }
 
 #[test]
@@ -774,14 +774,14 @@ fn event_avail_ack_poll_and_notification() {
         0,
         41,
     );
-    let ring = setup_queue(&mut bus, &mut fake, Layout::V2026);
-    init_device(&mut bus, &mut fake, Layout::V2026, ring, 64);
+    let ring = setup_queue(&mut bus, &mut fake, Layout::V1Review);
+    init_device(&mut bus, &mut fake, Layout::V1Review, ring, 64);
     // Two kicks: one EVENT_USED (coalesced), one notification.
     for token in [50, 51] {
         let resp = transport(
             &mut bus,
             &mut fake,
-            Layout::V2026,
+            Layout::V1Review,
             TransportRequest::EventAvail {
                 vq_index: 0,
                 next_offset: 0,
@@ -849,7 +849,7 @@ fn reset_clears_everything_and_relinquishes_every_area() {
         &bus_frame(msg::EVENT_CONFIGURE, 40, &[0, 0, 0, 0]),
     )
     .unwrap();
-    let ring = setup_queue(&mut bus, &mut fake, Layout::V2026);
+    let ring = setup_queue(&mut bus, &mut fake, Layout::V1Review);
     fake.offer(0x30, VM, 2);
     send(
         &mut bus,
@@ -857,11 +857,11 @@ fn reset_clears_everything_and_relinquishes_every_area() {
         &area_share(9, 0x30, 2, msg::attrs::LINUX_DEFAULT),
     )
     .unwrap();
-    init_device(&mut bus, &mut fake, Layout::V2026, ring, 64);
+    init_device(&mut bus, &mut fake, Layout::V1Review, ring, 64);
     transport(
         &mut bus,
         &mut fake,
-        Layout::V2026,
+        Layout::V1Review,
         TransportRequest::EventAvail {
             vq_index: 0,
             next_offset: 0,
@@ -907,7 +907,7 @@ fn dialect_change_resets_the_instance() {
     let (mut bus, _) = instance(1);
     let mut fake = Fake::default();
     negotiate_g3(&mut bus, &mut fake);
-    setup_queue(&mut bus, &mut fake, Layout::V2026);
+    setup_queue(&mut bus, &mut fake, Layout::V1Review);
     negotiate_g2(&mut bus, &mut fake);
     assert_eq!(bus.dialect(), Some(Dialect::G2));
     assert!(bus.areas().is_empty());
@@ -919,15 +919,15 @@ fn device_cannot_reach_memory_outside_areas() {
     let (mut bus, mocks) = instance(1);
     let mut fake = Fake::default();
     negotiate_g3(&mut bus, &mut fake);
-    let ring = setup_queue(&mut bus, &mut fake, Layout::V2026);
-    init_device(&mut bus, &mut fake, Layout::V2026, ring, 64);
+    let ring = setup_queue(&mut bus, &mut fake, Layout::V1Review);
+    init_device(&mut bus, &mut fake, Layout::V1Review, ring, 64);
     // The device writes past the end of the area: the write fails, nothing is touched, and
     // the device is flagged DEVICE_NEEDS_RESET by its model (mock returns the memory error).
     mocks[0].state().notify_write = Some((ring + 4 * 4096 - 2, vec![0xAA; 4]));
     transport(
         &mut bus,
         &mut fake,
-        Layout::V2026,
+        Layout::V1Review,
         TransportRequest::EventAvail {
             vq_index: 0,
             next_offset: 0,

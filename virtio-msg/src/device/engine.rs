@@ -605,8 +605,8 @@ impl DeviceTransport {
             if let Some(c) = queue.config {
                 *cur_size = u32::from(c.size);
                 *flags = match self.layout {
-                    Layout::V2026 => VQUEUE_FLAG_ENABLED,
-                    Layout::Dec2025 => 0,
+                    Layout::V1Review => VQUEUE_FLAG_ENABLED,
+                    Layout::Pr28 => 0,
                 };
                 *desc_addr = c.desc_addr;
                 *driver_addr = c.driver_addr;
@@ -656,8 +656,8 @@ impl DeviceTransport {
         [desc_addr, driver_addr, device_addr]: [u64; 3],
     ) -> Result<QueueConfig, Refusal> {
         let wanted_flags = match self.layout {
-            Layout::V2026 => SET_VQUEUE_OP_ENABLE,
-            Layout::Dec2025 => 0,
+            Layout::V1Review => SET_VQUEUE_OP_ENABLE,
+            Layout::Pr28 => 0,
         };
         if flags != wanted_flags {
             return Err("unsupported flags");
@@ -733,7 +733,7 @@ impl DeviceTransport {
     fn shm(&self, index: u32) -> TransportResponse<'static> {
         let region = self.device.shm_region(index).filter(|&(address, length)| {
             length != 0
-                && (self.layout == Layout::V2026
+                && (self.layout == Layout::V1Review
                     || (u32::try_from(address).is_ok() && u32::try_from(length).is_ok()))
         });
         let (address, length) = region.unwrap_or((0, 0));

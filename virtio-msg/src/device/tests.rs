@@ -195,8 +195,8 @@ impl Rig {
 
     fn set_vq(&mut self, index: u32, size: u32, addrs: [u64; 3]) {
         let flags = match self.t.layout() {
-            Layout::V2026 => SET_VQUEUE_OP_ENABLE,
-            Layout::Dec2025 => 0,
+            Layout::V1Review => SET_VQUEUE_OP_ENABLE,
+            Layout::Pr28 => 0,
         };
         self.set_vq_flags(index, flags, size, addrs);
     }
@@ -228,8 +228,8 @@ impl Rig {
 
     fn enabled_flag(&self) -> u32 {
         match self.t.layout() {
-            Layout::V2026 => VQUEUE_FLAG_ENABLED,
-            Layout::Dec2025 => 0,
+            Layout::V1Review => VQUEUE_FLAG_ENABLED,
+            Layout::Pr28 => 0,
         }
     }
 
@@ -298,15 +298,15 @@ fn split(features: u64) -> [u32; 2] {
 }
 
 fn both(f: impl Fn(Layout)) {
-    f(Layout::V2026);
-    f(Layout::Dec2025);
+    f(Layout::V1Review);
+    f(Layout::Pr28);
 }
 
 // ---- V10 GET_DEVICE_INFO ----------------------------------------------------------------------
 
 #[test]
 fn v10_device_info_answered_in_reset_state_and_consistent() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     let expected = DeviceInfo {
         device_id: 4,
         vendor_id: 0x1AF4,
@@ -328,7 +328,7 @@ fn v10_device_info_answered_in_reset_state_and_consistent() {
 
 #[test]
 fn v11_get_features_returns_device_blocks_and_zero_beyond_64_bits() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     let f = rig.dev.state().features;
     assert_eq!(
         rig.call(Req::GetDeviceFeatures {
@@ -375,7 +375,7 @@ fn v11_get_features_returns_device_blocks_and_zero_beyond_64_bits() {
 
 #[test]
 fn v29_get_features_count_capped_to_the_message_size() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     // Default 264: (264 - 16) / 4 = 62 blocks, whatever is asked.
     match rig.call(Req::GetDeviceFeatures {
         block_index: 0,
@@ -416,7 +416,7 @@ fn v12_driver_features_stored_and_subset_accepted() {
 
 #[test]
 fn v12_features_ok_refused_for_unoffered_bits() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     let s = rig.negotiate(FEATURES | 1 << 5);
     assert_eq!(
         s,
@@ -428,14 +428,14 @@ fn v12_features_ok_refused_for_unoffered_bits() {
 
 #[test]
 fn v12_features_ok_refused_without_version_1() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     let s = rig.negotiate(VIRTIO_F_ACCESS_PLATFORM);
     assert_eq!(s & FEATURES_OK, 0);
 }
 
 #[test]
 fn v12_features_ok_refused_for_nonzero_blocks_beyond_64_bits() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     rig.set_status(ACKNOWLEDGE);
     rig.set_status(ACKNOWLEDGE | DRIVER);
     rig.write_features(0, &[0, 1, 0x10]);
@@ -448,7 +448,7 @@ fn v12_features_ok_refused_for_nonzero_blocks_beyond_64_bits() {
 
 #[test]
 fn v12_zero_blocks_beyond_64_bits_are_ignored() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     rig.set_status(ACKNOWLEDGE);
     rig.set_status(ACKNOWLEDGE | DRIVER);
     rig.write_features(0, &[0, 1, 0, 0]);
@@ -461,7 +461,7 @@ fn v12_zero_blocks_beyond_64_bits_are_ignored() {
 
 #[test]
 fn v12_partial_feature_write_updates_only_its_blocks() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     rig.set_status(ACKNOWLEDGE);
     rig.set_status(ACKNOWLEDGE | DRIVER);
     rig.set_features(FEATURES | 1);
@@ -473,7 +473,7 @@ fn v12_partial_feature_write_updates_only_its_blocks() {
 
 #[test]
 fn set_driver_features_ignored_before_driver_and_after_features_ok() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     rig.set_features(FEATURES);
     assert_eq!(rig.t.driver_features(), 0, "status 0: ignored");
     rig.set_status(ACKNOWLEDGE);
@@ -500,7 +500,7 @@ impl Rig {
 
 #[test]
 fn v16_get_config_returns_bytes_and_current_generation() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     assert_eq!(rig.config(0, 16), Some((0, (0..16).collect())));
     assert_eq!(rig.config(5, 3), Some((0, vec![5, 6, 7])));
     assert_eq!(rig.config(16, 0), Some((0, vec![])), "length 0 at the end");
@@ -514,7 +514,7 @@ fn v16_get_config_returns_bytes_and_current_generation() {
 
 #[test]
 fn get_config_out_of_range_is_discarded() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     assert_eq!(
         rig.call(Req::GetConfig {
             offset: 15,
@@ -543,7 +543,7 @@ fn get_config_out_of_range_is_discarded() {
 fn v29_get_config_longer_than_the_message_size_is_discarded() {
     let mut state = MockState::default();
     state.config = vec![7; 300];
-    let mut rig = Rig::with(state, Layout::V2026);
+    let mut rig = Rig::with(state, Layout::V1Review);
     // 264 - 20 = 244 data bytes fit, 245 do not.
     assert_eq!(rig.config(0, 244).map(|(_, d)| d.len()), Some(244));
     assert_eq!(
@@ -566,7 +566,7 @@ fn v29_get_config_longer_than_the_message_size_is_discarded() {
 
 #[test]
 fn v13_generation_bumped_before_device_config_change() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     let (g0, _) = rig.config(0, 4).unwrap();
     rig.dev.state().config[0] = 0xAA;
     assert_eq!(rig.t.config_changed(), Event::Config);
@@ -599,7 +599,7 @@ fn v13_set_config_change_bumps_generation_and_same_bytes_do_not() {
 fn v17_set_config_generation_field_not_checked() {
     // Drivers disagree with the Dec-2025 text: G2 sends its tracked generation and ignores the
     // reply, G3 sends 0 (2026 baseline). A stale value is therefore applied.
-    let mut rig = Rig::new(Layout::Dec2025);
+    let mut rig = Rig::new(Layout::Pr28);
     let _ = rig.t.config_changed();
     let _ = rig.t.config_changed();
     assert_eq!(rig.write_config(0, 8, &[9]), (3, 1));
@@ -608,7 +608,7 @@ fn v17_set_config_generation_field_not_checked() {
 
 #[test]
 fn set_config_out_of_range_rejected_with_state_unchanged() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     assert_eq!(rig.write_config(0, 15, &[1, 2]), (0, 0));
     assert_eq!(rig.write_config(0, u32::MAX, &[1]), (0, 0));
     assert!(rig.dev.state().config_writes.is_empty());
@@ -617,7 +617,7 @@ fn set_config_out_of_range_rejected_with_state_unchanged() {
 
 #[test]
 fn set_config_refused_by_device_rejected_all_or_nothing() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     // Bytes 7..9 straddle the read-only part: nothing applied.
     assert_eq!(rig.write_config(0, 7, &[1, 2]), (0, 0));
     assert_eq!(rig.dev.state().config, (0..16).collect::<Vec<u8>>());
@@ -626,7 +626,7 @@ fn set_config_refused_by_device_rejected_all_or_nothing() {
 
 #[test]
 fn set_config_of_zero_bytes_applies_nothing() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     assert_eq!(rig.write_config(0, 8, &[]), (0, 0));
     assert!(rig.dev.state().config_writes.is_empty());
 }
@@ -646,7 +646,7 @@ fn v18_get_vqueue_reports_max_and_zero_when_unconfigured() {
 fn get_vqueue_of_missing_queue_is_all_zero_but_index() {
     let mut state = MockState::default();
     state.queue_max = vec![256, 0];
-    let mut rig = Rig::with(state, Layout::V2026);
+    let mut rig = Rig::with(state, Layout::V1Review);
     assert_eq!(
         rig.get_vq(1),
         (0, 0, 0, 0, 0, 0),
@@ -713,13 +713,13 @@ fn set_vqueue_rejections_leave_the_queue_unconfigured() {
 
 #[test]
 fn set_vqueue_flags_must_match_the_layout() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     rig.negotiate(FEATURES);
     rig.set_vq_flags(0, 0, 64, [DESC, DRV, DEV]);
     assert_eq!(rig.get_vq(0).1, 0, "2026: flags must be ENABLE");
     rig.set_vq_flags(0, 3, 64, [DESC, DRV, DEV]);
     assert_eq!(rig.get_vq(0).1, 0, "2026: unknown flag bits");
-    let mut rig = Rig::new(Layout::Dec2025);
+    let mut rig = Rig::new(Layout::Pr28);
     rig.negotiate(FEATURES);
     rig.set_vq_flags(0, 1, 64, [DESC, DRV, DEV]);
     assert_eq!(rig.get_vq(0).1, 0, "Dec-2025: reserved word must be 0");
@@ -727,7 +727,7 @@ fn set_vqueue_flags_must_match_the_layout() {
 
 #[test]
 fn set_vqueue_before_features_ok_refused() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     rig.set_status(ACKNOWLEDGE);
     rig.set_status(ACKNOWLEDGE | DRIVER);
     rig.set_vq(0, 64, [DESC, DRV, DEV]);
@@ -736,7 +736,7 @@ fn set_vqueue_before_features_ok_refused() {
 
 #[test]
 fn set_vqueue_for_missing_queue_answered_without_effect() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     rig.negotiate(FEATURES);
     rig.set_vq(2, 64, [DESC, DRV, DEV]);
     rig.set_vq(u32::MAX, 64, [DESC, DRV, DEV]);
@@ -747,7 +747,7 @@ fn set_vqueue_for_missing_queue_answered_without_effect() {
 fn packed_ring_allows_any_size_up_to_max() {
     let mut state = MockState::default();
     state.features |= VIRTIO_F_RING_PACKED;
-    let mut rig = Rig::with(state, Layout::V2026);
+    let mut rig = Rig::with(state, Layout::V1Review);
     rig.negotiate(FEATURES | VIRTIO_F_RING_PACKED);
     rig.set_vq(0, 100, [DESC, DRV + 4, DEV]);
     assert_eq!(rig.get_vq(0).1, 100);
@@ -761,7 +761,7 @@ fn packed_ring_allows_any_size_up_to_max() {
 
 #[test]
 fn set_vqueue_on_live_queue_ignored() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     rig.ready();
     rig.set_vq(0, 64, [DESC + 16, DRV, DEV]);
     assert_eq!(
@@ -778,7 +778,7 @@ fn set_vqueue_on_live_queue_ignored() {
 fn v20_reset_vqueue_clears_and_allows_reconfiguration() {
     let mut state = MockState::default();
     state.late_queues = true;
-    let mut rig = Rig::with(state, Layout::V2026);
+    let mut rig = Rig::with(state, Layout::V1Review);
     rig.ready();
     assert_eq!(rig.plain(Req::ResetVqueue { index: 0 }), Resp::ResetVqueue);
     assert_eq!(rig.dev.state().queue_resets, vec![0]);
@@ -806,7 +806,7 @@ fn v20_reset_vqueue_clears_and_allows_reconfiguration() {
 
 #[test]
 fn reset_vqueue_before_driver_ok_and_out_of_range() {
-    let mut rig = Rig::new(Layout::Dec2025);
+    let mut rig = Rig::new(Layout::Pr28);
     rig.negotiate(FEATURES);
     rig.set_vq(0, 64, [DESC, DRV, DEV]);
     assert_eq!(rig.plain(Req::ResetVqueue { index: 0 }), Resp::ResetVqueue);
@@ -822,7 +822,7 @@ fn reset_vqueue_before_driver_ok_and_out_of_range() {
 fn v21_set_vqueue_after_driver_ok_for_unused_queue() {
     let mut state = MockState::default();
     state.late_queues = true;
-    let mut rig = Rig::with(state, Layout::V2026);
+    let mut rig = Rig::with(state, Layout::V1Review);
     rig.ready();
     rig.set_vq(1, 16, [DESC + 0x800, DRV + 0x100, DEV + 0x100]);
     assert_eq!(rig.get_vq(1).1, 16);
@@ -833,7 +833,7 @@ fn v21_set_vqueue_after_driver_ok_for_unused_queue() {
 
 #[test]
 fn late_queue_refused_by_device_stays_unconfigured() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     rig.ready();
     rig.set_vq(1, 16, [DESC, DRV, DEV]);
     assert_eq!(rig.get_vq(1), (64, 0, 0, 0, 0, 0));
@@ -871,7 +871,7 @@ fn v22_status_zero_resets_everything_but_the_generation() {
 
 #[test]
 fn v23_status_only_grows_in_order() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     assert_eq!(rig.set_status(DRIVER), 0, "DRIVER before ACKNOWLEDGE");
     assert_eq!(
         rig.set_status(ACKNOWLEDGE | DRIVER),
@@ -914,7 +914,7 @@ fn v23_status_only_grows_in_order() {
 
 #[test]
 fn v23_refused_features_ok_stops_driver_ok_in_the_same_write() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     rig.set_status(ACKNOWLEDGE | DRIVER);
     rig.set_features(FEATURES | 1 << 20);
     let s = rig.set_status(ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK);
@@ -924,9 +924,9 @@ fn v23_refused_features_ok_stops_driver_ok_in_the_same_write() {
 
 #[test]
 fn failed_bit_accepted_any_time() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     assert_eq!(rig.set_status(FAILED), FAILED);
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     rig.negotiate(FEATURES);
     assert_eq!(
         rig.set_status(ACKNOWLEDGE | DRIVER | FEATURES_OK | FAILED),
@@ -963,7 +963,7 @@ fn v24_no_queue_processing_before_driver_ok() {
 
 #[test]
 fn v24_unconfigured_queue_not_served_after_driver_ok() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     rig.ready();
     rig.avail(1);
     rig.avail(7);
@@ -974,7 +974,7 @@ fn v24_unconfigured_queue_not_served_after_driver_ok() {
 
 #[test]
 fn v27_used_event_only_when_buffers_returned() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     rig.ready();
     rig.avail(0);
     assert_eq!(rig.events, vec![Event::Used { vq: 0 }]);
@@ -985,7 +985,7 @@ fn v27_used_event_only_when_buffers_returned() {
 
 #[test]
 fn notify_reaches_shared_memory() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     rig.dev.state().notify_write = Some((DEV, vec![1, 2, 3, 4]));
     rig.ready();
     rig.avail(0);
@@ -995,7 +995,7 @@ fn notify_reaches_shared_memory() {
 
 #[test]
 fn kick_serves_like_event_avail() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     let mut events = Vec::new();
     rig.t.kick(0, &mut rig.mem, &mut |e| events.push(e));
     assert!(events.is_empty(), "not active yet");
@@ -1010,7 +1010,7 @@ fn kick_serves_like_event_avail() {
 fn v25_get_shm_reports_regions_and_zero_for_missing() {
     let mut state = MockState::default();
     state.shm = vec![(0, 0x8000_0000, 0x1000), (1, 0x1_0000_0000, 0x2000)];
-    let mut rig = Rig::with(state.clone(), Layout::V2026);
+    let mut rig = Rig::with(state.clone(), Layout::V1Review);
     let shm = |index, length, address| Resp::Shm {
         index,
         length,
@@ -1025,7 +1025,7 @@ fn v25_get_shm_reports_regions_and_zero_for_missing() {
         shm(1, 0x2000, 0x1_0000_0000)
     );
     assert_eq!(rig.plain(Req::GetShm { index: 2 }), shm(2, 0, 0));
-    let mut rig = Rig::with(state, Layout::Dec2025);
+    let mut rig = Rig::with(state, Layout::Pr28);
     assert_eq!(
         rig.plain(Req::GetShm { index: 0 }),
         shm(0, 0x1000, 0x8000_0000)
@@ -1043,7 +1043,7 @@ fn v25_get_shm_reports_regions_and_zero_for_missing() {
 fn v28_activation_failure_sets_needs_reset_and_raises_config_event() {
     let mut state = MockState::default();
     state.fail_activate = true;
-    let mut rig = Rig::with(state, Layout::V2026);
+    let mut rig = Rig::with(state, Layout::V1Review);
     rig.negotiate(FEATURES);
     rig.set_vq(0, 128, [DESC, DRV, DEV]);
     let s = rig.set_status(ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK);
@@ -1083,7 +1083,7 @@ fn v28_notify_error_sets_needs_reset_once_and_stops_processing() {
 
 #[test]
 fn v28_memory_fault_in_notify_sets_needs_reset() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     rig.dev.state().notify_write = Some((0x10, vec![0]));
     rig.ready();
     rig.avail(0);
@@ -1093,7 +1093,7 @@ fn v28_memory_fault_in_notify_sets_needs_reset() {
 
 #[test]
 fn needs_reset_blocks_queue_setup() {
-    let mut rig = Rig::new(Layout::V2026);
+    let mut rig = Rig::new(Layout::V1Review);
     rig.ready();
     rig.dev.state().notify_result = Err(DeviceError::Backend);
     rig.avail(0);

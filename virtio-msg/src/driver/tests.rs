@@ -122,8 +122,8 @@ fn client(state: MockState, layout: Layout, max: usize) -> (DeviceClient<Loopbac
 }
 
 fn both(f: impl Fn(Layout)) {
-    f(Layout::V2026);
-    f(Layout::Dec2025);
+    f(Layout::V1Review);
+    f(Layout::Pr28);
 }
 
 #[test]
@@ -177,7 +177,7 @@ fn full_initialization_and_queue_setup_in_both_layouts() {
 
 #[test]
 fn tokens_are_never_zero_and_change() {
-    let (mut c, _) = client(MockState::default(), Layout::V2026, 104);
+    let (mut c, _) = client(MockState::default(), Layout::V1Review, 104);
     c.token = u16::MAX - 1;
     for _ in 0..3 {
         c.get_status().unwrap();
@@ -188,7 +188,7 @@ fn tokens_are_never_zero_and_change() {
 
 #[test]
 fn device_info_is_checked() {
-    let (mut c, _) = client(MockState::default(), Layout::V2026, 104);
+    let (mut c, _) = client(MockState::default(), Layout::V1Review, 104);
     let info = c.get_device_info().unwrap();
     assert_eq!(
         (info.device_id, info.config_size, info.max_virtqueues),
@@ -196,15 +196,15 @@ fn device_info_is_checked() {
     );
     let mut state = MockState::default();
     state.device_id = 0;
-    let (mut c, _) = client(state, Layout::Dec2025, 104);
+    let (mut c, _) = client(state, Layout::Pr28, 104);
     assert_eq!(c.get_device_info(), Err(DriverError::NoDevice));
 }
 
 #[test]
 fn max_size_below_the_layout_minimum_refused() {
-    let (lb, _) = Loopback::new(MockState::default(), Layout::V2026, 48);
+    let (lb, _) = Loopback::new(MockState::default(), Layout::V1Review, 48);
     assert_eq!(
-        DeviceClient::new(lb, 0, Layout::V2026).err(),
+        DeviceClient::new(lb, 0, Layout::V1Review).err(),
         Some(DriverError::MaxSizeTooSmall(48))
     );
 }
@@ -213,7 +213,7 @@ fn max_size_below_the_layout_minimum_refused() {
 fn initialize_refuses_devices_without_version_1() {
     let mut state = MockState::default();
     state.features = VIRTIO_F_ACCESS_PLATFORM;
-    let (mut c, _) = client(state, Layout::V2026, 104);
+    let (mut c, _) = client(state, Layout::V1Review, 104);
     assert_eq!(c.initialize(0), Err(DriverError::NoVersion1));
     assert_ne!(c.get_status().unwrap() & status::FAILED, 0, "FAILED set");
 }
@@ -249,7 +249,7 @@ fn config_read_and_write_chunked_to_the_maximum_size() {
 
 #[test]
 fn config_access_outside_config_size_refused_locally() {
-    let (mut c, _) = client(MockState::default(), Layout::V2026, 104);
+    let (mut c, _) = client(MockState::default(), Layout::V1Review, 104);
     c.get_device_info().unwrap();
     let before = c.channel().seen.len();
     let mut buf = [0u8; 4];
@@ -268,7 +268,7 @@ fn config_access_outside_config_size_refused_locally() {
 fn config_read_restarts_when_the_generation_moves() {
     let mut state = MockState::default();
     state.config = vec![1; 64];
-    let (mut c, _) = client(state, Layout::V2026, 52);
+    let (mut c, _) = client(state, Layout::V1Review, 52);
     // 32 bytes per chunk: 2 chunks. The generation moves after the first read.
     c.channel().bump_after_get_config = vec![1];
     let mut buf = [0u8; 64];
@@ -280,7 +280,7 @@ fn config_read_restarts_when_the_generation_moves() {
 fn config_read_gives_up_when_the_generation_never_settles() {
     let mut state = MockState::default();
     state.config = vec![1; 64];
-    let (mut c, _) = client(state, Layout::V2026, 52);
+    let (mut c, _) = client(state, Layout::V1Review, 52);
     c.channel().bump_after_get_config = (1..100).step_by(2).collect();
     let mut buf = [0u8; 64];
     assert_eq!(
@@ -295,7 +295,7 @@ fn config_read_gives_up_when_the_generation_never_settles() {
 
 #[test]
 fn set_config_generation_field_per_layout() {
-    for (layout, expected) in [(Layout::Dec2025, 2), (Layout::V2026, 0)] {
+    for (layout, expected) in [(Layout::Pr28, 2), (Layout::V1Review, 0)] {
         let (mut c, _) = client(MockState::default(), layout, 104);
         let _ = c.channel().engine.config_changed();
         let _ = c.channel().engine.config_changed();
@@ -309,7 +309,7 @@ fn set_config_generation_field_per_layout() {
 
 #[test]
 fn set_config_rejection_reported() {
-    let (mut c, dev) = client(MockState::default(), Layout::V2026, 104);
+    let (mut c, dev) = client(MockState::default(), Layout::V1Review, 104);
     assert_eq!(
         c.set_config(0, &[1, 2]),
         Err(DriverError::ConfigRejected { offset: 0 })
@@ -334,7 +334,7 @@ fn queue_refused_by_the_device_detected_on_read_back() {
 
 #[test]
 fn queue_checked_against_its_maximum_before_set() {
-    let (mut c, _) = client(MockState::default(), Layout::V2026, 104);
+    let (mut c, _) = client(MockState::default(), Layout::V1Review, 104);
     c.initialize(0).unwrap();
     assert_eq!(
         c.set_vqueue(1, queue(128)),
@@ -360,7 +360,7 @@ fn queue_checked_against_its_maximum_before_set() {
 fn reset_vqueue_and_late_setup_with_ring_reset() {
     let mut state = MockState::default();
     state.late_queues = true;
-    let (mut c, dev) = client(state, Layout::V2026, 104);
+    let (mut c, dev) = client(state, Layout::V1Review, 104);
     c.initialize(0).unwrap();
     c.set_vqueue(0, queue(128)).unwrap();
     c.driver_ok().unwrap();
@@ -375,7 +375,7 @@ fn reset_vqueue_and_late_setup_with_ring_reset() {
 fn device_needs_reset_reported_at_driver_ok() {
     let mut state = MockState::default();
     state.fail_activate = true;
-    let (mut c, _) = client(state, Layout::Dec2025, 104);
+    let (mut c, _) = client(state, Layout::Pr28, 104);
     c.initialize(0).unwrap();
     assert_eq!(c.driver_ok(), Err(DriverError::NeedsReset));
     c.reset().unwrap();
@@ -384,7 +384,7 @@ fn device_needs_reset_reported_at_driver_ok() {
 
 #[test]
 fn features_read_and_written_in_chunks() {
-    let (mut c, _) = client(MockState::default(), Layout::V2026, 52);
+    let (mut c, _) = client(MockState::default(), Layout::V1Review, 52);
     // (52 - 16) / 4 = 9 blocks per message.
     let mut blocks = [0xFFFF_FFFFu32; 20];
     c.get_features(0, &mut blocks).unwrap();
@@ -424,21 +424,21 @@ fn shm_regions() {
 
 #[test]
 fn response_with_wrong_token_refused() {
-    let (mut c, _) = client(MockState::default(), Layout::V2026, 104);
+    let (mut c, _) = client(MockState::default(), Layout::V1Review, 104);
     c.channel().tamper = Some(|f| f[4] ^= 0x40);
     assert_eq!(c.get_status(), Err(DriverError::Mismatch("token")));
 }
 
 #[test]
 fn response_with_wrong_dev_num_refused() {
-    let (mut c, _) = client(MockState::default(), Layout::V2026, 104);
+    let (mut c, _) = client(MockState::default(), Layout::V1Review, 104);
     c.channel().tamper = Some(|f| f[2] ^= 1);
     assert_eq!(c.get_status(), Err(DriverError::Mismatch("dev_num")));
 }
 
 #[test]
 fn response_to_another_request_refused() {
-    let (mut c, _) = client(MockState::default(), Layout::V2026, 104);
+    let (mut c, _) = client(MockState::default(), Layout::V1Review, 104);
     // GET_DEVICE_STATUS and SET_DEVICE_STATUS responses have the same size; only the id differs.
     c.channel().tamper = Some(|f| f[1] = ids::transport::SET_DEVICE_STATUS);
     assert!(matches!(c.get_status(), Err(DriverError::Decode(_))));
@@ -446,14 +446,14 @@ fn response_to_another_request_refused() {
 
 #[test]
 fn response_not_marked_as_response_refused() {
-    let (mut c, _) = client(MockState::default(), Layout::V2026, 104);
+    let (mut c, _) = client(MockState::default(), Layout::V1Review, 104);
     c.channel().tamper = Some(|f| f[0] &= !TYPE_RESPONSE);
     assert!(matches!(c.get_status(), Err(DriverError::Decode(_))));
 }
 
 #[test]
 fn echo_mismatch_in_config_response_refused() {
-    let (mut c, _) = client(MockState::default(), Layout::V2026, 104);
+    let (mut c, _) = client(MockState::default(), Layout::V1Review, 104);
     // GET_CONFIG response payload: generation @8, offset @12.
     c.channel().tamper = Some(|f| f[12] ^= 1);
     let mut buf = [0u8; 2];
@@ -465,7 +465,7 @@ fn echo_mismatch_in_config_response_refused() {
 
 #[test]
 fn discarded_request_surfaces_as_channel_error() {
-    let (mut c, _) = client(MockState::default(), Layout::V2026, 104);
+    let (mut c, _) = client(MockState::default(), Layout::V1Review, 104);
     // Without GET_DEVICE_INFO the client does not know config_size; the device discards.
     let mut buf = [0u8; 4];
     assert_eq!(

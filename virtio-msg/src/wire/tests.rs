@@ -9,7 +9,7 @@ use super::*;
 use crate::bus::{DEVICE_STATE_READY, DEVICE_STATE_REMOVED};
 use crate::ids::{bus as bid, transport as tid};
 
-const LAYOUTS: [Layout; 2] = [Layout::V2026, Layout::Dec2025];
+const LAYOUTS: [Layout; 2] = [Layout::V1Review, Layout::Pr28];
 const ORDERS: [GetDevicesOrder; 2] = [
     GetDevicesOrder::CountThenNext,
     GetDevicesOrder::NextThenCount,
@@ -148,7 +148,7 @@ fn all_requests(layout: Layout) -> Vec<TransportRequest<'static>> {
             next_offset: 0x8000_0005,
         },
     ];
-    if layout == Layout::V2026 {
+    if layout == Layout::V1Review {
         v.push(TransportRequest::SetVqueue {
             index: 0,
             flags: SET_VQUEUE_OP_ENABLE,
@@ -163,12 +163,12 @@ fn all_requests(layout: Layout) -> Vec<TransportRequest<'static>> {
 
 /// Every transport response, valid in `layout`.
 fn all_responses(layout: Layout) -> Vec<TransportResponse<'static>> {
-    let uuid = if layout == Layout::V2026 {
+    let uuid = if layout == Layout::V1Review {
         UUID
     } else {
         [0; 16]
     };
-    let big = if layout == Layout::V2026 {
+    let big = if layout == Layout::V1Review {
         0x1_0000
     } else {
         0xffff
@@ -219,7 +219,7 @@ fn all_responses(layout: Layout) -> Vec<TransportResponse<'static>> {
             index: 1,
             max_size: 256,
             cur_size: 128,
-            flags: if layout == Layout::V2026 {
+            flags: if layout == Layout::V1Review {
                 VQUEUE_FLAG_ENABLED
             } else {
                 0
@@ -232,7 +232,7 @@ fn all_responses(layout: Layout) -> Vec<TransportResponse<'static>> {
         TransportResponse::ResetVqueue,
         TransportResponse::Shm {
             index: 1,
-            length: if layout == Layout::V2026 {
+            length: if layout == Layout::V1Review {
                 0x1_0000_0000
             } else {
                 0x1000
@@ -459,7 +459,10 @@ fn bus_messages_round_trip() {
 
 #[test]
 fn request_ids() {
-    let ids: Vec<u8> = all_requests(Layout::V2026).iter().map(request_id).collect();
+    let ids: Vec<u8> = all_requests(Layout::V1Review)
+        .iter()
+        .map(request_id)
+        .collect();
     assert_eq!(
         ids,
         [
@@ -493,11 +496,11 @@ fn kat_get_device_info_dec2025() {
         admin_vq_start: 1,
         admin_vq_count: 1,
     };
-    let (_, got) = decode_response(&bytes, Layout::Dec2025, tid::GET_DEVICE_INFO).unwrap();
+    let (_, got) = decode_response(&bytes, Layout::Pr28, tid::GET_DEVICE_INFO).unwrap();
     assert_eq!(got, TransportResponse::DeviceInfo(info));
     let f = enc_resp(
         &TransportResponse::DeviceInfo(info),
-        Layout::Dec2025,
+        Layout::Pr28,
         &req_header(0, 2, 3, 1),
     );
     assert_eq!(f, bytes);
@@ -519,11 +522,11 @@ fn kat_get_device_info_v2026() {
         admin_vq_start: 0,
         admin_vq_count: 0,
     };
-    let (_, got) = decode_response(&bytes, Layout::V2026, 0x02).unwrap();
+    let (_, got) = decode_response(&bytes, Layout::V1Review, 0x02).unwrap();
     assert_eq!(got, TransportResponse::DeviceInfo(info));
     let f = enc_resp(
         &TransportResponse::DeviceInfo(info),
-        Layout::V2026,
+        Layout::V1Review,
         &req_header(0, 2, 0, 0),
     );
     assert_eq!(f, bytes);
@@ -544,8 +547,8 @@ fn kat_set_vqueue_v2026() {
         driver_addr: 0x8000_2000,
         device_addr: 0x0001_0000_8000_3000,
     };
-    assert_eq!(decode_request(&bytes, Layout::V2026).unwrap().1, req);
-    assert_eq!(enc_req(&req, Layout::V2026, 1, 2), bytes);
+    assert_eq!(decode_request(&bytes, Layout::V1Review).unwrap().1, req);
+    assert_eq!(enc_req(&req, Layout::V1Review, 1, 2), bytes);
 }
 
 #[test]
@@ -567,27 +570,27 @@ fn kat_g2_set_vqueue_44_and_48_decode_identically() {
         driver_addr: addrs[1],
         device_addr: addrs[2],
     };
-    let (hl, l) = decode_request(&long, Layout::Dec2025).unwrap();
-    let (hs, s) = decode_request(&short, Layout::Dec2025).unwrap();
+    let (hl, l) = decode_request(&long, Layout::Pr28).unwrap();
+    let (hs, s) = decode_request(&short, Layout::Pr28).unwrap();
     assert_eq!(l, want);
     assert_eq!(s, want);
     assert_eq!((hl.msg_size, hs.msg_size), (48, 44));
     // A 44-byte frame padded by the bus to 48 still decodes as the short form.
     let mut padded = short.clone();
     padded.extend_from_slice(&[0xee; 4]);
-    assert_eq!(decode_request(&padded, Layout::Dec2025).unwrap().1, want);
+    assert_eq!(decode_request(&padded, Layout::Pr28).unwrap().1, want);
     // Encoding always produces the 48-byte form.
-    assert_eq!(enc_req(&want, Layout::Dec2025, 0, 1), long);
+    assert_eq!(enc_req(&want, Layout::Pr28, 0, 1), long);
     // The 2026 layout knows only 48 bytes.
     assert_eq!(
-        decode_request(&short, Layout::V2026),
+        decode_request(&short, Layout::V1Review),
         Err(DecodeError::BadSize { got: 44, need: 48 })
     );
     // Reserved word at +4 in the short form.
     let mut bad = short.clone();
     poke32(&mut bad, 4, 1);
     assert_eq!(
-        decode_request(&bad, Layout::Dec2025),
+        decode_request(&bad, Layout::Pr28),
         Err(DecodeError::Reserved)
     );
 }
@@ -675,8 +678,8 @@ fn kat_small_messages() {
         vq_index: 1,
         next_offset: 0x8000_0005,
     };
-    assert_eq!(decode_request(&f, Layout::Dec2025).unwrap().1, ev);
-    assert_eq!(enc_req(&ev, Layout::V2026, 2, 0), f);
+    assert_eq!(decode_request(&f, Layout::Pr28).unwrap().1, ev);
+    assert_eq!(enc_req(&ev, Layout::V1Review, 2, 0), f);
     // EVENT_USED.
     let f = [0, 0x42, 2, 0, 0, 0, 12, 0, 1, 0, 0, 0];
     assert_eq!(
@@ -690,8 +693,8 @@ fn kat_small_messages() {
         offset: 4,
         length: 0,
     };
-    assert_eq!(decode_request(&f, Layout::V2026).unwrap().1, req);
-    assert_eq!(enc_req(&req, Layout::V2026, 0, 1), f);
+    assert_eq!(decode_request(&f, Layout::V1Review).unwrap().1, req);
+    assert_eq!(enc_req(&req, Layout::V1Review, 0, 1), f);
     // PING request and response.
     let f = [2, 3, 0, 0, 9, 0, 12, 0, 0x78, 0x56, 0x34, 0x12];
     assert_eq!(
@@ -741,9 +744,12 @@ fn kat_get_shm_both_layouts() {
         length: 0x2_0000_0000,
         address: 0x10_0000_0000,
     };
-    assert_eq!(decode_response(&v26, Layout::V2026, 0x0c).unwrap().1, want);
     assert_eq!(
-        enc_resp(&want, Layout::V2026, &req_header(0, 0x0c, 0, 1)),
+        decode_response(&v26, Layout::V1Review, 0x0c).unwrap().1,
+        want
+    );
+    assert_eq!(
+        enc_resp(&want, Layout::V1Review, &req_header(0, 0x0c, 0, 1)),
         v26
     );
 
@@ -753,21 +759,18 @@ fn kat_get_shm_both_layouts() {
         length: 0x1000,
         address: 0x8000_0000,
     };
+    assert_eq!(decode_response(&d25, Layout::Pr28, 0x0c).unwrap().1, want);
     assert_eq!(
-        decode_response(&d25, Layout::Dec2025, 0x0c).unwrap().1,
-        want
-    );
-    assert_eq!(
-        enc_resp(&want, Layout::Dec2025, &req_header(0, 0x0c, 0, 1)),
+        enc_resp(&want, Layout::Pr28, &req_header(0, 0x0c, 0, 1)),
         d25
     );
     // Each layout refuses the other's size.
     assert!(matches!(
-        decode_response(&d25, Layout::V2026, 0x0c),
+        decode_response(&d25, Layout::V1Review, 0x0c),
         Err(DecodeError::BadSize { got: 20, need: 32 })
     ));
     assert!(matches!(
-        decode_response(&v26, Layout::Dec2025, 0x0c),
+        decode_response(&v26, Layout::Pr28, 0x0c),
         Err(DecodeError::BadSize { got: 32, need: 20 })
     ));
 }
@@ -775,7 +778,7 @@ fn kat_get_shm_both_layouts() {
 #[test]
 fn kat_features_and_config() {
     let f = frame(0, 0x04, 0, 1, &le32s(&[0, 2, 0x0000_0001, 0x0000_0003]));
-    let (_, req) = decode_request(&f, Layout::Dec2025).unwrap();
+    let (_, req) = decode_request(&f, Layout::Pr28).unwrap();
     let TransportRequest::SetDriverFeatures {
         block_index,
         blocks,
@@ -793,7 +796,7 @@ fn kat_features_and_config() {
         &[1, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 9, 8, 7],
     );
     assert_eq!(
-        decode_response(&f, Layout::V2026, 0x05).unwrap().1,
+        decode_response(&f, Layout::V1Review, 0x05).unwrap().1,
         TransportResponse::Config {
             generation: 1,
             offset: 4,
@@ -959,9 +962,9 @@ fn reserved_fields_must_be_zero() {
     };
     // Dec-2025 SET_VQUEUE: words at +4 and +12. 2026: word at +12.
     for (layout, off) in [
-        (Layout::Dec2025, 4),
-        (Layout::Dec2025, 12),
-        (Layout::V2026, 12),
+        (Layout::Pr28, 4),
+        (Layout::Pr28, 12),
+        (Layout::V1Review, 12),
     ] {
         let mut f = set_vq(layout);
         assert!(decode_request(&f, layout).is_ok());
@@ -974,18 +977,18 @@ fn reserved_fields_must_be_zero() {
     }
     // Dec-2025 GET_VQUEUE response word at +12.
     let mut f = frame(1, 0x09, 0, 1, &[0; 40]);
-    assert!(decode_response(&f, Layout::Dec2025, 0x09).is_ok());
+    assert!(decode_response(&f, Layout::Pr28, 0x09).is_ok());
     poke32(&mut f, 12, 1);
     assert_eq!(
-        decode_response(&f, Layout::Dec2025, 0x09),
+        decode_response(&f, Layout::Pr28, 0x09),
         Err(DecodeError::Reserved)
     );
     // 2026 GET_SHM response word at +4.
     let mut f = frame(1, 0x0c, 0, 1, &[0; 24]);
-    assert!(decode_response(&f, Layout::V2026, 0x0c).is_ok());
+    assert!(decode_response(&f, Layout::V1Review, 0x0c).is_ok());
     poke32(&mut f, 4, 1);
     assert_eq!(
-        decode_response(&f, Layout::V2026, 0x0c),
+        decode_response(&f, Layout::V1Review, 0x0c),
         Err(DecodeError::Reserved)
     );
 }
@@ -1002,16 +1005,19 @@ fn fields_out_of_range() {
         (0x8000_0000, false),
     ] {
         poke32(&mut f, 4, flags);
-        assert_eq!(decode_request(&f, Layout::V2026).is_ok(), ok, "{flags}");
+        assert_eq!(decode_request(&f, Layout::V1Review).is_ok(), ok, "{flags}");
         if !ok {
-            assert_eq!(decode_request(&f, Layout::V2026), Err(DecodeError::Range));
+            assert_eq!(
+                decode_request(&f, Layout::V1Review),
+                Err(DecodeError::Range)
+            );
         }
     }
     // 2026 GET_VQUEUE response flags: only bit 0.
     let mut f = frame(1, 0x09, 0, 1, &[0; 40]);
     for (flags, ok) in [(0, true), (1, true), (2, false), (0x8000_0001, false)] {
         poke32(&mut f, 12, flags);
-        let r = decode_response(&f, Layout::V2026, 0x09);
+        let r = decode_response(&f, Layout::V1Review, 0x09);
         assert_eq!(r.is_ok(), ok, "{flags}");
         if !ok {
             assert_eq!(r, Err(DecodeError::Range));
@@ -1021,7 +1027,7 @@ fn fields_out_of_range() {
     let mut f = frame(1, 0x02, 0, 1, &[0; 24]);
     for (bits, ok) in [(0, true), (32, true), (64, true), (33, false), (63, false)] {
         poke32(&mut f, 8, bits);
-        let r = decode_response(&f, Layout::Dec2025, 0x02);
+        let r = decode_response(&f, Layout::Pr28, 0x02);
         assert_eq!(r.is_ok(), ok, "{bits}");
         if !ok {
             assert_eq!(r, Err(DecodeError::Range));
@@ -1031,11 +1037,11 @@ fn fields_out_of_range() {
     let mut f = frame(1, 0x02, 0, 1, &[0; 44]);
     poke32(&mut f, 24, 0x0800_0000);
     assert_eq!(
-        decode_response(&f, Layout::V2026, 0x02),
+        decode_response(&f, Layout::V1Review, 0x02),
         Err(DecodeError::Range)
     );
     poke32(&mut f, 24, 0x07ff_ffff);
-    let (_, r) = decode_response(&f, Layout::V2026, 0x02).unwrap();
+    let (_, r) = decode_response(&f, Layout::V1Review, 0x02).unwrap();
     assert!(matches!(r, TransportResponse::DeviceInfo(i) if i.num_feature_bits == 0xffff_ffe0));
     // EVENT_DEVICE state 0.
     let f = frame(2, 0x40, 0, 0, &[1, 0, 0, 0]);
@@ -1294,7 +1300,7 @@ fn encode_over_u16_is_too_big() {
         data: &data,
     };
     assert_eq!(
-        req.encode(Layout::V2026, 0, 0, &mut out),
+        req.encode(Layout::V1Review, 0, 0, &mut out),
         Err(EncodeError::TooBig { need: 65537 })
     );
     // The largest message that fits u16.
@@ -1303,8 +1309,8 @@ fn encode_over_u16_is_too_big() {
         offset: 0,
         data: &data[..65535 - 20],
     };
-    assert_eq!(req.encode(Layout::V2026, 0, 0, &mut out), Ok(65535));
-    assert_eq!(decode_request(&out, Layout::V2026).unwrap().1, req);
+    assert_eq!(req.encode(Layout::V1Review, 0, 0, &mut out), Ok(65535));
+    assert_eq!(decode_request(&out, Layout::V1Review).unwrap().1, req);
 }
 
 #[test]
@@ -1318,28 +1324,28 @@ fn encode_unrepresentable() {
     let mut out = [0u8; 128];
     let bad_infos = [
         (
-            Layout::Dec2025,
+            Layout::Pr28,
             DeviceInfo {
                 admin_vq_start: 0x1_0000,
                 ..info
             },
         ),
         (
-            Layout::Dec2025,
+            Layout::Pr28,
             DeviceInfo {
                 admin_vq_count: 0x1_0000,
                 ..info
             },
         ),
         (
-            Layout::Dec2025,
+            Layout::Pr28,
             DeviceInfo {
                 num_feature_bits: 65,
                 ..info
             },
         ),
         (
-            Layout::V2026,
+            Layout::V1Review,
             DeviceInfo {
                 num_feature_bits: 33,
                 ..info
@@ -1357,10 +1363,10 @@ fn encode_unrepresentable() {
         device_uuid: UUID,
         ..info
     });
-    let f = enc_resp(&with_uuid, Layout::Dec2025, &gdi);
+    let f = enc_resp(&with_uuid, Layout::Pr28, &gdi);
     assert_eq!(f.len(), 32);
     assert_eq!(
-        decode_response(&f, Layout::Dec2025, 0x02).unwrap().1,
+        decode_response(&f, Layout::Pr28, 0x02).unwrap().1,
         TransportResponse::DeviceInfo(info)
     );
     // GET_SHM Dec-2025: 32-bit length and address.
@@ -1372,10 +1378,10 @@ fn encode_unrepresentable() {
             address,
         };
         assert_eq!(
-            r.encode(Layout::Dec2025, &shm, &mut out),
+            r.encode(Layout::Pr28, &shm, &mut out),
             Err(EncodeError::Unrepresentable)
         );
-        assert!(r.encode(Layout::V2026, &shm, &mut out).is_ok());
+        assert!(r.encode(Layout::V1Review, &shm, &mut out).is_ok());
     }
     // Queue flags.
     let sv = |flags| TransportRequest::SetVqueue {
@@ -1387,11 +1393,11 @@ fn encode_unrepresentable() {
         device_addr: 0,
     };
     assert_eq!(
-        sv(1).encode(Layout::Dec2025, 0, 0, &mut out),
+        sv(1).encode(Layout::Pr28, 0, 0, &mut out),
         Err(EncodeError::Unrepresentable)
     );
     assert_eq!(
-        sv(2).encode(Layout::V2026, 0, 0, &mut out),
+        sv(2).encode(Layout::V1Review, 0, 0, &mut out),
         Err(EncodeError::Unrepresentable)
     );
     let gv = |flags| TransportResponse::Vqueue {
@@ -1405,16 +1411,16 @@ fn encode_unrepresentable() {
     };
     let gvh = req_header(0, 0x09, 0, 1);
     assert_eq!(
-        gv(1).encode(Layout::Dec2025, &gvh, &mut out),
+        gv(1).encode(Layout::Pr28, &gvh, &mut out),
         Err(EncodeError::Unrepresentable)
     );
     assert_eq!(
-        gv(2).encode(Layout::V2026, &gvh, &mut out),
+        gv(2).encode(Layout::V1Review, &gvh, &mut out),
         Err(EncodeError::Unrepresentable)
     );
     // A response to a different request.
     assert_eq!(
-        TransportResponse::SetVqueue.encode(Layout::V2026, &gvh, &mut out),
+        TransportResponse::SetVqueue.encode(Layout::V1Review, &gvh, &mut out),
         Err(EncodeError::Unrepresentable)
     );
     // Bus: bitmap length, wrong request, state 0.
@@ -1448,11 +1454,11 @@ fn encode_unrepresentable() {
 #[test]
 fn response_header_echo() {
     let req = frame(0xfc, 0x07, 0x0102, 0xabcd, &[]); // reserved type bits set on receive
-    let (h, r) = decode_request(&req, Layout::V2026).unwrap();
+    let (h, r) = decode_request(&req, Layout::V1Review).unwrap();
     assert_eq!(r, TransportRequest::GetDeviceStatus);
     let f = enc_resp(
         &TransportResponse::DeviceStatus { status: 0xf },
-        Layout::V2026,
+        Layout::V1Review,
         &h,
     );
     assert_eq!(f, frame(0x01, 0x07, 0x0102, 0xabcd, &le32s(&[0xf])));
@@ -1653,8 +1659,8 @@ proptest! {
             };
             let mut out = [0u8; 256];
             let representable = match (req, layout) {
-                (TransportRequest::SetVqueue { flags, .. }, Layout::Dec2025) => flags == 0,
-                (TransportRequest::SetVqueue { flags, .. }, Layout::V2026) => flags <= 1,
+                (TransportRequest::SetVqueue { flags, .. }, Layout::Pr28) => flags == 0,
+                (TransportRequest::SetVqueue { flags, .. }, Layout::V1Review) => flags <= 1,
                 _ => true,
             };
             match req.encode(layout, dev, token, &mut out) {
@@ -1707,13 +1713,13 @@ proptest! {
                 other => other,
             };
             let representable = match (resp, layout) {
-                (TransportResponse::DeviceInfo(i), Layout::Dec2025) => {
+                (TransportResponse::DeviceInfo(i), Layout::Pr28) => {
                     i.num_feature_bits % 32 == 0 && i.admin_vq_start <= 0xffff && i.admin_vq_count <= 0xffff
                 }
-                (TransportResponse::DeviceInfo(i), Layout::V2026) => i.num_feature_bits % 32 == 0,
-                (TransportResponse::Vqueue { flags, .. }, Layout::Dec2025) => flags == 0,
-                (TransportResponse::Vqueue { flags, .. }, Layout::V2026) => flags <= 1,
-                (TransportResponse::Shm { length, address, .. }, Layout::Dec2025) => {
+                (TransportResponse::DeviceInfo(i), Layout::V1Review) => i.num_feature_bits % 32 == 0,
+                (TransportResponse::Vqueue { flags, .. }, Layout::Pr28) => flags == 0,
+                (TransportResponse::Vqueue { flags, .. }, Layout::V1Review) => flags <= 1,
+                (TransportResponse::Shm { length, address, .. }, Layout::Pr28) => {
                     length <= 0xffff_ffff && address <= 0xffff_ffff
                 }
                 _ => true,
@@ -1725,7 +1731,7 @@ proptest! {
                     prop_assert!(representable);
                     let (h, got) = decode_response(&out[..n], layout, id).unwrap();
                     let want = match (resp, layout) {
-                        (TransportResponse::DeviceInfo(i), Layout::Dec2025) => {
+                        (TransportResponse::DeviceInfo(i), Layout::Pr28) => {
                             TransportResponse::DeviceInfo(DeviceInfo { device_uuid: [0; 16], ..i })
                         }
                         _ => resp,
