@@ -42,7 +42,7 @@
 
 mod abi;
 mod mapper;
-mod mem;
+mod ns_memory;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -525,7 +525,7 @@ impl VmEndpoint {
                 let fault = Fault {
                     endpoint: self.id,
                     addr: pa,
-                    len: mem::to_u64(len),
+                    len: ns_memory::to_u64(len),
                     write,
                     reason,
                 };

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Fault, Inner, mem::to_u64, state::Mapping};
+use super::{Fault, Inner, ns_memory::to_u64, state::Mapping};
 use crate::memory::{MapError, MemRange, NsMapper, PAGE_SIZE};
 
 /// Base of the virtual addresses handed out for mappings. Deliberately far from the
@@ -42,7 +42,7 @@ impl SimMapper {
         addr: u64,
         len: usize,
         write: bool,
-        copy: impl FnOnce(&mut super::mem::Memory, u64),
+        copy: impl FnOnce(&mut super::ns_memory::Memory, u64),
     ) -> Result<(), MapError> {
         let mut st = self.inner.lock();
         let fault = |reason| Fault {

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use arm_ffa::{FfaError, Interface, Version};
 
-use super::{Fault, SpInfo, mem::Memory};
+use super::{Fault, SpInfo, ns_memory::Memory};
 
 /// Registers of one FF-A call or answer.
 pub(super) type Regs = [u64; 18];
