@@ -2,7 +2,11 @@
 
 use std::sync::Arc;
 
-use super::{Fault, Inner, ns_memory::to_u64, state::Mapping};
+use super::{
+    ns_memory::to_u64,
+    state::{Inner, Mapping},
+    types::Fault,
+};
 use crate::memory::{MapError, MemRange, NsMapper, PAGE_SIZE};
 
 /// Base of the virtual addresses handed out for mappings. Deliberately far from the
@@ -13,7 +17,7 @@ const VA_BASE: u64 = 0x7f00_0000_0000;
 /// Most mappings a partition may hold at once (its translation tables are finite).
 pub const MAX_MAPPINGS: usize = 1024;
 
-/// Implements [`NsMapper`] for one secure partition of a [`super::World`].
+/// Implements [`NsMapper`] for one secure partition of a [`World`](super::world::World).
 ///
 /// `map` succeeds only for a range the partition currently has retrieved (writable only if
 /// retrieved read-write) and hands out a fresh virtual base (followed by an unmapped guard

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use arm_ffa::FfaError;
 
+use super::reply::Refusal;
 use crate::memory::{
     ATTR_NON_SECURE as ATTR_NS, ATTR_NORMAL_WB_INNER_SHAREABLE as ATTR_NORMAL_WB_INNER, DataAccess,
     FLAG_CLEAR, FLAG_CLEAR_RELINQUISH, FLAG_TYPE_MASK, MemRange, MemTransaction, PAGE_SIZE,
@@ -33,9 +34,6 @@ const FLAG_BYPASS_BORROWERS: u32 = 1 << 10;
 const RETRIEVE_FLAGS_MBZ: u32 = !0x7ff;
 /// Relinquish flags: bits other than zero-memory and time-slicing must be zero.
 const RELINQUISH_FLAGS_MBZ: u32 = !(RELINQUISH_FLAG_CLEAR | RELINQUISH_FLAG_TIME_SLICE);
-
-/// A refusal: the FF-A error code and why (for the log).
-pub(super) type Refusal = (FfaError, &'static str);
 
 /// One 4 KiB page of normal-world memory.
 struct Page {

@@ -1,13 +1,21 @@
-//! The simulated world's state: endpoints, their FF-A bookkeeping and the message slots.
+//! The simulated world's state, behind one mutex: endpoints, their FF-A bookkeeping (version,
+//! RX/TX mailbox, notification bitmaps, a partition's run state) and the message slots; and
+//! [`Inner`], that mutex with the condition variable every blocked call waits on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
 
-use arm_ffa::{FfaError, Interface, Version};
+use arm_ffa::{FfaError, Version};
 
-use super::{Fault, SpInfo, ns_memory::Memory};
-
-/// Registers of one FF-A call or answer.
-pub(super) type Regs = [u64; 18];
+use super::{
+    ns_memory::Memory,
+    props,
+    reply::{Regs, encode, error},
+    types::{Fault, NS_BASE, SpInfo},
+};
 
 /// Everything the world knows, behind the world's one mutex.
 pub(super) struct State {
@@ -31,7 +39,7 @@ impl State {
     pub fn new() -> Self {
         Self {
             endpoints: BTreeMap::new(),
-            mem: Memory::new(super::NS_BASE),
+            mem: Memory::new(NS_BASE),
             faults: Vec::new(),
             console: Vec::new(),
             replies: HashMap::new(),
@@ -100,7 +108,7 @@ impl Endpoint {
         let notif = match &kind {
             Kind::Vm => Notifications::default(),
             Kind::Sp(sp) => Notifications {
-                enabled: sp.info.properties & super::props::NOTIFICATION_RECV != 0,
+                enabled: sp.info.properties & props::NOTIFICATION_RECV != 0,
                 vcpu_count: u32::from(sp.info.exec_ctx_count),
                 ..Notifications::default()
             },
@@ -133,7 +141,8 @@ pub(super) enum Kind {
     Sp(Box<Sp>),
 }
 
-/// A mapped RX/TX pair. The contents live in the caller's [`super::SimConduit`]; the world
+/// A mapped RX/TX pair. The contents live in the caller's
+/// [`SimConduit`](super::conduit::SimConduit); the world
 /// only tracks the mapping (and, for VMs, reserves the pages).
 pub(super) struct Mailbox {
     /// TX buffer address.
@@ -247,15 +256,57 @@ impl Default for Bitmap {
     }
 }
 
-/// FFA_ERROR (32-bit) with `code`.
-pub(super) fn error(code: FfaError) -> Interface {
-    Interface::error(code, true)
+/// The world's shared core: state and the condition variable every blocked call waits on.
+pub(crate) struct Inner {
+    /// The state.
+    state: Mutex<State>,
+    /// Notified whenever the state changes in a way a blocked call may wait for.
+    pub cv: Condvar,
 }
 
-/// Encodes an answer (the register layout of every answer the sim gives is the same in
-/// FF-A v1.1 and v1.2).
-pub(super) fn encode(iface: &Interface) -> Regs {
-    let mut regs = [0; 18];
-    iface.to_regs(Version(1, 2), &mut regs);
-    regs
+impl Inner {
+    /// A world with no endpoints.
+    pub fn new() -> Self {
+        Self {
+            state: Mutex::new(State::new()),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Locks the state (a panic on another thread does not poison it).
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for a change of the state.
+    pub fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.cv.wait(guard).unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for a change of the state, at most `timeout`.
+    pub fn wait_timeout<'a>(
+        &self,
+        guard: MutexGuard<'a, State>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, State> {
+        self.cv
+            .wait_timeout(guard, timeout)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0)
+    }
+
+    /// Shuts the world down (see `World::shutdown`).
+    pub fn shutdown(&self) {
+        self.lock().shutdown = true;
+        self.cv.notify_all();
+    }
+}
+
+/// Shuts the world down when the last owning handle goes.
+pub(super) struct Owner(pub Arc<Inner>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
 }

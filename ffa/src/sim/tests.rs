@@ -15,6 +15,7 @@ use arm_ffa::{
 use uuid::Uuid;
 
 use super::*;
+use crate::Conduit;
 use crate::{
     Ffa,
     calls::Error,

@@ -1,0 +1,350 @@
+//! Direct messaging and partition scheduling: FFA_MSG_WAIT (FF-A v1.2 (DEN0077A), "CPU cycle
+//! management interfaces"), FFA_MSG_SEND_DIRECT_REQ/REQ2 from a VM and
+//! FFA_MSG_SEND_DIRECT_RESP/RESP2 from a partition ("Messaging interfaces"), with BUSY while a
+//! partition handles another request and ABORTED once its thread has ended; the VM
+//! created/destroyed framework messages ("Framework messages"); and FFA_ERROR from a
+//! partition (an abort during boot).
+//!
+//! Not modelled (NOT_SUPPORTED): FFA_RUN, FFA_YIELD, FFA_INTERRUPT, FFA_MSG_SEND2 and direct
+//! requests sent by partitions.
+
+use std::sync::MutexGuard;
+
+use arm_ffa::{
+    FfaError, Interface, Version,
+    interface_args::{DirectMsgArgs, MsgWaitFlags},
+};
+use uuid::Uuid;
+
+use super::{
+    props,
+    reply::{Regs, encode, error, refuse},
+    state::{Inner, Kind, Pending, ReqKind, SpRun, State},
+};
+
+/// FFA_MSG_SEND_DIRECT_REQ(2) `iface` from endpoint `id`: which request it is (framework
+/// messages come from the hypervisor only), then as [`vm_direct_req`].
+pub(super) fn direct_req(
+    inner: &Inner,
+    st: MutexGuard<'_, State>,
+    id: u16,
+    iface: &Interface,
+) -> Regs {
+    match *iface {
+        Interface::MsgSendDirectReq2 {
+            src_id,
+            dst_id,
+            uuid,
+            ..
+        } => vm_direct_req(
+            inner,
+            st,
+            id,
+            ReqKind::Req2,
+            src_id,
+            dst_id,
+            Some(uuid),
+            iface,
+        ),
+        Interface::MsgSendDirectReq {
+            src_id,
+            dst_id,
+            args,
+        } => {
+            let kind = match args {
+                DirectMsgArgs::Args32(_) => ReqKind::Req { is_32bit: true },
+                DirectMsgArgs::Args64(_) => ReqKind::Req { is_32bit: false },
+                _ => {
+                    return encode(&refuse(
+                        id,
+                        "direct request",
+                        (
+                            FfaError::InvalidParameters,
+                            "framework messages come from the hypervisor only",
+                        ),
+                    ));
+                }
+            };
+            vm_direct_req(inner, st, id, kind, src_id, dst_id, None, iface)
+        }
+        // Dispatch passes direct requests only.
+        _ => encode(&error(FfaError::NotSupported)),
+    }
+}
+
+/// FFA_MSG_WAIT from a partition: ends its boot, releases its RX buffer (unless asked to
+/// retain it) and blocks until the next direct request. Not allowed while a request is
+/// pending (DENIED), nor for VMs.
+pub(super) fn msg_wait(
+    inner: &Inner,
+    mut st: MutexGuard<'_, State>,
+    id: u16,
+    flags: MsgWaitFlags,
+) -> Regs {
+    let Some(ep) = st.endpoints.get_mut(&id) else {
+        return encode(&error(FfaError::NotSupported));
+    };
+    let Kind::Sp(sp) = &mut ep.kind else {
+        return encode(&refuse(
+            id,
+            "FFA_MSG_WAIT",
+            (
+                FfaError::NotSupported,
+                "VMs do not receive direct requests here",
+            ),
+        ));
+    };
+    match sp.run {
+        SpRun::Busy(_) => {
+            return encode(&refuse(
+                id,
+                "FFA_MSG_WAIT",
+                (FfaError::Denied, "a direct request must be answered first"),
+            ));
+        }
+        SpRun::Dead => return encode(&error(FfaError::Aborted)),
+        SpRun::Init => {
+            sp.run = SpRun::Waiting;
+            inner.cv.notify_all();
+        }
+        SpRun::Waiting => {}
+    }
+    if !flags.retain_rx_buffer {
+        ep.rx_full = false;
+    }
+    wait_message(inner, st, id)
+}
+
+/// Blocks partition `id` until a message is delivered to it (or the world shuts down).
+fn wait_message(inner: &Inner, mut st: MutexGuard<'_, State>, id: u16) -> Regs {
+    loop {
+        let shutdown = st.shutdown;
+        let Some(sp) = st.sp_mut(id) else {
+            return encode(&error(FfaError::Aborted));
+        };
+        if let Some(msg) = sp.inbox.take() {
+            return msg;
+        }
+        if shutdown || matches!(sp.run, SpRun::Dead) {
+            return encode(&error(FfaError::Aborted));
+        }
+        st = inner.wait(st);
+    }
+}
+
+/// FFA_MSG_SEND_DIRECT_REQ(2) from a VM to a partition. Blocks until the partition answers.
+#[allow(clippy::too_many_arguments)]
+fn vm_direct_req(
+    inner: &Inner,
+    st: MutexGuard<'_, State>,
+    id: u16,
+    kind: ReqKind,
+    src: u16,
+    dst: u16,
+    uuid: Option<Uuid>,
+    iface: &Interface,
+) -> Regs {
+    let inval = FfaError::InvalidParameters;
+    if st.is_sp(id) {
+        return encode(&refuse(
+            id,
+            "direct request",
+            (
+                FfaError::NotSupported,
+                "requests from partitions are not modelled",
+            ),
+        ));
+    }
+    if src != id || src == dst {
+        return encode(&refuse(
+            id,
+            "direct request",
+            (inval, "source is not the caller, or targets itself"),
+        ));
+    }
+    deliver_request(inner, st, kind, src, dst, uuid, encode(iface))
+}
+
+/// Delivers a direct request (or framework message) from `src` to partition `dst` and waits
+/// for its answer.
+pub(super) fn deliver_request(
+    inner: &Inner,
+    mut st: MutexGuard<'_, State>,
+    kind: ReqKind,
+    src: u16,
+    dst: u16,
+    uuid: Option<Uuid>,
+    msg: Regs,
+) -> Regs {
+    if st.shutdown {
+        return encode(&error(FfaError::Aborted));
+    }
+    let token = st.next_token;
+    let Some(ep) = st.endpoints.get_mut(&dst) else {
+        return encode(&refuse(
+            src,
+            "direct request",
+            (FfaError::InvalidParameters, "no such partition"),
+        ));
+    };
+    let receiver_version = ep.version;
+    let Kind::Sp(sp) = &mut ep.kind else {
+        return encode(&refuse(
+            src,
+            "direct request",
+            (FfaError::InvalidParameters, "target is not a partition"),
+        ));
+    };
+    if let Some(uuid) = uuid
+        && !uuid.is_nil()
+        && !sp.info.uuids.contains(&uuid)
+    {
+        return encode(&refuse(
+            src,
+            "direct request",
+            (
+                FfaError::InvalidParameters,
+                "UUID not served by the partition",
+            ),
+        ));
+    }
+    let p = sp.info.properties;
+    let supported = match kind {
+        ReqKind::Req2 => p & props::DIRECT_REQ2_RECV != 0 && receiver_version >= Version(1, 2),
+        ReqKind::Req { .. } => p & props::DIRECT_REQ_RECV != 0,
+        ReqKind::VmCreated => p & props::VM_CREATED != 0,
+        ReqKind::VmDestroyed => p & props::VM_DESTROYED != 0,
+    };
+    if !supported {
+        return encode(&refuse(
+            src,
+            "direct request",
+            (
+                FfaError::Denied,
+                "partition does not receive this kind of message",
+            ),
+        ));
+    }
+    match sp.run {
+        SpRun::Dead => return encode(&error(FfaError::Aborted)),
+        SpRun::Init | SpRun::Busy(_) => {
+            return encode(&refuse(
+                src,
+                "direct request",
+                (FfaError::Busy, "partition is busy"),
+            ));
+        }
+        SpRun::Waiting => {}
+    }
+    sp.run = SpRun::Busy(Pending {
+        token,
+        caller: src,
+        kind,
+    });
+    sp.inbox = Some(msg);
+    st.next_token += 1;
+    inner.cv.notify_all();
+    loop {
+        if let Some(answer) = st.replies.remove(&token) {
+            return answer;
+        }
+        st = inner.wait(st);
+    }
+}
+
+/// FFA_MSG_SEND_DIRECT_RESP(2) from a partition: must answer its pending request with the
+/// matching ABI (else DENIED) and swapped ids (else INVALID_PARAMETERS); then blocks for the
+/// next request.
+pub(super) fn direct_resp(
+    inner: &Inner,
+    mut st: MutexGuard<'_, State>,
+    id: u16,
+    iface: &Interface,
+) -> Regs {
+    let (src, dst, kind) = match *iface {
+        Interface::MsgSendDirectResp2 { src_id, dst_id, .. } => {
+            (src_id, dst_id, Some(ReqKind::Req2))
+        }
+        Interface::MsgSendDirectResp {
+            src_id,
+            dst_id,
+            args,
+        } => (
+            src_id,
+            dst_id,
+            match args {
+                DirectMsgArgs::Args32(_) => Some(ReqKind::Req { is_32bit: true }),
+                DirectMsgArgs::Args64(_) => Some(ReqKind::Req { is_32bit: false }),
+                DirectMsgArgs::VmCreatedAck { .. } => Some(ReqKind::VmCreated),
+                DirectMsgArgs::VmDestructedAck { .. } => Some(ReqKind::VmDestroyed),
+                _ => None,
+            },
+        ),
+        _ => (0, 0, None),
+    };
+    let Some(sp) = st.sp_mut(id) else {
+        return encode(&refuse(
+            id,
+            "direct response",
+            (
+                FfaError::NotSupported,
+                "VMs do not answer direct requests here",
+            ),
+        ));
+    };
+    let pending = match &sp.run {
+        SpRun::Busy(p) => p,
+        SpRun::Dead => return encode(&error(FfaError::Aborted)),
+        SpRun::Init | SpRun::Waiting => {
+            return encode(&refuse(
+                id,
+                "direct response",
+                (FfaError::Denied, "no direct request pending"),
+            ));
+        }
+    };
+    if kind != Some(pending.kind) {
+        return encode(&refuse(
+            id,
+            "direct response",
+            (FfaError::Denied, "response ABI does not match the request"),
+        ));
+    }
+    if src != id || dst != pending.caller {
+        return encode(&refuse(
+            id,
+            "direct response",
+            (
+                FfaError::InvalidParameters,
+                "ids are not the request's, swapped",
+            ),
+        ));
+    }
+    let token = pending.token;
+    sp.run = SpRun::Waiting;
+    st.replies.insert(token, encode(iface));
+    inner.cv.notify_all();
+    wait_message(inner, st, id)
+}
+
+/// FFA_ERROR from a partition: FFA_ERROR(ABORTED) during boot aborts it (FF-A v1.2 §8.5);
+/// anything else is NOT_SUPPORTED (as Hafnium: a request must be answered with a direct
+/// response).
+pub(super) fn sp_error(st: &mut State, id: u16, code: FfaError) -> Interface {
+    let booting = st
+        .sp_mut(id)
+        .is_some_and(|sp| matches!(sp.run, SpRun::Init));
+    if booting && code == FfaError::Aborted {
+        log::warn!("sim: partition {id:#06x} aborted during boot");
+        st.abort_sp(id);
+        return error(FfaError::Aborted);
+    }
+    refuse(
+        id,
+        "FFA_ERROR",
+        (
+            FfaError::NotSupported,
+            "FFA_ERROR is only an abort during boot",
+        ),
+    )
+}
