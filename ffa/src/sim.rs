@@ -39,6 +39,31 @@
 //!
 //! Each conduit keeps its own RX and TX buffers; a call reads the TX buffer and fills the RX
 //! buffer of the conduit that issued it.
+//!
+//! # Where things are
+//!
+//! The SPMC, by FF-A area (a call enters at `dispatch` and goes to one area):
+//!
+//! - `dispatch.rs`: decodes a call, applies the rules common to every ABI (unknown or ended
+//!   caller, version gate and lock) and dispatches it.
+//! - `setup.rs`: setup and discovery: FFA_VERSION, FFA_FEATURES, FFA_ID_GET, FFA_SPM_ID_GET,
+//!   FFA_RXTX_MAP/UNMAP, FFA_RX_RELEASE, FFA_PARTITION_INFO_GET, FFA_CONSOLE_LOG.
+//! - `messaging.rs`: FFA_MSG_WAIT, FFA_MSG_SEND_DIRECT_REQ(2)/RESP(2), framework messages,
+//!   FFA_ERROR from a partition.
+//! - `memory.rs`: FFA_MEM_SHARE/LEND/DONATE, FFA_MEM_RETRIEVE_REQ, FFA_MEM_RELINQUISH,
+//!   FFA_MEM_RECLAIM (descriptors in TX, answers in RX); `ns_memory.rs`: the normal-world
+//!   pages and the transaction rules behind them.
+//! - `notifications.rs`: FFA_NOTIFICATION_BITMAP_CREATE/DESTROY, _BIND/_UNBIND, _SET, _GET.
+//!
+//! Underneath: `state.rs` (the world's state behind one mutex), `reply.rs` (answer
+//! registers, FFA_SUCCESS/FFA_ERROR), `types.rs` and `props.rs` (public ids, [`SpInfo`],
+//! [`Fault`], [`props`]). On top: `world.rs` ([`World`], [`VmEndpoint`], [`SpHandle`]),
+//! `conduit.rs` ([`SimConduit`]) and `mapper.rs` ([`SimMapper`]). `tests/` has one file per
+//! area.
+//!
+//! Imports flow one way, `reply`/`props` → `types` → `ns_memory` → `state` → the four
+//! areas → `dispatch` → `conduit` → `world` (`mapper` uses `state` and is used by
+//! `world`): no file uses a file that uses it, and this file only declares and re-exports.
 
 mod conduit;
 mod dispatch;

@@ -12,8 +12,7 @@ use super::{
 };
 use crate::Conduit;
 
-/// A [`Conduit`] into a [`World`](super::world::World) for one endpoint, with its own 4 KiB RX
-/// and TX buffers.
+/// A [`Conduit`] into a `World` for one endpoint, with its own 4 KiB RX and TX buffers.
 pub struct SimConduit {
     inner: Arc<Inner>,
     id: u16,

@@ -2,8 +2,8 @@
 //! of its FF-A area ([`setup`], [`messaging`], [`memory`], [`notifications`]). Common
 //! rules applied here, before any handler: an unknown caller is NOT_SUPPORTED, a partition
 //! whose thread ended gets ABORTED, an ABI newer than the caller's negotiated version is
-//! NOT_SUPPORTED (FF-A v1.2 (DEN0077A), "Version compatibility"), any call but FFA_VERSION
-//! locks the version, and a call that is not modelled is NOT_SUPPORTED.
+//! NOT_SUPPORTED (FF-A v1.2 (DEN0077A), FFA_VERSION and each ABI's "introduced in"), any
+//! call but FFA_VERSION locks the version, and a call that is not modelled is NOT_SUPPORTED.
 //!
 //! Error codes follow Hafnium (the SPMC this project targets) where the spec leaves a choice.
 

@@ -1,4 +1,6 @@
-//! [`SimMapper`]: a partition's view of the normal-world memory it retrieved.
+//! [`SimMapper`]: a partition's view of the normal-world memory it retrieved, the sim's
+//! [`NsMapper`] (the stage-1 mapping a partition makes after FFA_MEM_RETRIEVE_RESP; not an
+//! FF-A ABI itself).
 
 use std::sync::Arc;
 
@@ -17,7 +19,7 @@ const VA_BASE: u64 = 0x7f00_0000_0000;
 /// Most mappings a partition may hold at once (its translation tables are finite).
 pub const MAX_MAPPINGS: usize = 1024;
 
-/// Implements [`NsMapper`] for one secure partition of a [`World`](super::world::World).
+/// Implements [`NsMapper`] for one secure partition of a `World`.
 ///
 /// `map` succeeds only for a range the partition currently has retrieved (writable only if
 /// retrieved read-write) and hands out a fresh virtual base (followed by an unmapped guard

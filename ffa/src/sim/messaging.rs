@@ -2,7 +2,7 @@
 //! management interfaces"), FFA_MSG_SEND_DIRECT_REQ/REQ2 from a VM and
 //! FFA_MSG_SEND_DIRECT_RESP/RESP2 from a partition ("Messaging interfaces"), with BUSY while a
 //! partition handles another request and ABORTED once its thread has ended; the VM
-//! created/destroyed framework messages ("Framework messages"); and FFA_ERROR from a
+//! created/destroyed framework messages (VM availability messages); and FFA_ERROR from a
 //! partition (an abort during boot).
 //!
 //! Not modelled (NOT_SUPPORTED): FFA_RUN, FFA_YIELD, FFA_INTERRUPT, FFA_MSG_SEND2 and direct

@@ -1,4 +1,6 @@
-//! Normal-world memory of the simulated world and the FF-A memory transactions over it.
+//! Normal-world memory of the simulated world and the FF-A memory transactions over it: the
+//! rules of FF-A v1.2 (DEN0077A) "Memory management" (transaction descriptors, lend/share,
+//! retrieve, relinquish, reclaim) that the ABI handlers of `memory.rs` apply.
 //!
 //! Pages are allocated on demand in a sparse physical address space. Each page has an owner
 //! (the VM that allocated it) and a state: exclusive to its owner, reserved as the owner's

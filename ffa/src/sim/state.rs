@@ -141,9 +141,8 @@ pub(super) enum Kind {
     Sp(Box<Sp>),
 }
 
-/// A mapped RX/TX pair. The contents live in the caller's
-/// [`SimConduit`](super::conduit::SimConduit); the world
-/// only tracks the mapping (and, for VMs, reserves the pages).
+/// A mapped RX/TX pair. The contents live in the caller's `SimConduit`; the world only
+/// tracks the mapping (and, for VMs, reserves the pages).
 pub(super) struct Mailbox {
     /// TX buffer address.
     pub tx: u64,

@@ -3,7 +3,8 @@
 //! with its own pages) and [`SpHandle`] (a partition's thread).
 //!
 //! It also plays the hypervisor's part for the VM created/destroyed framework messages
-//! (FF-A v1.2 (DEN0077A), "Framework messages" under FFA_MSG_SEND_DIRECT_REQ).
+//! (FF-A v1.2 (DEN0077A), the VM availability framework messages sent with
+//! FFA_MSG_SEND_DIRECT_REQ).
 
 use std::{
     sync::Arc,
