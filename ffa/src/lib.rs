@@ -1,5 +1,7 @@
 //! Everything FF-A, above the `arm-ffa` crate (which is pure data).
 //!
+//! - [`arch`]: aarch64 support shared by the partition and the NWd payload (the SMC conduit,
+//!   exception reports, volatile copies).
 //! - [`conduit`]: [`Conduit`], the single place an FF-A call is issued, with the endpoint's RX/TX
 //!   buffers.
 //! - [`calls`]: typed FF-A calls ([`Ffa`]).
@@ -20,6 +22,7 @@
 
 extern crate alloc;
 
+pub mod arch;
 pub mod bus;
 pub mod calls;
 pub mod conduit;

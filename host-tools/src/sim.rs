@@ -8,16 +8,19 @@ use ffa::{
     bus::{BusConfig, Dialect},
     sim::{Fault, SimConduit, SpHandle, SpInfo, VmEndpoint, World, props},
 };
-use sp::partition::BootError;
+use sp::startup::StartError;
 
 use virtio_msg::MemError;
 
 use crate::{
     Connection, Platform,
-    entropy::OsEntropy,
     session::{BusSession, SessionError},
     virtqueue::DriverMem,
 };
+
+pub mod partition;
+
+use partition::{HostPartition, PackageHead};
 
 /// Endpoint id the simulated partition gets (the first SP id under Hafnium).
 pub const SP_ID: u16 = 0x8001;
@@ -42,12 +45,14 @@ impl SimSystem {
         info.properties |= props::VM_CREATED | props::VM_DESTROYED;
         // The manifest's rx_tx-info has the SPMC map the buffers at boot.
         info.rxtx_premapped = true;
-        let sp = world.spawn_sp(info, move |conduit: SimConduit, mut mapper| {
-            let mut ffa = Ffa::new(conduit);
-            let factory = sp::registry::StandardDevices::new(Some(OsEntropy));
-            match sp::partition::boot(&mut ffa, &mut mapper, factory, config, None) {
-                Ok(()) | Err(BootError::Ffa(_)) => {}
-                Err(e) => log::error!("partition stopped: {e}"),
+        // The same start-up as the image's, over the simulated conduit and mapper, with boot
+        // info and a manifest as Hafnium hands them over.
+        let sp = world.spawn_sp(info, move |conduit: SimConduit, mapper| {
+            let mut platform = HostPartition::new(conduit, mapper, PackageHead::standard());
+            match sp::startup::start(&mut platform, config) {
+                // The world shut down: the partition's next call failed.
+                StartError::Loop(_) => {}
+                e => log::error!("partition stopped: {e}"),
             }
         });
         Ok(Self {

@@ -1,5 +1,12 @@
-//! The virtio-msg secure partition core: message loop, per-VM bus instances, device registry,
-//! device-side virtqueues and device models.
+//! The virtio-msg secure partition: its one start-up path, the partition core (message loop,
+//! per-VM bus instances, device registry), device-side virtqueues and device models, and the
+//! aarch64 runtime of the image.
+//!
+//! - [`startup`]: the start-up steps, generic over a [`startup::Platform`]; the image
+//!   ([`runtime`]) and the simulated world run the same function.
+//! - [`bootinfo`], [`layout`], [`mmu`], [`entropy`], [`console`]: the platform pieces the
+//!   image uses, host-tested (CPU accessors through [`arch`], faked on the host).
+//! - [`partition`], [`registry`], [`devices`], [`virtqueue`]: the partition core.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![cfg_attr(
     not(test),
@@ -12,9 +19,18 @@
 )]
 
 extern crate alloc;
+pub mod arch;
+pub mod bootinfo;
+pub mod console;
 pub mod devices;
+pub mod entropy;
+pub mod layout;
+pub mod mmu;
 pub mod partition;
 pub mod registry;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod runtime;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod scripted;
+pub mod startup;
 pub mod virtqueue;

@@ -203,47 +203,6 @@ pub fn run<C: Conduit, M: NsMapper, F: DeviceFactory>(
     }
 }
 
-/// Why the partition stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum BootError {
-    /// FFA_VERSION was refused or answered with an incompatible version.
-    #[error("the SPMC does not speak FF-A 1.2 (answered {0:?})")]
-    Version(Option<ffa::arm_ffa::Version>),
-    /// An FF-A call failed.
-    #[error("FF-A call failed: {0}")]
-    Ffa(#[from] ffa::Error),
-}
-
-/// Starts the partition: FFA_VERSION (the first call, as the FF-A rules require), FFA_ID_GET,
-/// FFA_RXTX_MAP if `rxtx` gives buffers to map (`(tx, rx, pages)`; `None` when the manifest's
-/// rx_tx-info has the SPMC map them), then the message loop until it fails.
-pub fn boot<C: Conduit, M: NsMapper, F: DeviceFactory>(
-    ffa: &mut Ffa<C>,
-    mapper: &mut M,
-    factory: F,
-    config: BusConfig,
-    rxtx: Option<(u64, u64, u32)>,
-) -> Result<(), BootError> {
-    let version = ffa
-        .version(ffa::FFA_VERSION)
-        .map_err(|_| BootError::Version(None))?;
-    if version.0 != 1 || version.1 < 2 {
-        return Err(BootError::Version(Some(version)));
-    }
-    let own_id = ffa.id_get()?;
-    if let Some((tx, rx, pages)) = rxtx {
-        ffa.rxtx_map(tx, rx, pages)?;
-    }
-    log::info!(
-        "virtio-msg partition {own_id:#x} up (FF-A {}.{})",
-        version.0,
-        version.1
-    );
-    let mut partition = Partition::new(own_id, factory, config);
-    run(ffa, mapper, &mut partition)?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use ffa::{

@@ -15,7 +15,13 @@ mod linker;
 mod mmu;
 mod platform;
 
-use core::{arch::asm, panic::PanicInfo};
+use core::panic::PanicInfo;
+
+use aarch64_cpu::{
+    asm::barrier::{self, SY},
+    registers::{CPTR_EL2, Readable, Writeable},
+};
+use ffa::{arch::smc::SmcCalls, conduit::smccc_call};
 
 use nwd_payload::STACK_PAGES;
 
@@ -30,21 +36,15 @@ fn main(_x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
     run()
 }
 
-/// Clears CPTR_EL2.TFP (bit 10), so FP/SIMD instructions at EL2 do not trap. Its reset value
-/// is UNKNOWN; aarch64-rt only sets CPACR_EL1, which does not govern EL2 (HCR_EL2.E2H = 0).
+/// CPTR_EL2.TFP: FP/SIMD instructions at EL2 trap.
+const CPTR_EL2_TFP: u64 = 1 << 10;
+
+/// Clears CPTR_EL2.TFP, so FP/SIMD instructions at EL2 do not trap. Its reset value is UNKNOWN;
+/// aarch64-rt only sets CPACR_EL1, which does not govern EL2 (HCR_EL2.E2H = 0). aarch64-cpu
+/// 11.2.0 names no TFP field, hence the mask.
 fn allow_fp_at_el2() {
-    // SAFETY: a read-modify-write of the FP trap control of our own exception level; no memory
-    // is touched.
-    unsafe {
-        asm!(
-            "mrs {t}, cptr_el2",
-            "bic {t}, {t}, #(1 << 10)",
-            "msr cptr_el2, {t}",
-            "isb",
-            t = out(reg) _,
-            options(nomem, nostack, preserves_flags),
-        );
-    }
+    CPTR_EL2.set(CPTR_EL2.get() & !CPTR_EL2_TFP);
+    barrier::isb(SY);
 }
 
 #[inline(never)]
@@ -60,20 +60,15 @@ fn run() -> ! {
     power_off()
 }
 
-/// PSCI `SYSTEM_OFF`; if it returns, says so and parks the CPU.
+/// PSCI `SYSTEM_OFF` (through the conduit, like every SMC of the payload); if it returns, says
+/// so and parks the CPU.
 fn power_off() -> ! {
-    if let Err(e) = smccc::psci::system_off::<smccc::Smc>() {
-        console::emergency(format_args!("INFO PSCI SYSTEM_OFF failed: {e:?}; halting"));
-    }
-    halt()
-}
-
-/// Waits for interrupts forever (they are masked, so this only parks the CPU).
-fn halt() -> ! {
-    loop {
-        // SAFETY: WFI only waits.
-        unsafe { asm!("wfi", options(nomem, nostack, preserves_flags)) };
-    }
+    let [status, ..] = smccc_call(&mut SmcCalls, smccc::psci::PSCI_SYSTEM_OFF, &[]);
+    let status = ffa::conduit::smccc_status(status);
+    console::emergency(format_args!(
+        "INFO PSCI SYSTEM_OFF failed: {status}; halting"
+    ));
+    ffa::arch::halt()
 }
 
 #[panic_handler]

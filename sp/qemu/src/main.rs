@@ -2,8 +2,8 @@
 //! SPMC per the FF-A boot protocol (MMU off, x0 = boot-info blob whose FDT is the manifest).
 //!
 //! Thin on purpose: the entry point, the platform constants and the panic handler. The runtime
-//! is `sp::runtime`, the partition logic `sp::partition`. Host builds (`cargo test --workspace`)
-//! compile an empty stub.
+//! is `sp::runtime`, the start-up `sp::startup`. Host builds (`cargo test --workspace`) compile
+//! an empty stub.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 /// Host stub: the SP only runs on `aarch64-unknown-none`.
@@ -16,7 +16,7 @@ mod image {
     use sp_qemu::{LOAD_ADDRESS, MEM_SIZE, STACK_PAGES, UART0_BASE};
 
     aarch64_rt::entry!(main, STACK_PAGES);
-    aarch64_rt::initial_pagetable!(runtime::mmu::initial_pagetable(LOAD_ADDRESS, MEM_SIZE));
+    aarch64_rt::initial_pagetable!(runtime::initial_pagetable(LOAD_ADDRESS, MEM_SIZE));
     sp::panic_handler!();
 
     /// What the runtime needs to know about QEMU `virt`.
@@ -27,15 +27,6 @@ mod image {
     /// Entered from aarch64-rt's entry code with the MMU on (initial page table) and x0..x3
     /// as the SPMC left them: x0 is the boot-info address (`gp-register-num = <0>`).
     fn main(x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
-        let mut rt = runtime::init(&PLATFORM, x0);
-        let factory = sp::registry::StandardDevices::new(rt.entropy.take());
-        let config = ffa::bus::BusConfig::default();
-        let mut partition = sp::partition::Partition::new(rt.own_id, factory, config);
-        runtime::mark_running();
-        log::info!("entering the message loop (FFA_MSG_WAIT)");
-        match sp::partition::run(&mut rt.ffa, &mut rt.mapper, &mut partition) {
-            Ok(()) => runtime::fatal(format_args!("message loop returned")),
-            Err(e) => runtime::fatal(format_args!("message loop: {e}")),
-        }
+        runtime::main(&PLATFORM, x0)
     }
 }

@@ -1,11 +1,6 @@
-//! Logging: every `log` record becomes one whole line on the console.
-//!
-//! The console is chosen by the answer to `FFA_VERSION` (the first FF-A call, which must come
-//! before any other, `FFA_CONSOLE_LOG` included): with an SPMC, lines go out through
-//! `FFA_CONSOLE_LOG` (64-bit form, up to 128 characters per call, the last call ending in `\n`;
-//! Hafnium prints a line per newline, prefixed with the partition id); with no SPMC, to the
-//! PL011. Lines logged before that are kept in a small buffer and flushed once the console is
-//! known.
+//! The image's logger: every `log` record becomes one whole line ([`crate::console::Line`]) on
+//! the console the start-up picked — `FFA_CONSOLE_LOG` with an SPMC, the PL011 without. Lines
+//! logged before that are held in an [`EarlyLog`] and flushed once the console is known.
 
 use core::{
     fmt::{self, Write as _},
@@ -14,20 +9,12 @@ use core::{
 };
 
 use arm_pl011_uart::{PL011Registers, Uart};
-use ffa::arm_ffa::{
-    Interface, Version,
-    interface_args::{ConsoleLogChars, ConsoleLogChars64},
-};
+use ffa::{Ffa, arch::smc::SmcCalls};
 use log::{LevelFilter, Log, Metadata, Record};
 use safe_mmio::UniqueMmioPointer;
 use spin::Mutex;
 
-use super::conduit::smc;
-
-/// Longest line kept; longer ones are cut and end in `...`.
-const LINE_MAX: usize = 256;
-/// Bytes of log kept before the console is chosen.
-const EARLY_MAX: usize = 4096;
+use crate::console::{EarlyLog, Line, write_ffa};
 
 const MODE_UNDECIDED: u8 = 0;
 const MODE_FFA: u8 = 1;
@@ -36,87 +23,8 @@ const MODE_UART: u8 = 2;
 static MODE: AtomicU8 = AtomicU8::new(MODE_UNDECIDED);
 static UART_BASE: AtomicUsize = AtomicUsize::new(0);
 static UART: Mutex<Option<Uart<'static>>> = Mutex::new(None);
-static EARLY: Mutex<EarlyLog> = Mutex::new(EarlyLog {
-    buf: [0; EARLY_MAX],
-    len: 0,
-    dropped: 0,
-});
+static EARLY: Mutex<EarlyLog> = Mutex::new(EarlyLog::new());
 static LOGGER: Logger = Logger;
-
-/// One line being formatted.
-struct Line {
-    buf: [u8; LINE_MAX],
-    len: usize,
-    truncated: bool,
-}
-
-impl Line {
-    const fn new() -> Self {
-        Self {
-            buf: [0; LINE_MAX],
-            len: 0,
-            truncated: false,
-        }
-    }
-
-    /// The line, with `...` in place of its end if it was cut.
-    fn bytes(&mut self) -> &[u8] {
-        if self.truncated
-            && let Some(tail) = self.buf.get_mut(LINE_MAX - 3..)
-        {
-            tail.copy_from_slice(b"...");
-            self.len = LINE_MAX;
-        }
-        self.buf.get(..self.len).unwrap_or_default()
-    }
-}
-
-impl fmt::Write for Line {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for &byte in s.as_bytes() {
-            // One line per record: embedded newlines would split it on the SPMC's console.
-            let byte = if byte == b'\n' || byte == b'\r' {
-                b' '
-            } else {
-                byte
-            };
-            match self.buf.get_mut(self.len) {
-                Some(slot) => {
-                    *slot = byte;
-                    self.len += 1;
-                }
-                None => {
-                    self.truncated = true;
-                    break;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Lines logged before the console is known.
-struct EarlyLog {
-    buf: [u8; EARLY_MAX],
-    len: usize,
-    dropped: usize,
-}
-
-impl EarlyLog {
-    fn push(&mut self, line: &[u8]) {
-        let end = self.len.saturating_add(line.len()).saturating_add(1);
-        match self.buf.get_mut(self.len..end) {
-            Some(dst) => {
-                if let Some((last, body)) = dst.split_last_mut() {
-                    body.copy_from_slice(line);
-                    *last = b'\n';
-                }
-                self.len = end;
-            }
-            None => self.dropped = self.dropped.saturating_add(1),
-        }
-    }
-}
 
 struct Logger;
 
@@ -159,26 +67,14 @@ pub fn use_uart() {
     flush_early(false);
 }
 
-/// Whether lines currently go to `FFA_CONSOLE_LOG`.
-pub fn is_ffa() -> bool {
-    MODE.load(Ordering::Acquire) == MODE_FFA
-}
-
 /// Writes one line from a context that may have interrupted the console (panic handler,
 /// exception vector): takes no lock that could be held, and picks a console first if none is
 /// chosen yet (by asking `FFA_VERSION` itself).
 pub fn emergency(args: fmt::Arguments) {
     if MODE.load(Ordering::Acquire) == MODE_UNDECIDED {
-        let answer = probe_ffa_version();
-        super::note_spmc(answer.is_some());
-        MODE.store(
-            if answer.is_some() {
-                MODE_FFA
-            } else {
-                MODE_UART
-            },
-            Ordering::Release,
-        );
+        let spmc = Ffa::new(SmcCalls).version(ffa::FFA_VERSION).is_ok();
+        super::note_spmc(spmc);
+        MODE.store(if spmc { MODE_FFA } else { MODE_UART }, Ordering::Release);
         flush_early(true);
     }
     let mut line = Line::new();
@@ -186,83 +82,25 @@ pub fn emergency(args: fmt::Arguments) {
     emit(line.bytes(), true);
 }
 
-/// `FFA_VERSION(1.2)` issued directly: the callee's version, or `None` if nothing answered
-/// with one (SMCCC NOT_SUPPORTED, or the SMC was undefined).
-pub(crate) fn probe_ffa_version() -> Option<Version> {
-    let mut regs = [0u64; 18];
-    Interface::Version {
-        input_version: ffa::FFA_VERSION,
-        flags: ffa::arm_ffa::interface_args::VersionFlags {
-            query_type: ffa::arm_ffa::interface_args::VersionQueryType::Negotiate,
-        },
-    }
-    .to_regs(ffa::FFA_VERSION, &mut regs);
-    let answer = super::conduit::low32(smc(regs)[0]);
-    match ffa::arm_ffa::VersionOut::try_from(answer) {
-        Ok(ffa::arm_ffa::VersionOut::Version(v)) => Some(v),
-        _ => None,
-    }
-}
-
 fn flush_early(force: bool) {
-    let mut early = if force {
+    if force {
         // SAFETY: only reached from a context that will not return to whatever holds the lock
         // (panic handler, fatal exception); the interrupted holder never touches it again.
         unsafe { EARLY.force_unlock() };
-        EARLY.lock()
-    } else {
-        EARLY.lock()
-    };
-    let len = early.len;
-    let dropped = early.dropped;
-    early.len = 0;
-    early.dropped = 0;
-    for line in early
-        .buf
-        .get(..len)
-        .unwrap_or_default()
-        .split(|&b| b == b'\n')
-    {
-        if !line.is_empty() {
-            emit(line, force);
-        }
     }
-    if dropped > 0 {
-        let mut line = Line::new();
-        let _ = write!(line, "WARN  {dropped} early log lines dropped");
-        emit(line.bytes(), force);
-    }
+    EARLY.lock().drain(|line| emit(line, force));
 }
 
 fn emit(line: &[u8], force: bool) {
     match MODE.load(Ordering::Acquire) {
-        MODE_FFA => ffa_console_log(line),
+        MODE_FFA => {
+            write_ffa(&mut SmcCalls, line);
+        }
         MODE_UART => uart_write(line, force),
         _ => {
             if let Some(mut early) = EARLY.try_lock() {
                 early.push(line);
             }
-        }
-    }
-}
-
-/// `FFA_CONSOLE_LOG` (64-bit): the line in as many calls as needed, the last ending in `\n`.
-fn ffa_console_log(line: &[u8]) {
-    let mut rest = line;
-    loop {
-        let mut chars = ConsoleLogChars64::default();
-        let taken = chars.push(rest);
-        rest = rest.get(taken..).unwrap_or_default();
-        let done = rest.is_empty() && chars.push(b"\n") == 1;
-        let mut regs = [0u64; 18];
-        Interface::ConsoleLog {
-            chars: ConsoleLogChars::Chars64(chars),
-        }
-        .to_regs(ffa::FFA_VERSION, &mut regs);
-        // The answer (FFA_SUCCESS or an error) changes nothing: there is nowhere else to log.
-        let _ = smc(regs);
-        if done {
-            break;
         }
     }
 }

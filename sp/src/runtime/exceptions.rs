@@ -1,13 +1,12 @@
 //! Exception vectors: every exception is fatal (syndrome logged, partition stopped), except an
-//! undefined `SMC`, which is how a missing EL3 shows itself: the SMC is skipped and returns
-//! SMCCC NOT_SUPPORTED (-1) in x0, as firmware without the service would.
+//! undefined `SMC`, which is how a missing EL3 shows itself: it is skipped and returns SMCCC
+//! NOT_SUPPORTED in x0 ([`ffa::arch::exception`]).
 
-use core::{
-    arch::asm,
-    sync::atomic::{AtomicBool, Ordering},
-};
+use core::sync::atomic::{AtomicBool, Ordering};
 
+use aarch64_cpu::registers::{ESR_EL1, FAR_EL1, Readable};
 use aarch64_rt::{ExceptionHandlers, RegisterStateRef};
+use ffa::arch::exception::{self, Report};
 
 /// Set once an `SMC` was found undefined at this exception level.
 static SMC_UNDEFINED: AtomicBool = AtomicBool::new(false);
@@ -17,50 +16,16 @@ pub fn smc_undefined() -> bool {
     SMC_UNDEFINED.load(Ordering::Acquire)
 }
 
-fn esr() -> u64 {
-    let v: u64;
-    // SAFETY: reading a syndrome register has no side effects.
-    unsafe { asm!("mrs {}, esr_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
-}
-
-fn far() -> u64 {
-    let v: u64;
-    // SAFETY: reading a syndrome register has no side effects.
-    unsafe { asm!("mrs {}, far_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
-}
-
-/// A short name for an exception class.
-fn class_name(ec: u64) -> &'static str {
-    match ec {
-        0x00 => "undefined instruction",
-        0x07 => "FP/SIMD access trapped",
-        0x15 => "SVC",
-        0x16 => "HVC",
-        0x17 => "SMC",
-        0x18 => "system register access trapped",
-        0x20 | 0x21 => "instruction abort",
-        0x22 => "PC alignment fault",
-        0x24 | 0x25 => "data abort",
-        0x26 => "SP alignment fault",
-        0x2f => "SError",
-        0x3c => "BRK",
-        _ => "other",
-    }
-}
-
 /// Logs the syndrome of an exception nobody handles, and stops the partition.
 fn fatal(kind: &str, state: &RegisterStateRef) -> ! {
-    let esr = esr();
-    let ec = (esr >> 26) & 0x3f;
-    super::console::emergency(format_args!(
-        "ERROR {kind}: {} (ESR_EL1 {esr:#x}, EC {ec:#x}) FAR {:#x} ELR {:#x} SPSR {:#x}",
-        class_name(ec),
-        far(),
-        state.elr,
-        state.spsr,
-    ));
+    let report = Report {
+        el: 1,
+        esr: ESR_EL1.get(),
+        far: FAR_EL1.get(),
+        elr: state.elr,
+        spsr: state.spsr,
+    };
+    super::console::emergency(format_args!("ERROR {kind}: {report}"));
     super::stop()
 }
 
@@ -71,17 +36,14 @@ impl ExceptionHandlers for Handlers {
     extern "C" fn sync_current(mut state: RegisterStateRef) {
         // SAFETY: ELR is the address of the instruction this partition took the exception on,
         // in its own text, which is mapped readable.
-        if unsafe { ffa::conduit::is_undefined_smc(esr(), state.elr) } {
+        if unsafe { exception::is_undefined_smc(ESR_EL1.get(), state.elr) } {
             SMC_UNDEFINED.store(true, Ordering::Release);
-            // SAFETY: resuming after the SMC with x0 = -1 is exactly what firmware without the
-            // service returns; every SMC in this program goes through `smccc::smc64`, whose
-            // asm declares x0..x17 as outputs.
-            unsafe {
-                let regs = state.get_mut();
-                if let Some(x0) = regs.registers.first_mut() {
-                    *x0 = u64::MAX;
-                }
-                regs.elr += 4;
+            // SAFETY: the interrupted context is this partition's own SMC, issued through the
+            // conduit whose asm declares x0..x17 as outputs; resuming after it with a new x0
+            // breaks no assumption of the interrupted code.
+            let regs = unsafe { state.get_mut() };
+            if let Some(x0) = regs.registers.first_mut() {
+                exception::resume_after_undefined_smc(x0, &mut regs.elr);
             }
             return;
         }

@@ -1,7 +1,7 @@
 //! Linker symbols: the only place they are named (see `sp/qemu/sp.ld` and the memory script
 //! `sp/qemu/build.rs` generates).
 
-use core::ops::Range;
+use crate::layout::{Layout, page_align_up};
 
 unsafe extern "C" {
     static sp_window_begin: u8;
@@ -16,35 +16,6 @@ unsafe extern "C" {
     static boot_stack_begin: u8;
     static boot_stack_end: u8;
     static heap_begin: u8;
-}
-
-/// The partition's memory window and the image's parts in it, as linked.
-#[derive(Clone, Debug)]
-pub struct Layout {
-    /// Everything the SPMC gives the partition: `[load_address, load_address + mem_size)`.
-    pub window: Range<usize>,
-    /// Boot-info area and manifest DTB at the start of the package (read-only).
-    pub package_head: Range<usize>,
-    /// Code (read-only, executable).
-    pub text: Range<usize>,
-    /// Read-only data.
-    pub rodata: Range<usize>,
-    /// .data and .bss (read-write).
-    pub data: Range<usize>,
-    /// The unmapped guard page below the stack.
-    pub stack_guard: Range<usize>,
-    /// The boot stack (read-write).
-    pub stack: Range<usize>,
-    /// The heap: the rest of the window after the stack (read-write).
-    pub heap: Range<usize>,
-}
-
-/// Rounds `x` up to a 4 KiB boundary (saturating).
-pub(crate) const fn page_align_up(x: usize) -> usize {
-    match x.checked_add(0xfff) {
-        Some(v) => v & !0xfff,
-        None => usize::MAX & !0xfff,
-    }
 }
 
 /// The image layout from the linker symbols.

@@ -11,7 +11,7 @@ static PANICKING: AtomicBool = AtomicBool::new(false);
 /// Reports `info` and stops the partition. A panic while reporting one stops at once.
 pub fn handle(info: &PanicInfo) -> ! {
     if PANICKING.swap(true, Ordering::AcqRel) {
-        super::halt();
+        ffa::arch::halt();
     }
     super::console::emergency(format_args!("ERROR panic: {info}"));
     super::stop()

@@ -9,7 +9,8 @@ use core::fmt;
 
 use ffa::memory::{MapError, MemRange, NsMapper, PAGE_SIZE};
 
-use super::{entropy, heap, mmu::StageOneMapper};
+use super::heap;
+use crate::{arch, mmu::StageOneMapper};
 
 /// A failed self-test check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,14 +66,14 @@ fn check_heap() -> Result<(), Failure> {
 }
 
 fn check_rndr() -> Result<(), Failure> {
-    if !entropy::rndr_present() {
+    if !arch::rndr_present() {
         log::info!("selftest: rndr absent (FEAT_RNG not implemented)");
         return Ok(());
     }
     let mut values = [0u64; 4];
     for v in &mut values {
         *v = (0..64)
-            .find_map(|_| entropy::rndr())
+            .find_map(|_| arch::rndr())
             .ok_or(Failure("rndr: no value after 64 tries"))?;
     }
     let distinct = values

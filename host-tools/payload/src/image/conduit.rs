@@ -2,7 +2,7 @@
 //! with the endpoint's RX/TX buffers (two static pages in .bss, registered with
 //! `FFA_RXTX_MAP`).
 //!
-//! The SMC itself is `ffa::conduit::SmcConduit`, shared with the partition; this module owns
+//! The SMC itself is `ffa::arch::smc::SmcConduit`, shared with the partition; this module owns
 //! the payload's buffers.
 
 use core::{
@@ -24,10 +24,10 @@ static mut TX: Page = Page([0; BUFFER_SIZE]);
 /// Set while a [`SmcConduit`] exists.
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
-/// FF-A over `smc #0` from NS-EL2: [`ffa::conduit::SmcConduit`] over the payload's static
+/// FF-A over `smc #0` from NS-EL2: [`ffa::arch::smc::SmcConduit`] over the payload's static
 /// RX/TX pages. At most one exists at a time ([`SmcConduit::take`]); it owns the pages while
 /// it lives.
-pub struct SmcConduit(ffa::conduit::SmcConduit);
+pub struct SmcConduit(ffa::arch::smc::SmcConduit);
 
 impl SmcConduit {
     /// The conduit, unless another one is alive.
@@ -42,7 +42,7 @@ impl SmcConduit {
             // SAFETY: RX and TX are distinct page-aligned .bss pages, identity-mapped
             // read-write; TAKEN makes this conduit their only user until it is dropped.
             (Some(rx), Some(tx)) => Some(Self(unsafe {
-                ffa::conduit::SmcConduit::new(rx, tx, BUFFER_SIZE)
+                ffa::arch::smc::SmcConduit::new(rx, tx, BUFFER_SIZE)
             })),
             _ => {
                 TAKEN.store(false, Ordering::Release);

@@ -2,12 +2,11 @@
 //! undefined `SMC`, which is how a missing EL3 shows itself: the SMC is skipped and returns
 //! SMCCC NOT_SUPPORTED (-1) in x0, as firmware without the service would.
 
-use core::{
-    arch::asm,
-    sync::atomic::{AtomicBool, Ordering},
-};
+use core::sync::atomic::{AtomicBool, Ordering};
 
+use aarch64_cpu::registers::{ESR_EL2, FAR_EL2, Readable};
 use aarch64_rt::{ExceptionHandlers, RegisterStateRef};
+use ffa::arch::exception::{self, Report};
 
 /// Set once an `SMC` was found undefined.
 static SMC_UNDEFINED: AtomicBool = AtomicBool::new(false);
@@ -17,30 +16,16 @@ pub fn smc_undefined() -> bool {
     SMC_UNDEFINED.load(Ordering::Acquire)
 }
 
-fn esr() -> u64 {
-    let v: u64;
-    // SAFETY: reading a syndrome register has no side effects.
-    unsafe { asm!("mrs {}, esr_el2", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
-}
-
-fn far() -> u64 {
-    let v: u64;
-    // SAFETY: reading a syndrome register has no side effects.
-    unsafe { asm!("mrs {}, far_el2", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
-}
-
 /// Prints the syndrome of an exception nobody handles and powers off.
 fn fatal(kind: &str, state: &RegisterStateRef) -> ! {
-    let esr = esr();
-    super::console::emergency(format_args!(
-        "PANIC {kind}: ESR_EL2 {esr:#x} (EC {:#x}) FAR_EL2 {:#x} ELR {:#x} SPSR {:#x}",
-        (esr >> 26) & 0x3f,
-        far(),
-        state.elr,
-        state.spsr,
-    ));
+    let report = Report {
+        el: 2,
+        esr: ESR_EL2.get(),
+        far: FAR_EL2.get(),
+        elr: state.elr,
+        spsr: state.spsr,
+    };
+    super::console::emergency(format_args!("PANIC {kind}: {report}"));
     super::console::emergency(format_args!("FAIL payload: exception, no result line"));
     super::power_off()
 }
@@ -52,17 +37,14 @@ impl ExceptionHandlers for Handlers {
     extern "C" fn sync_current(mut state: RegisterStateRef) {
         // SAFETY: ELR is the address of the instruction the payload took the exception on,
         // in its own text, which is mapped readable.
-        if unsafe { ffa::conduit::is_undefined_smc(esr(), state.elr) } {
+        if unsafe { exception::is_undefined_smc(ESR_EL2.get(), state.elr) } {
             SMC_UNDEFINED.store(true, Ordering::Release);
-            // SAFETY: resuming after the SMC with x0 = -1 is what firmware without the service
-            // returns; every SMC in the payload goes through `smccc`, whose asm declares
-            // x0..x17 as outputs.
-            unsafe {
-                let regs = state.get_mut();
-                if let Some(x0) = regs.registers.first_mut() {
-                    *x0 = u64::MAX;
-                }
-                regs.elr += 4;
+            // SAFETY: the interrupted context is the payload's own SMC, issued through the
+            // conduit whose asm declares x0..x17 as outputs; resuming after it with a new x0
+            // breaks no assumption of the interrupted code.
+            let regs = unsafe { state.get_mut() };
+            if let Some(x0) = regs.registers.first_mut() {
+                exception::resume_after_undefined_smc(x0, &mut regs.elr);
             }
             return;
         }

@@ -9,17 +9,27 @@
 //!
 //! Nothing else is mapped.
 
+use aarch64_paging::descriptor::El23Attributes;
 use aarch64_rt::InitialPagetable;
 use nwd_payload::NS_DRAM;
 
 /// Size of a level-1 block.
 const GIB: u64 = 1 << 30;
-/// Block descriptor, access flag set, AP[1] set (RES1 in the EL2 regime), read-write.
-const BLOCK: u64 = 0b01 | (1 << 6) | (1 << 10);
-/// AttrIndx 0 (Device-nGnRE in aarch64-rt's MAIR), execute-never (bit 54 in the EL2 regime).
-const DEVICE: u64 = BLOCK | (1 << 54);
+/// Block descriptor (VALID without TABLE_OR_PAGE), access flag set, AP\[1\] set (RES1 in the
+/// EL2 regime), read-write.
+const BLOCK: El23Attributes = El23Attributes::VALID
+    .union(El23Attributes::USER_RES1)
+    .union(El23Attributes::ACCESSED);
+/// AttrIndx 0 (Device-nGnRE in aarch64-rt's MAIR), execute-never.
+const DEVICE: usize = BLOCK
+    .union(El23Attributes::ATTRIBUTE_INDEX_0)
+    .union(El23Attributes::XN)
+    .bits();
 /// AttrIndx 1 (normal write-back in aarch64-rt's MAIR), inner shareable.
-const NORMAL: u64 = BLOCK | (1 << 2) | (0b11 << 8);
+const NORMAL: usize = BLOCK
+    .union(El23Attributes::ATTRIBUTE_INDEX_1)
+    .union(El23Attributes::INNER_SHAREABLE)
+    .bits();
 
 const _: () = assert!(usize::BITS == 64);
 const _: () = assert!(NS_DRAM.0 == GIB && NS_DRAM.1 == 2 * GIB);
@@ -32,11 +42,11 @@ const _: () = assert!(
 /// The table (see the module docs).
 pub const fn initial_pagetable() -> InitialPagetable {
     let mut table = [0usize; 512];
-    // The assertion above guarantees usize is 64 bits, so these casts are lossless.
+    // The assertion above guarantees usize is 64 bits, so the cast is lossless.
     #[allow(clippy::cast_possible_truncation)]
     {
-        table[0] = DEVICE as usize;
-        table[1] = (GIB | NORMAL) as usize;
+        table[0] = DEVICE;
+        table[1] = GIB as usize | NORMAL;
     }
     InitialPagetable(table)
 }

@@ -64,7 +64,7 @@ impl DriverMem for DmaWindow {
         // SAFETY: `[addr, addr + len)` lies in allocated pages of the window (checked above),
         // identity-mapped readable memory; the partition may write it concurrently (it is
         // shared), so it is read with volatile accesses and never through a reference.
-        unsafe { volatile_copy(src, buf.as_mut_ptr(), buf.len()) };
+        unsafe { ffa::arch::volatile::copy(src, buf.as_mut_ptr(), buf.len()) };
         Ok(())
     }
 
@@ -73,35 +73,8 @@ impl DriverMem for DmaWindow {
         // SAFETY: `[addr, addr + len)` lies in allocated pages of the window (checked above),
         // identity-mapped read-write memory; the partition may access it concurrently, so it is
         // written with volatile accesses and never through a reference.
-        unsafe { volatile_copy(data.as_ptr(), dst, data.len()) };
+        unsafe { ffa::arch::volatile::copy(data.as_ptr(), dst, data.len()) };
         Ok(())
-    }
-}
-
-/// Copies `len` bytes with volatile accesses: 8 bytes at a time where both sides are aligned,
-/// single bytes otherwise.
-///
-/// # Safety
-///
-/// `src` must be valid for reads and `dst` for writes of `len` bytes, and the two ranges must
-/// not overlap.
-unsafe fn volatile_copy(src: *const u8, dst: *mut u8, len: usize) {
-    let mut i = 0;
-    while i < len {
-        // SAFETY: `i < len`, so both pointers stay inside the ranges the caller vouched for.
-        let (s, d) = unsafe { (src.add(i), dst.add(i)) };
-        if len - i >= 8 && s.addr().is_multiple_of(8) && d.addr().is_multiple_of(8) {
-            // SAFETY: 8 bytes from `i` are inside both ranges, and both pointers are aligned.
-            unsafe {
-                d.cast::<u64>()
-                    .write_volatile(s.cast::<u64>().read_volatile());
-            }
-            i += 8;
-        } else {
-            // SAFETY: byte `i` is inside both ranges.
-            unsafe { d.write_volatile(s.read_volatile()) };
-            i += 1;
-        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Stage-1 translation for the partition (EL1&0 regime, 4 KiB granule, 39-bit VA).
 //!
 //! Two tables, in order:
-//! 1. [`initial_pagetable`]: a static level-1 table that aarch64-rt's entry code switches on
+//! 1. [`initial_table`]: a static level-1 table that aarch64-rt's entry code switches on
 //!    before any Rust code runs (so before any atomic, lock or allocation): the 1 GiB block(s)
 //!    holding the partition's window as normal write-back memory. Its entries are non-global
 //!    and used with ASID 0.
@@ -14,8 +14,13 @@
 //! Switching from the first to the second changes the ASID, so no TLB entry of the initial
 //! table can match a lookup afterwards; the initial entries are then invalidated.
 
+//!
+//! The mapper builds on every target (the CPU accessors it needs are faked on the host, see
+//! [`crate::arch`]), so map/unmap and the window accounting have host tests; only the accesses
+//! to mapped normal-world memory need the real MMU.
+
 use alloc::collections::BTreeMap;
-use core::{arch::asm, ops::Range};
+use core::ops::Range;
 
 use aarch64_paging::{
     MapError as PagingError, Mapping,
@@ -23,22 +28,27 @@ use aarch64_paging::{
     idmap::IdTranslation,
     paging::{Constraints, El1And0, MemoryRegion, VaRange},
 };
-use aarch64_rt::InitialPagetable;
 use ffa::memory::{MapError, MemRange, NsMapper, PAGE_SIZE};
 
-use super::{bootinfo::RxTxRegions, linker::Layout};
+use crate::{arch, bootinfo::RxTxRegions, layout::Layout};
 
 /// Size of a level-1 block.
 const GIB: u64 = 1 << 30;
-/// Level-1 block descriptor: valid block, AttrIndx 1 (normal write-back in aarch64-rt's
-/// default MAIR), inner shareable, access flag, non-global. Read-write and executable at EL1.
-const INITIAL_BLOCK_NORMAL: usize = 0b01 | (1 << 2) | (0b11 << 8) | (1 << 10) | (1 << 11);
+/// Level-1 block descriptor (VALID without TABLE_OR_PAGE): AttrIndx 1 (normal write-back in
+/// aarch64-rt's default MAIR), inner shareable, access flag, non-global. Read-write and
+/// executable at EL1.
+const INITIAL_BLOCK_NORMAL: usize = El1Attributes::VALID
+    .union(El1Attributes::ATTRIBUTE_INDEX_1)
+    .union(El1Attributes::INNER_SHAREABLE)
+    .union(El1Attributes::ACCESSED)
+    .union(El1Attributes::NON_GLOBAL)
+    .bits();
 
-/// The initial page table: the 1 GiB block(s) covering `[window_start, window_start +
-/// window_size)`, identity-mapped as normal memory; nothing else.
+/// The entries of the initial level-1 table: the 1 GiB block(s) covering `[window_start,
+/// window_start + window_size)`, identity-mapped as normal memory; nothing else.
 ///
 /// Device memory (the PL011) is not needed before the runtime tables replace this one.
-pub const fn initial_pagetable(window_start: u64, window_size: u64) -> InitialPagetable {
+pub const fn initial_table(window_start: u64, window_size: u64) -> [usize; 512] {
     let mut table = [0usize; 512];
     let first = window_start / GIB;
     let last = (window_start + window_size - 1) / GIB;
@@ -52,7 +62,7 @@ pub const fn initial_pagetable(window_start: u64, window_size: u64) -> InitialPa
         }
         gib += 1;
     }
-    InitialPagetable(table)
+    table
 }
 
 const _: () = assert!(usize::BITS == 64);
@@ -123,11 +133,11 @@ pub struct StageOneMapper {
 
 impl StageOneMapper {
     /// Builds the runtime tables for `layout`, the PL011 at `uart_base` and the manifest's
-    /// RX/TX buffers (if any), and switches to them.
+    /// RX/TX buffers (if any); [`activate`](Self::activate) switches to them.
     ///
-    /// Must run while the initial table is active, after the heap is up (tables are allocated
-    /// from it).
-    pub fn new(
+    /// In the image this runs while the initial table is active, after the heap is up (tables
+    /// are allocated from it).
+    pub fn build(
         layout: &Layout,
         uart_base: usize,
         rxtx: Option<&RxTxRegions>,
@@ -166,28 +176,28 @@ impl StageOneMapper {
             map("tx buffer", &rxtx.tx, DATA)?;
         }
 
-        // SAFETY: the new tables map everything the program uses (image, stack, heap, the
-        // memory the page tables themselves are in) at the same addresses with the same memory
-        // type as the initial table, and they live in `Self`, which is never dropped (the
-        // runtime keeps it for the life of the partition).
-        unsafe {
-            tables.activate();
-        }
-        // The initial table's entries are non-global and tagged with ASID 0: none matches a
-        // lookup with ASID 1. Drop them (and everything else) from the TLBs.
-        // SAFETY: TLB maintenance only; the tables now in use map everything.
-        unsafe {
-            asm!(
-                "tlbi vmalle1",
-                "dsb nsh",
-                "isb",
-                options(nostack, preserves_flags)
-            );
-        }
         Ok(Self {
             tables,
             ns: BTreeMap::new(),
         })
+    }
+
+    /// Switches this CPU to these tables, and drops the initial table's entries from the TLBs.
+    ///
+    /// # Safety
+    ///
+    /// The tables must map everything the program uses (image, stack, heap, the memory the
+    /// page tables themselves are in) at the same addresses with the same memory type as the
+    /// tables in use, and `self` must never be dropped (the runtime keeps it for the life of
+    /// the partition).
+    pub unsafe fn activate(&mut self) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.tables.activate();
+        }
+        // The initial table's entries are non-global and tagged with ASID 0: none matches a
+        // lookup with ASID 1. Drop them (and everything else) from the TLBs.
+        arch::tlb_invalidate_el1();
     }
 
     /// First free virtual address in the normal-world window for `len` bytes.
@@ -216,23 +226,12 @@ impl StageOneMapper {
     /// The physical address and security of what `va` translates to for an EL1 read, as the
     /// MMU sees it (`AT S1E1R`): `Some((pa, non_secure))`, or `None` if it does not translate.
     pub fn translate(&self, va: usize) -> Option<(u64, bool)> {
-        let par: u64;
-        // SAFETY: an address translation instruction only writes PAR_EL1 (read back here).
-        unsafe {
-            asm!(
-                "at s1e1r, {va}",
-                "isb",
-                "mrs {par}, par_el1",
-                va = in(reg) va,
-                par = out(reg) par,
-                options(nostack, preserves_flags),
-            );
-        }
-        if par & 1 != 0 {
+        let par = arch::translate_el1_read(va);
+        if par & arch::PAR_FAILED != 0 {
             return None;
         }
-        let pa = (par & 0x0000_ffff_ffff_f000) | (u64::try_from(va).ok()? & 0xfff);
-        Some((pa, par & (1 << 9) != 0))
+        let pa = (par & arch::PAR_PA_MASK) | (u64::try_from(va).ok()? & 0xfff);
+        Some((pa, par & arch::PAR_NS != 0))
     }
 
     /// Number of normal-world mappings held.
@@ -317,7 +316,7 @@ impl NsMapper for StageOneMapper {
         // SAFETY: `[addr, addr + len)` lies inside one live mapping of retrieved memory
         // (checked above), mapped readable; the normal world may write it concurrently, so it
         // is read with volatile accesses and never through a reference.
-        unsafe { volatile_copy(src, buf.as_mut_ptr(), buf.len()) };
+        unsafe { ffa::arch::volatile::copy(src, buf.as_mut_ptr(), buf.len()) };
         Ok(())
     }
 
@@ -332,34 +331,10 @@ impl NsMapper for StageOneMapper {
         // SAFETY: `[addr, addr + len)` lies inside one live read-write mapping of retrieved
         // memory (checked above); the normal world may access it concurrently, so it is written
         // with volatile accesses and never through a reference.
-        unsafe { volatile_copy(data.as_ptr(), dst, data.len()) };
+        unsafe { ffa::arch::volatile::copy(data.as_ptr(), dst, data.len()) };
         Ok(())
     }
 }
 
-/// Copies `len` bytes with volatile accesses: 8 bytes at a time where both sides are aligned,
-/// single bytes otherwise.
-///
-/// # Safety
-///
-/// `src` must be valid for reads and `dst` for writes of `len` bytes, and the two ranges must
-/// not overlap.
-unsafe fn volatile_copy(src: *const u8, dst: *mut u8, len: usize) {
-    let mut i = 0;
-    while i < len {
-        // SAFETY: `i < len`, so both pointers stay inside the ranges the caller vouched for.
-        let (s, d) = unsafe { (src.add(i), dst.add(i)) };
-        if len - i >= 8 && s.addr().is_multiple_of(8) && d.addr().is_multiple_of(8) {
-            // SAFETY: 8 bytes from `i` are inside both ranges, and both pointers are aligned.
-            unsafe {
-                d.cast::<u64>()
-                    .write_volatile(s.cast::<u64>().read_volatile())
-            };
-            i += 8;
-        } else {
-            // SAFETY: byte `i` is inside both ranges.
-            unsafe { d.write_volatile(s.read_volatile()) };
-            i += 1;
-        }
-    }
-}
+#[cfg(test)]
+mod tests;

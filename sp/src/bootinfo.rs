@@ -14,7 +14,7 @@ use ffa::arm_ffa::{
     boot_info::{BootInfoContents, BootInfoIterator, BootInfoStdId, BootInfoType},
 };
 
-use super::linker::Layout;
+use crate::layout::Layout;
 
 /// Bytes of the boot-info header read before parsing (signature, version, blob size).
 const HEADER_PEEK: usize = 12;
@@ -34,7 +34,7 @@ pub struct RxTxRegions {
 }
 
 /// What the partition reads from its manifest.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
     /// Version in the boot-info header.
     pub boot_info_version: Version,
@@ -72,21 +72,29 @@ pub enum BootInfoError {
     RxTx(&'static str),
 }
 
-/// Reads the boot information at `x0` and the manifest it names. The blob and the manifest
-/// must lie in the package head (`layout.package_head`), which nothing writes once the
-/// partition runs.
-pub fn read(x0: u64, layout: &Layout) -> Result<Manifest, BootInfoError> {
-    let head = &layout.package_head;
-    let start = usize::try_from(x0).map_err(|_| BootInfoError::NotInPackage(x0))?;
-    let peek_end = start.checked_add(HEADER_PEEK);
-    if start < head.start || peek_end.is_none_or(|end| end > head.end) || start % 8 != 0 {
-        return Err(BootInfoError::NotInPackage(x0));
+/// Reads the boot information at `x0` and the manifest it names.
+///
+/// `head` is the package head itself: `layout.package_head`, at that address in this
+/// program (the image makes it from memory that nothing writes once the partition runs; host
+/// tests from a buffer and a layout made around it). arm-ffa resolves the descriptors'
+/// addresses against the blob's own address, so they must be addresses in `head`. The blob and
+/// the manifest must lie inside `head`; anything outside is refused, and nothing in a hostile
+/// blob can make this read outside `head` or panic.
+pub fn parse(head: &[u8], x0: u64, layout: &Layout) -> Result<Manifest, BootInfoError> {
+    let base = layout.package_head.start;
+    if head.len() != layout.package_head.len() || head.as_ptr().addr() != base {
+        return Err(BootInfoError::Header(
+            "package head is not where the layout says",
+        ));
     }
-    // SAFETY: [start, start + HEADER_PEEK) is inside the package head, which is mapped
-    // read-only and never written while the partition runs.
-    let peek = unsafe {
-        core::slice::from_raw_parts(core::ptr::with_exposed_provenance::<u8>(start), HEADER_PEEK)
-    };
+    let start = usize::try_from(x0)
+        .ok()
+        .and_then(|a| a.checked_sub(base))
+        .filter(|&off| off % 8 == 0 && off.saturating_add(HEADER_PEEK) <= head.len())
+        .ok_or(BootInfoError::NotInPackage(x0))?;
+    let peek = head
+        .get(start..start + HEADER_PEEK)
+        .ok_or(BootInfoError::NotInPackage(x0))?;
     let word = |i: usize| {
         peek.get(i..i + 4)
             .and_then(|b| b.try_into().ok())
@@ -98,16 +106,18 @@ pub fn read(x0: u64, layout: &Layout) -> Result<Manifest, BootInfoError> {
     }
     let boot_info_version =
         Version::try_from(word(4)).map_err(|_| BootInfoError::Header("bad version"))?;
-    let blob_len = usize::try_from(word(8)).map_err(|_| BootInfoError::Header("bad size"))?;
-    if blob_len < HEADER_PEEK || start.checked_add(blob_len).is_none_or(|end| end > head.end) {
-        return Err(BootInfoError::Header(
-            "blob does not fit in the package head",
-        ));
+    // FF-A 1.1 introduced the blob; every 1.x since has the same header.
+    if boot_info_version.0 != 1 || boot_info_version.1 == 0 {
+        return Err(BootInfoError::Header("unsupported version"));
     }
-    // SAFETY: as above, for the whole blob (checked to lie inside the package head).
-    let blob: &'static [u8] = unsafe {
-        core::slice::from_raw_parts(core::ptr::with_exposed_provenance::<u8>(start), blob_len)
-    };
+    let blob_len = usize::try_from(word(8)).map_err(|_| BootInfoError::Header("bad size"))?;
+    let blob = start
+        .checked_add(blob_len)
+        .filter(|_| blob_len >= HEADER_PEEK)
+        .and_then(|end| head.get(start..end))
+        .ok_or(BootInfoError::Header(
+            "blob does not fit in the package head",
+        ))?;
 
     let mut fdt = None;
     for info in BootInfoIterator::new(boot_info_version, blob).map_err(BootInfoError::Blob)? {
@@ -196,3 +206,6 @@ fn read_rxtx(fdt: &Fdt<'_>, layout: &Layout) -> Result<Option<RxTxRegions>, Boot
     }
     Ok(Some(RxTxRegions { rx, tx }))
 }
+
+#[cfg(test)]
+mod tests;

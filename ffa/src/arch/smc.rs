@@ -1,0 +1,93 @@
+//! `smc #0`: the conduit of both bare-metal images.
+
+use core::ptr::NonNull;
+
+use crate::Conduit;
+
+/// Issues `smc #0` with x0..x17 = `regs`; returns x0..x17 as they come back. The one SMC
+/// wrapper of the project: everything reaches it through [`SmcConduit::call`].
+fn smc(regs: [u64; 18]) -> [u64; 18] {
+    let [x0, args @ ..] = regs;
+    // SMC function ids are the low 32 bits of x0.
+    smccc::smc64(crate::conduit::low32(x0), args)
+}
+
+/// FF-A (and every other SMCCC service) over `smc #0`: an S-EL1 partition or a normal-world
+/// payload at EL2 talking to the firmware at EL3, with RX/TX buffers given by the caller.
+///
+/// The buffers are kept as raw pointers: the SPMC writes RX (and reads TX) *during* a call,
+/// when no slice into them is alive (`call` takes `&mut self`, which ends every borrow that
+/// [`Conduit::rx`] and [`Conduit::tx`] handed out).
+///
+/// Where no EL3 firmware implements SMC the instruction is undefined: the caller's exception
+/// handler is expected to resume after it with SMCCC NOT_SUPPORTED in x0
+/// ([`super::exception::resume_after_undefined_smc`]).
+pub struct SmcConduit {
+    rx: NonNull<u8>,
+    tx: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the buffers are owned by the conduit (see `new`); moving it to another context moves
+// that ownership with it.
+unsafe impl Send for SmcConduit {}
+
+impl SmcConduit {
+    /// A conduit over `len`-byte RX and TX buffers.
+    ///
+    /// # Safety
+    ///
+    /// `rx` and `tx` must each be `len` bytes of mapped memory (`rx` readable, `tx`
+    /// read-write), not overlapping each other, and used by nothing but this conduit (and the
+    /// SPMC during calls) for as long as the conduit lives.
+    pub unsafe fn new(rx: NonNull<u8>, tx: NonNull<u8>, len: usize) -> Self {
+        Self { rx, tx, len }
+    }
+
+    /// (TX address, RX address, 4 KiB page count): the arguments of `FFA_RXTX_MAP` for an
+    /// identity-mapped image, where the virtual addresses are the physical ones.
+    pub fn buffer_addresses(&self) -> (u64, u64, u32) {
+        let pages = u32::try_from(self.len.div_ceil(4096)).unwrap_or(u32::MAX);
+        let to_u64 = |p: NonNull<u8>| u64::try_from(p.as_ptr().addr()).unwrap_or(u64::MAX);
+        (to_u64(self.tx), to_u64(self.rx), pages)
+    }
+}
+
+impl Conduit for SmcConduit {
+    fn call(&mut self, regs: [u64; 18]) -> [u64; 18] {
+        smc(regs)
+    }
+
+    fn tx(&mut self) -> &mut [u8] {
+        // SAFETY: `new`'s contract: `len` bytes of mapped read-write memory owned by this
+        // conduit; `&mut self` makes this the only live borrow.
+        unsafe { core::slice::from_raw_parts_mut(self.tx.as_ptr(), self.len) }
+    }
+
+    fn rx(&self) -> &[u8] {
+        // SAFETY: `new`'s contract: `len` bytes of mapped readable memory owned by this
+        // conduit. The SPMC only writes it during `call`, which needs `&mut self`, so it
+        // cannot change while this shared borrow lives.
+        unsafe { core::slice::from_raw_parts(self.rx.as_ptr(), self.len) }
+    }
+}
+
+/// `smc #0` for calls that carry everything in registers (console logging, the emergency
+/// FFA_VERSION probe, SMCCC TRNG, PSCI): a conduit without RX/TX buffers (both are empty), so
+/// any number of them may exist beside the one [`SmcConduit`] that owns the buffers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SmcCalls;
+
+impl Conduit for SmcCalls {
+    fn call(&mut self, regs: [u64; 18]) -> [u64; 18] {
+        smc(regs)
+    }
+
+    fn tx(&mut self) -> &mut [u8] {
+        &mut []
+    }
+
+    fn rx(&self) -> &[u8] {
+        &[]
+    }
+}

@@ -1,0 +1,27 @@
+//! The partition's system-register and maintenance-instruction accessors, and their fakes.
+//!
+//! Everything the partition asks of the CPU outside the FF-A conduit goes through these few
+//! functions, so that the code using them (the stage-1 mapper, entropy selection) also builds
+//! and is tested on the host. On `aarch64-unknown-none` without the `fakes` feature they are the
+//! real instructions ([`real`]); everywhere else they read and record a per-thread fake CPU
+//! (`fake`, as `arm-gic` and RF-A do), which host tests script.
+//!
+//! Registers and barriers come from `aarch64-cpu`; only what its version 11.2.0 lacks (TLB
+//! maintenance, address translation) is written here as `asm!`.
+
+#[cfg(not(all(target_arch = "aarch64", target_os = "none", not(feature = "fakes"))))]
+pub mod fake;
+#[cfg(not(all(target_arch = "aarch64", target_os = "none", not(feature = "fakes"))))]
+pub use fake::{rndr, rndr_present, tlb_invalidate_el1, translate_el1_read};
+
+#[cfg(all(target_arch = "aarch64", target_os = "none", not(feature = "fakes")))]
+pub mod real;
+#[cfg(all(target_arch = "aarch64", target_os = "none", not(feature = "fakes")))]
+pub use real::{rndr, rndr_present, tlb_invalidate_el1, translate_el1_read};
+
+/// PAR_EL1.F: the translation failed.
+pub const PAR_FAILED: u64 = 1;
+/// PAR_EL1.NS: the output address is non-secure.
+pub const PAR_NS: u64 = 1 << 9;
+/// PAR_EL1.PA, bits \[47:12\].
+pub const PAR_PA_MASK: u64 = 0x0000_ffff_ffff_f000;

@@ -1,0 +1,176 @@
+//! Console lines: how a log record becomes one line, where lines wait before a console is
+//! chosen, and how a line goes out over `FFA_CONSOLE_LOG`.
+//!
+//! With an SPMC, lines go out through `FFA_CONSOLE_LOG` (64-bit form, up to 128 characters per
+//! call, the last call ending in `\n`; Hafnium prints a line per newline, prefixed with the
+//! partition id); without one, the image writes them to its PL011 (`runtime::console`). Lines
+//! logged before `FFA_VERSION` answered (which must be the first FF-A call) wait in an
+//! [`EarlyLog`].
+
+use core::fmt;
+
+use ffa::{
+    Conduit,
+    arm_ffa::{
+        Interface,
+        interface_args::{ConsoleLogChars, ConsoleLogChars64},
+    },
+};
+
+/// Longest line kept; longer ones are cut and end in `...`.
+pub const LINE_MAX: usize = 256;
+/// Bytes of log kept before the console is chosen.
+pub const EARLY_MAX: usize = 4096;
+
+/// One line being formatted: embedded newlines become spaces (a record is one line on the
+/// SPMC's console), and a line longer than [`LINE_MAX`] is cut and ends in `...`.
+pub struct Line {
+    buf: [u8; LINE_MAX],
+    len: usize,
+    truncated: bool,
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Line {
+    /// An empty line.
+    pub const fn new() -> Self {
+        Self {
+            buf: [0; LINE_MAX],
+            len: 0,
+            truncated: false,
+        }
+    }
+
+    /// The line, with `...` in place of its end if it was cut.
+    pub fn bytes(&mut self) -> &[u8] {
+        if self.truncated
+            && let Some(tail) = self.buf.get_mut(LINE_MAX - 3..)
+        {
+            tail.copy_from_slice(b"...");
+            self.len = LINE_MAX;
+        }
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &byte in s.as_bytes() {
+            let byte = if byte == b'\n' || byte == b'\r' {
+                b' '
+            } else {
+                byte
+            };
+            match self.buf.get_mut(self.len) {
+                Some(slot) => {
+                    *slot = byte;
+                    self.len += 1;
+                }
+                None => {
+                    self.truncated = true;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Lines logged before the console is known, newline-separated, up to [`EARLY_MAX`] bytes;
+/// lines that do not fit are counted, not kept.
+pub struct EarlyLog {
+    buf: [u8; EARLY_MAX],
+    len: usize,
+    dropped: usize,
+}
+
+impl Default for EarlyLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EarlyLog {
+    /// An empty log.
+    pub const fn new() -> Self {
+        Self {
+            buf: [0; EARLY_MAX],
+            len: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Keeps `line` (without its newline), or counts it as dropped if it does not fit.
+    pub fn push(&mut self, line: &[u8]) {
+        let end = self.len.saturating_add(line.len()).saturating_add(1);
+        match self.buf.get_mut(self.len..end) {
+            Some(dst) => {
+                if let Some((last, body)) = dst.split_last_mut() {
+                    body.copy_from_slice(line);
+                    *last = b'\n';
+                }
+                self.len = end;
+            }
+            None => self.dropped = self.dropped.saturating_add(1),
+        }
+    }
+
+    /// Hands every kept line to `emit` in order, then a line saying how many were dropped (if
+    /// any), and empties the log.
+    pub fn drain(&mut self, mut emit: impl FnMut(&[u8])) {
+        let (len, dropped) = (self.len, self.dropped);
+        self.len = 0;
+        self.dropped = 0;
+        for line in self
+            .buf
+            .get(..len)
+            .unwrap_or_default()
+            .split(|&b| b == b'\n')
+        {
+            if !line.is_empty() {
+                emit(line);
+            }
+        }
+        if dropped > 0 {
+            let mut line = Line::new();
+            let _ = fmt::write(
+                &mut line,
+                format_args!("WARN  {dropped} early log lines dropped"),
+            );
+            emit(line.bytes());
+        }
+    }
+}
+
+/// Writes `line` with `FFA_CONSOLE_LOG` (64-bit form) through `conduit`: as many calls as the
+/// line needs, each as full as it can be, the last one ending in `\n` (a call of its own if
+/// the line filled the previous one). Returns the number of calls. The answers (FFA_SUCCESS or
+/// an error) change nothing: there is nowhere else to log.
+pub fn write_ffa<C: Conduit + ?Sized>(conduit: &mut C, line: &[u8]) -> usize {
+    let mut rest = line;
+    let mut calls = 0;
+    loop {
+        let mut chars = ConsoleLogChars64::default();
+        let taken = chars.push(rest);
+        rest = rest.get(taken..).unwrap_or_default();
+        let done = rest.is_empty() && chars.push(b"\n") == 1;
+        let mut regs = [0u64; 18];
+        Interface::ConsoleLog {
+            chars: ConsoleLogChars::Chars64(chars),
+        }
+        .to_regs(ffa::FFA_VERSION, &mut regs);
+        let _ = conduit.call(regs);
+        calls += 1;
+        if done {
+            return calls;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+//! The stage-1 mapper on the host: the tables are built (never activated) and the window
+//! accounting checked. Mapped normal-world memory is never accessed here (it does not exist on
+//! the host); every refused access is refused before any memory is touched.
+
+use super::*;
+use crate::arch::fake;
+
+const PAGE: usize = 4096;
+
+/// A layout like the image's, at its real addresses (nothing is accessed there).
+fn layout() -> Layout {
+    let w = 0x0e30_0000;
+    Layout {
+        window: w..w + 0x20_0000,
+        package_head: w..w + 0x4000,
+        text: w + 0x4000..w + 0x2_0000,
+        rodata: w + 0x2_0000..w + 0x2_8000,
+        data: w + 0x2_8000..w + 0x2_c000,
+        stack_guard: w + 0x2_c000..w + 0x2_d000,
+        stack: w + 0x2_d000..w + 0x3_d000,
+        heap: w + 0x3_d000..w + 0x20_0000,
+    }
+}
+
+fn mapper() -> StageOneMapper {
+    let rxtx = RxTxRegions {
+        rx: 0x0e50_0000..0x0e50_1000,
+        tx: 0x0e50_1000..0x0e50_2000,
+    };
+    StageOneMapper::build(&layout(), 0x0900_0000, Some(&rxtx)).unwrap()
+}
+
+fn range(address: u64, page_count: u32) -> MemRange {
+    MemRange {
+        address,
+        page_count,
+    }
+}
+
+#[test]
+fn maps_into_the_window_without_overlap_and_reuses_freed_space() {
+    let mut m = mapper();
+    let a = m.map(range(0x4000_0000, 2), true).unwrap();
+    let b = m.map(range(0x4100_0000, 3), false).unwrap();
+    assert_eq!(a, NS_WINDOW_BASE as u64);
+    assert_eq!(b, a + 2 * PAGE as u64, "first fit, right after the first");
+    assert_eq!(m.ns_mappings(), 2);
+    m.unmap(a, 2);
+    assert_eq!(m.ns_mappings(), 1);
+    // A 2-page hole at the start: a 2-page mapping fits there, a 3-page one goes after b.
+    assert_eq!(m.map(range(0x4200_0000, 3), true).unwrap(), b + 3 * PAGE as u64);
+    assert_eq!(m.map(range(0x4300_0000, 2), true).unwrap(), a);
+}
+
+#[test]
+fn the_256_mib_window_is_exhausted_and_recovers() {
+    let mut m = mapper();
+    let half = u32::try_from(NS_WINDOW_SIZE / PAGE / 2).unwrap();
+    let a = m.map(range(0x4000_0000, half), true).unwrap();
+    let _b = m.map(range(0x5000_0000, half), true).unwrap();
+    assert_eq!(m.map(range(0x6000_0000, 1), true), Err(MapError::NoSpace));
+    // One page more than the whole window never fits.
+    m.unmap(a, half);
+    assert_eq!(
+        m.map(range(0x6000_0000, half + 1), true),
+        Err(MapError::NoSpace)
+    );
+    assert_eq!(m.map(range(0x6000_0000, half), true), Ok(a));
+}
+
+#[test]
+fn the_number_of_mappings_is_bounded() {
+    let mut m = mapper();
+    for i in 0..MAX_NS_MAPPINGS {
+        let pa = 0x4000_0000 + u64::try_from(i).unwrap() * 0x1000;
+        m.map(range(pa, 1), false).unwrap();
+    }
+    assert_eq!(m.map(range(0x8000_0000, 1), false), Err(MapError::NoSpace));
+    m.unmap(NS_WINDOW_BASE as u64, 1);
+    assert!(m.map(range(0x8000_0000, 1), false).is_ok());
+}
+
+#[test]
+fn bad_ranges_are_refused() {
+    let mut m = mapper();
+    assert_eq!(m.map(range(0x4000_0000, 0), true), Err(MapError::NoSpace));
+    assert_eq!(m.map(range(0x4000_0800, 1), true), Err(MapError::NoSpace));
+    assert_eq!(m.map(range(1 << 48, 1), true), Err(MapError::NoSpace));
+    assert_eq!(
+        m.map(range((1 << 48) - 0x1000, 2), true),
+        Err(MapError::NoSpace),
+        "past the 48-bit PA space"
+    );
+    assert_eq!(
+        m.map(range(u64::MAX & !0xfff, 2), true),
+        Err(MapError::NoSpace),
+        "wraps"
+    );
+    assert_eq!(m.ns_mappings(), 0);
+}
+
+#[test]
+fn unmapping_what_was_never_mapped_changes_nothing() {
+    let mut m = mapper();
+    m.unmap(NS_WINDOW_BASE as u64, 1);
+    m.unmap(0, 0);
+    m.unmap(u64::MAX, u32::MAX);
+    let a = m.map(range(0x4000_0000, 4), true).unwrap();
+    // Wrong size, or inside the mapping rather than at its base: refused, mapping kept.
+    m.unmap(a, 3);
+    m.unmap(a + PAGE as u64, 3);
+    assert_eq!(m.ns_mappings(), 1);
+    m.unmap(a, 4);
+    assert_eq!(m.ns_mappings(), 0);
+    m.unmap(a, 4);
+    assert_eq!(m.ns_mappings(), 0);
+}
+
+#[test]
+fn accesses_outside_mappings_or_to_read_only_ones_are_refused() {
+    let mut m = mapper();
+    let mut byte = [0u8; 1];
+    assert_eq!(m.read(NS_WINDOW_BASE as u64, &mut byte), Err(MapError::NotMapped));
+    let ro = m.map(range(0x4000_0000, 1), false).unwrap();
+    assert_eq!(m.write(ro, &byte), Err(MapError::NotMapped));
+    let mut two_pages = vec![0u8; 2 * PAGE];
+    assert_eq!(m.read(ro, &mut two_pages), Err(MapError::NotMapped));
+    assert_eq!(m.read(ro + PAGE as u64, &mut byte), Err(MapError::NotMapped));
+    assert_eq!(m.read(u64::MAX, &mut byte), Err(MapError::NotMapped));
+    m.unmap(ro, 1);
+    assert_eq!(m.read(ro, &mut byte), Err(MapError::NotMapped));
+}
+
+#[test]
+fn activation_invalidates_the_tlb_and_translate_reads_par() {
+    let mut m = mapper();
+    let before = fake::with(|cpu| cpu.tlb_invalidations);
+    // SAFETY: on the host, activation only marks the tables active (no TTBR is written).
+    unsafe { m.activate() };
+    assert_eq!(fake::with(|cpu| cpu.tlb_invalidations), before + 1);
+    fake::with(|cpu| cpu.translations = vec![(0x4000_0000..0x4000_2000, true)]);
+    assert_eq!(m.translate(0x4000_1008), Some((0x4000_1008, true)));
+    assert_eq!(m.translate(0x4000_2000), None);
+    // aarch64-paging refuses to drop an active table (the image never drops it).
+    m.tables.mark_inactive();
+}
+
+#[test]
+fn the_initial_table_maps_the_window_s_gib_blocks_only() {
+    let t = initial_table(0x0e30_0000, 0x20_0000);
+    assert_eq!(t[0], INITIAL_BLOCK_NORMAL);
+    assert!(t[1..].iter().all(|&e| e == 0));
+    // Valid block (not a table), AttrIndx 1, inner shareable, AF, nG.
+    assert_eq!(INITIAL_BLOCK_NORMAL, 0b01 | (1 << 2) | (0b11 << 8) | (1 << 10) | (1 << 11));
+    let t = initial_table((1 << 30) - 0x1000, 0x2000);
+    assert_eq!(t[0], INITIAL_BLOCK_NORMAL);
+    assert_eq!(t[1], (1 << 30) | INITIAL_BLOCK_NORMAL);
+    assert!(t[2..].iter().all(|&e| e == 0));
+}
