@@ -4,8 +4,8 @@
 //! first and hands standard ids to this module.
 
 use crate::{
-    Header,
-    transport::{DecodeError, EncodeError},
+    error::{DecodeError, EncodeError},
+    header::Header,
 };
 
 /// Field order of the GET_DEVICES response, which differs between revisions.

@@ -14,10 +14,11 @@ use alloc::{vec, vec::Vec};
 use crate::{
     Layout,
     device::{QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1},
+    error::{DecodeError, EncodeError},
     header::HEADER_SIZE,
     transport::{
-        DecodeError, DeviceInfo, EncodeError, FeatureBlocks, SET_VQUEUE_OP_ENABLE,
-        TransportRequest, TransportResponse, VQUEUE_FLAG_ENABLED, status,
+        DeviceInfo, FeatureBlocks, SET_VQUEUE_OP_ENABLE, TransportRequest, TransportResponse,
+        VQUEUE_FLAG_ENABLED, status,
     },
 };
 

@@ -2,7 +2,7 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, little_endian::U16};
 
-use crate::transport::DecodeError;
+use crate::error::DecodeError;
 
 /// `type` bit 0: the message is a response.
 pub const TYPE_RESPONSE: u8 = 1 << 0;

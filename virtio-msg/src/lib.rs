@@ -26,6 +26,7 @@ extern crate alloc;
 pub mod bus;
 pub mod device;
 pub mod driver;
+pub mod error;
 pub mod header;
 pub mod ids;
 pub mod layout;
@@ -33,6 +34,7 @@ pub mod mem;
 pub mod transport;
 mod wire;
 
+pub use error::{DecodeError, EncodeError};
 pub use header::Header;
 pub use layout::Layout;
 pub use mem::{MemError, SharedMem};

@@ -8,7 +8,11 @@
 //!
 //! Payload offsets and sizes are documented on the raw wire structs in `wire`.
 
-use crate::{Header, Layout};
+use crate::{
+    error::{DecodeError, EncodeError},
+    header::Header,
+    layout::Layout,
+};
 
 /// Virtio device status bits (the 32-bit `status` field).
 pub mod status {
@@ -269,48 +273,6 @@ pub enum DeviceEvent<'a> {
         /// Queue index.
         vq_index: u32,
     },
-}
-
-/// Why a frame was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    /// The frame is shorter than the 8-byte header.
-    #[error("frame shorter than the header")]
-    Truncated,
-    /// `msg_size` disagrees with the frame or with what the message needs.
-    #[error("bad msg_size {got} (need {need})")]
-    BadSize {
-        /// Size found.
-        got: usize,
-        /// Size needed (smallest size for variable messages).
-        need: usize,
-    },
-    /// The type byte does not match what was expected (request vs response, transport vs bus).
-    #[error("unexpected type byte {0:#04x}")]
-    BadType(u8),
-    /// The message id is not known (or not allowed in this direction).
-    #[error("unknown message id {0:#04x}")]
-    UnknownId(u8),
-    /// A reserved field or bit is not zero.
-    #[error("reserved field not zero")]
-    Reserved,
-    /// A field is out of its allowed range.
-    #[error("field out of range")]
-    Range,
-}
-
-/// Why a frame could not be encoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum EncodeError {
-    /// The buffer is too small or the message exceeds the maximum size.
-    #[error("message does not fit: {need} bytes")]
-    TooBig {
-        /// Bytes the message needs.
-        need: usize,
-    },
-    /// A value cannot be represented in this layout (e.g. a 64-bit SHM length in Dec-2025).
-    #[error("value not representable in this layout")]
-    Unrepresentable,
 }
 
 impl<'a> TransportRequest<'a> {

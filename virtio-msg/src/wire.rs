@@ -30,11 +30,12 @@ use zerocopy::{
 use crate::{
     Header, Layout,
     bus::{BusEvent, BusRequest, BusResponse, GetDevicesOrder},
+    error::{DecodeError, EncodeError},
     header::{HEADER_SIZE, TYPE_BUS, TYPE_RESPONSE},
     ids,
     transport::{
-        DecodeError, DeviceEvent, DeviceInfo, EncodeError, FeatureBlocks, SET_VQUEUE_OP_ENABLE,
-        TransportRequest, TransportResponse, VQUEUE_FLAG_ENABLED,
+        DeviceEvent, DeviceInfo, FeatureBlocks, SET_VQUEUE_OP_ENABLE, TransportRequest,
+        TransportResponse, VQUEUE_FLAG_ENABLED,
     },
 };
 
