@@ -27,11 +27,13 @@ pub mod bus;
 pub mod device;
 pub mod driver;
 pub mod error;
+mod frame;
 pub mod header;
 pub mod ids;
 pub mod layout;
 pub mod mem;
 pub mod transport;
+#[cfg(test)]
 mod wire;
 
 pub use error::{DecodeError, EncodeError};
