@@ -11,6 +11,10 @@
 
 pub(crate) mod codec;
 mod raw;
+#[cfg(test)]
+pub(crate) mod samples;
+#[cfg(test)]
+mod tests;
 mod values;
 
 pub use values::{

@@ -21,6 +21,11 @@
 //! refuse, so what encodes also decodes to the same value; the one exception is the device UUID,
 //! which the Dec-2025 GET_DEVICE_INFO cannot carry and which is dropped.
 
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
+
 use core::mem::size_of;
 
 use zerocopy::{FromBytes, Immutable, KnownLayout, little_endian::U32};

@@ -33,8 +33,6 @@ pub mod ids;
 pub mod layout;
 pub mod mem;
 pub mod transport;
-#[cfg(test)]
-mod wire;
 
 pub use error::{DecodeError, EncodeError};
 pub use header::Header;

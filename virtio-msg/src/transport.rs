@@ -17,6 +17,10 @@ pub(crate) mod event;
 mod raw;
 pub(crate) mod request;
 pub(crate) mod response;
+#[cfg(test)]
+pub(crate) mod samples;
+#[cfg(test)]
+mod tests;
 mod values;
 
 pub use values::{
