@@ -27,7 +27,7 @@
 
 use alloc::{boxed::Box, vec, vec::Vec};
 
-use super::{QueueConfig, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1, VirtioDevice};
+use super::model::{QueueConfig, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1, VirtioDevice};
 use crate::{
     Header, Layout, SharedMem,
     transport::{
