@@ -29,7 +29,9 @@ use alloc::{boxed::Box, vec, vec::Vec};
 
 use super::model::{QueueConfig, VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1, VirtioDevice};
 use crate::{
-    Header, Layout, SharedMem,
+    header::Header,
+    layout::Layout,
+    mem::SharedMem,
     transport::{
         DeviceEvent, DeviceInfo, FeatureBlocks, SET_VQUEUE_OP_ENABLE, TransportRequest,
         TransportResponse, VQUEUE_FLAG_ENABLED, status,
