@@ -4,7 +4,7 @@
 //! - `model`: [`VirtioDevice`], its errors, [`QueueConfig`] and the transport feature bits,
 //!   re-exported here.
 //! - `engine`: [`DeviceTransport`], re-exported here.
-//! - [`mock`] (tests and the `test-utils` feature): a configurable mock device.
+//! - `mock` (tests and the `test-utils` feature): a configurable mock device.
 
 mod engine;
 #[cfg(any(test, feature = "test-utils"))]
