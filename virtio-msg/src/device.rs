@@ -1,118 +1,20 @@
 //! The device side: what a device model implements ([`VirtioDevice`]) and the transport
 //! engine that runs one device's state machine over virtio-msg ([`DeviceTransport`]).
-
-use crate::SharedMem;
+//!
+//! - `model`: [`VirtioDevice`], its errors, [`QueueConfig`] and the transport feature bits,
+//!   re-exported here.
+//! - `engine`: [`DeviceTransport`], re-exported here.
+//! - `mock` (tests and the `test-utils` feature): a configurable mock device.
 
 mod engine;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod mock;
+mod model;
 #[cfg(test)]
 mod tests;
 
 pub use engine::{DEFAULT_MAX_SIZE, DeviceTransport, Event, MAX_QUEUES};
-
-/// VIRTIO_F_VERSION_1 (feature bit 32).
-pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
-/// VIRTIO_F_ACCESS_PLATFORM (feature bit 33).
-pub const VIRTIO_F_ACCESS_PLATFORM: u64 = 1 << 33;
-/// VIRTIO_F_RING_PACKED (feature bit 34).
-pub const VIRTIO_F_RING_PACKED: u64 = 1 << 34;
-/// VIRTIO_F_RING_RESET (feature bit 40).
-pub const VIRTIO_F_RING_RESET: u64 = 1 << 40;
-
-/// A configured split virtqueue, as SET_VQUEUE gave it (bus addresses).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct QueueConfig {
-    /// Number of descriptors (a power of two, at most the queue's maximum).
-    pub size: u16,
-    /// Descriptor table bus address.
-    pub desc_addr: u64,
-    /// Driver (available) ring bus address.
-    pub driver_addr: u64,
-    /// Device (used) ring bus address.
-    pub device_addr: u64,
-}
-
-/// A device's fatal error: the transport sets DEVICE_NEEDS_RESET and reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DeviceError {
-    /// Driver memory could not be accessed (bad address in a ring or descriptor).
-    #[error("shared memory access failed: {0}")]
-    Memory(#[from] crate::MemError),
-    /// The driver broke the virtqueue rules (bad descriptor chain, index out of range, …).
-    #[error("virtqueue protocol violation")]
-    Queue,
-    /// The device backend failed.
-    #[error("device backend failure")]
-    Backend,
-}
-
-/// A virtio device model, driven by the transport engine.
-///
-/// The engine guarantees: config accesses are within `config_size`; `queue_*` indices are
-/// below `num_queues`; `activate` is called once per reset cycle, at DRIVER_OK, with every
-/// queue the driver configured; `notify` is called only between `activate` and the next
-/// `reset`, and only for queues passed to `activate` or
-/// [`activate_queue`](Self::activate_queue) and not reset by `reset_queue` since.
-pub trait VirtioDevice {
-    /// Virtio device type (e.g. 4 = entropy).
-    fn device_id(&self) -> u32;
-    /// Vendor id reported by GET_DEVICE_INFO.
-    fn vendor_id(&self) -> u32 {
-        0
-    }
-    /// Device UUID reported in the 2026 GET_DEVICE_INFO (nil by default).
-    fn device_uuid(&self) -> [u8; 16] {
-        [0; 16]
-    }
-    /// The feature bits the device offers (bits 0..63). Must include VIRTIO_F_VERSION_1 and
-    /// VIRTIO_F_ACCESS_PLATFORM for the Linux drivers.
-    fn features(&self) -> u64;
-    /// Size of the configuration space in bytes.
-    fn config_size(&self) -> u32;
-    /// Reads configuration bytes at `offset` (within bounds).
-    fn read_config(&self, offset: u32, buf: &mut [u8]);
-    /// Writes configuration bytes, all or nothing. Returns whether the write was applied and
-    /// changed the driver-visible configuration. The default refuses every write.
-    fn write_config(&mut self, offset: u32, data: &[u8]) -> Result<bool, ConfigRejected> {
-        let _ = (offset, data);
-        Err(ConfigRejected)
-    }
-    /// Number of virtqueues.
-    fn num_queues(&self) -> u32;
-    /// Maximum size of queue `index`.
-    fn queue_max_size(&self, index: u32) -> u16;
-    /// The driver set DRIVER_OK: start serving with the negotiated `features` and the queues
-    /// it configured (`queues[i]` is queue i, `None` if not configured).
-    fn activate(
-        &mut self,
-        features: u64,
-        queues: &[Option<QueueConfig>],
-    ) -> Result<(), DeviceError>;
-    /// After DRIVER_OK, the driver configured queue `index`, which was not handed to
-    /// [`activate`](Self::activate) (an unused queue set up late, or one re-set after
-    /// RESET_VQUEUE): start serving it. An error refuses the queue: the engine leaves it
-    /// unconfigured (the driver sees that on GET_VQUEUE read-back) and the device stays up.
-    /// The default refuses every late queue.
-    fn activate_queue(&mut self, index: u32, config: QueueConfig) -> Result<(), DeviceError> {
-        let _ = (index, config);
-        Err(DeviceError::Backend)
-    }
-    /// Device reset: drop every queue and all in-flight state.
-    fn reset(&mut self);
-    /// Queue `index` was reset (RESET_VQUEUE) or re-configured: drop its state.
-    fn reset_queue(&mut self, index: u32);
-    /// The driver made buffers available on queue `index`: process them through `mem`.
-    /// Returns whether buffers were returned to the used ring (an EVENT_USED is then due).
-    fn notify(&mut self, index: u32, mem: &mut dyn SharedMem) -> Result<bool, DeviceError>;
-    /// Shared memory region `id`: (address, length), if the device has one.
-    fn shm_region(&self, id: u32) -> Option<(u64, u64)> {
-        let _ = id;
-        None
-    }
-}
-
-/// A SET_CONFIG the device refuses (nothing was changed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("configuration write rejected")]
-pub struct ConfigRejected;
+pub use model::{
+    ConfigRejected, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_RING_PACKED,
+    VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, VirtioDevice,
+};

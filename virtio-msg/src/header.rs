@@ -2,7 +2,7 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, little_endian::U16};
 
-use crate::transport::DecodeError;
+use crate::error::DecodeError;
 
 /// `type` bit 0: the message is a response.
 pub const TYPE_RESPONSE: u8 = 1 << 0;
@@ -12,6 +12,15 @@ pub const TYPE_BUS: u8 = 1 << 1;
 pub const TYPE_RESERVED_MASK: u8 = !(TYPE_RESPONSE | TYPE_BUS);
 /// Size of the header in bytes.
 pub const HEADER_SIZE: usize = 8;
+
+/// Type byte of transport requests and of transport events (both directions).
+pub(crate) const TYPE_TRANSPORT_REQUEST: u8 = 0;
+/// Type byte of transport responses.
+pub(crate) const TYPE_TRANSPORT_RESPONSE: u8 = TYPE_RESPONSE;
+/// Type byte of bus requests and bus events.
+pub(crate) const TYPE_BUS_REQUEST: u8 = TYPE_BUS;
+/// Type byte of bus responses.
+pub(crate) const TYPE_BUS_RESPONSE: u8 = TYPE_BUS | TYPE_RESPONSE;
 
 /// Common header, wire form. Offset 0, length 8.
 #[repr(C)]

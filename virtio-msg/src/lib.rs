@@ -1,9 +1,15 @@
 //! The virtio-msg transport ("Virtio Over Messages"), independent of any bus.
 //!
-//! - [`header`] and [`ids`]: the 8-byte common header and the message ID space.
+//! Modules, leaves first; each imports only modules above it in this list (except the tests of
+//! `frame`, which run every codec), and `tests/module_tree.rs` checks that no file imports one
+//! that imports it back:
+//! - [`error`]: [`DecodeError`] and [`EncodeError`], the codec errors.
+//! - [`layout`] and [`ids`]: the wire [`Layout`]s and the message ID space.
+//! - [`header`]: the 8-byte common header and the type bytes.
+//! - `frame` (private): the helpers every codec shares and the decoding rules they enforce.
 //! - [`transport`]: every transport message as a typed value, with strict decoding and encoding
-//!   in both wire [`Layout`]s.
-//! - [`bus`]: the standard bus messages (GET_DEVICES, PING, EVENT_DEVICE).
+//!   in both wire [`Layout`]s (values, raw wire structs and codecs side by side).
+//! - [`bus`]: the standard bus messages (GET_DEVICES, PING, EVENT_DEVICE), laid out the same way.
 //! - [`mem`]: [`SharedMem`], the only way device code reaches driver memory.
 //! - [`device`]: the device-side transport engine, one state machine per device.
 //! - [`driver`]: the driver-side client for the same messages.
@@ -26,13 +32,15 @@ extern crate alloc;
 pub mod bus;
 pub mod device;
 pub mod driver;
+pub mod error;
+mod frame;
 pub mod header;
 pub mod ids;
 pub mod layout;
 pub mod mem;
 pub mod transport;
-mod wire;
 
+pub use error::{DecodeError, EncodeError};
 pub use header::Header;
 pub use layout::Layout;
 pub use mem::{MemError, SharedMem};

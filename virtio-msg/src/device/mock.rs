@@ -6,11 +6,11 @@ use alloc::{vec, vec::Vec};
 use core::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::{
+use super::model::{
     ConfigRejected, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1,
     VirtioDevice,
 };
-use crate::SharedMem;
+use crate::mem::SharedMem;
 
 /// What the mock reports and records.
 #[derive(Clone, Debug, PartialEq, Eq)]

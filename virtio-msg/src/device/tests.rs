@@ -11,7 +11,7 @@ use super::{
     mock::{MockDevice, MockState},
 };
 use crate::{
-    Layout,
+    layout::Layout,
     mem::VecMem,
     transport::{
         DeviceEvent, DeviceInfo, FeatureBlocks, SET_VQUEUE_OP_ENABLE, TransportRequest as Req,

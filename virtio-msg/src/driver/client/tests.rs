@@ -6,13 +6,14 @@ use alloc::{boxed::Box, vec, vec::Vec};
 
 use super::{Channel, ChannelError, DeviceClient, DriverError, ShmRegion, VqueueInfo};
 use crate::{
-    Header, Layout,
     device::{
         DeviceTransport, Event, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1,
         mock::{MockDevice, MockState},
     },
+    header::Header,
     header::TYPE_RESPONSE,
     ids,
+    layout::Layout,
     mem::VecMem,
     transport::{TransportRequest, status},
 };
