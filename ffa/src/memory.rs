@@ -687,6 +687,23 @@ pub trait NsMapper {
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), MapError>;
 }
 
+/// A mapper lent out (the aarch64 image keeps its stage-1 mapper in a `'static` place, since
+/// live page tables must never be dropped).
+impl<M: NsMapper + ?Sized> NsMapper for &mut M {
+    fn map(&mut self, range: MemRange, writable: bool) -> Result<u64, MapError> {
+        (**self).map(range, writable)
+    }
+    fn unmap(&mut self, base: u64, page_count: u32) {
+        (**self).unmap(base, page_count);
+    }
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MapError> {
+        (**self).read(addr, buf)
+    }
+    fn write(&self, addr: u64, data: &[u8]) -> Result<(), MapError> {
+        (**self).write(addr, data)
+    }
+}
+
 /// A mapping or access failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MapError {

@@ -85,7 +85,7 @@ pub struct Image {
 
 impl startup::Platform for Image {
     type Conduit = SmcConduit;
-    type Mapper = StageOneMapper;
+    type Mapper = &'static mut StageOneMapper;
     type Entropy = Entropy<SmcCalls>;
 
     fn boot_info(&mut self) -> Result<Manifest, BootInfoError> {
@@ -101,19 +101,24 @@ impl startup::Platform for Image {
         bootinfo::parse(bytes, self.boot_info, &self.layout)
     }
 
-    fn memory(&mut self, rxtx: Option<&RxTxRegions>) -> Result<StageOneMapper, StartError> {
-        let mut mapper = StageOneMapper::build(&self.layout, self.uart_base, rxtx)
+    fn memory(
+        &mut self,
+        rxtx: Option<&RxTxRegions>,
+    ) -> Result<&'static mut StageOneMapper, StartError> {
+        let mapper = StageOneMapper::build(&self.layout, self.uart_base, rxtx)
             .map_err(|e| StartError::fatal("mmu", format_args!("runtime tables: {e}")))?;
+        // Live page tables must never be dropped (aarch64-paging panics if they are): whatever
+        // start-up does with the mapper, the tables stay where they are.
+        let mapper = alloc::boxed::Box::leak(alloc::boxed::Box::new(mapper));
         // SAFETY: the runtime tables map everything the program uses (image, stack, heap, the
         // memory the page tables themselves are in) at the same addresses with the same memory
-        // type as the initial table, and the mapper lives in the message loop, which never
-        // returns without stopping the partition.
+        // type as the initial table, and they are leaked above, so never dropped.
         unsafe { mapper.activate() };
         log::info!(
             "mmu: runtime tables active (text RX, rodata RO, data/stack/heap RW XN, stack guard {:#x})",
             self.layout.stack_guard.start
         );
-        selftest::run(&mut mapper)
+        selftest::run(mapper)
             .map_err(|e| StartError::fatal("selftest", format_args!("FAILED: {e}")))?;
         Ok(mapper)
     }

@@ -34,7 +34,9 @@ impl Scripted {
     pub fn not_supported() -> Self {
         Self::new(|_| {
             let mut regs = [0; 18];
-            regs[0] = u64::MAX;
+            if let Some(x0) = regs.first_mut() {
+                *x0 = u64::MAX;
+            }
             regs
         })
     }
@@ -55,6 +57,22 @@ impl Scripted {
             .collect()
     }
 }
+
+impl core::fmt::Debug for Scripted {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Scripted({} calls)", self.calls().len())
+    }
+}
+
+impl PartialEq for Scripted {
+    /// Two scripted conduits are equal when they share their record (one is a clone of the
+    /// other).
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.calls, &other.calls)
+    }
+}
+
+impl Eq for Scripted {}
 
 impl Conduit for Scripted {
     fn call(&mut self, regs: [u64; 18]) -> [u64; 18] {

@@ -10,6 +10,11 @@ use zerocopy::IntoBytes;
 use super::*;
 
 const HEAD: usize = 0x4000;
+
+/// A named corruption of a head (and the head's base address where it needs it).
+type Corruption = (&'static str, fn(&mut Head, u64));
+/// A named set of memory regions made for a head.
+type Regions = (&'static str, fn(&Head) -> Vec<DeviceTreeNode>);
 const PM_OFFSET: usize = 0x1000;
 
 /// A package head in host memory, page-aligned as the image's is, and a layout whose package
@@ -171,7 +176,10 @@ fn relative_region_addresses_count_from_the_load_address() {
         region(
             "rx",
             1,
-            &[("load-address-relative-offset", 0x30_0000), ("pages-count", 1)],
+            &[
+                ("load-address-relative-offset", 0x30_0000),
+                ("pages-count", 1),
+            ],
         ),
         region(
             "tx",
@@ -190,8 +198,19 @@ fn relative_region_addresses_count_from_the_load_address() {
 fn x0_outside_or_misaligned_in_the_head_is_refused() {
     let head = Head::new().with_manifest(&manifest(None));
     let base = head.base() as u64;
-    for x0 in [0, base - 8, base + 4, base + HEAD as u64 - 8, base + HEAD as u64, u64::MAX] {
-        assert_eq!(head.parse_at(x0), Err(BootInfoError::NotInPackage(x0)), "{x0:#x}");
+    for x0 in [
+        0,
+        base - 8,
+        base + 4,
+        base + HEAD as u64 - 8,
+        base + HEAD as u64,
+        u64::MAX,
+    ] {
+        assert_eq!(
+            head.parse_at(x0),
+            Err(BootInfoError::NotInPackage(x0)),
+            "{x0:#x}"
+        );
     }
 }
 
@@ -209,16 +228,16 @@ fn a_head_that_is_not_where_the_layout_says_is_refused() {
 #[test]
 fn bad_headers_are_refused() {
     let dtb = manifest(None);
-    let cases: [(&str, fn(&mut Head)); 5] = [
-        ("signature", |h| h.word(0, 0x0ffb)),
-        ("version", |h| h.word(4, 0)),
-        ("size below the header", |h| h.word(8, 11)),
-        ("size past the head", |h| h.word(8, HEAD as u32 + 1)),
-        ("huge size", |h| h.word(8, u32::MAX)),
+    let cases: [Corruption; 5] = [
+        ("signature", |h, _| h.word(0, 0x0ffb)),
+        ("version", |h, _| h.word(4, 0)),
+        ("size below the header", |h, _| h.word(8, 11)),
+        ("size past the head", |h, _| h.word(8, 0x4001)),
+        ("huge size", |h, _| h.word(8, u32::MAX)),
     ];
     for (what, corrupt) in cases {
         let mut head = Head::new().with_manifest(&dtb);
-        corrupt(&mut head);
+        corrupt(&mut head, 0);
         assert!(head.parse().is_err(), "{what}");
     }
     let mut head = Head::new().with_manifest(&dtb);
@@ -229,11 +248,13 @@ fn bad_headers_are_refused() {
 #[test]
 fn bad_descriptors_are_refused() {
     let dtb = manifest(None);
-    let cases: [(&str, fn(&mut Head, u64)); 7] = [
+    let cases: [Corruption; 7] = [
         ("descriptor count past the blob", |h, _| h.word(16, 1000)),
         ("descriptor offset past the blob", |h, _| h.word(20, 0x3ff0)),
         ("descriptor size 0", |h, _| h.word(12, 0)),
-        ("manifest address before the blob", |h, b| h.dword(56, b - 0x1000)),
+        ("manifest address before the blob", |h, b| {
+            h.dword(56, b - 0x1000)
+        }),
         ("manifest past the blob", |h, b| h.dword(56, b + 0x3f00)),
         ("manifest size overflows", |h, _| h.word(52, u32::MAX)),
         ("manifest address wraps", |h, _| h.dword(56, u64::MAX - 4)),
@@ -262,13 +283,17 @@ fn no_fdt_descriptor_or_a_broken_dtb_is_refused() {
 
 #[test]
 fn inconsistent_rx_tx_info_is_refused() {
-    let cases: [(&str, fn(&Head) -> Vec<DeviceTreeNode>); 7] = [
-        ("a phandle with no region", |_| rxtx(RX, TX, 1)[..1].to_vec()),
+    let cases: [Regions; 7] = [
+        ("a phandle with no region", |_| {
+            rxtx(RX, TX, 1)[..1].to_vec()
+        }),
         ("zero pages", |_| rxtx(RX, TX, 0)),
         ("too many pages", |_| rxtx(RX, RX + 17 * 4096, 17)),
         ("unaligned base", |_| rxtx(RX + 8, TX, 1)),
         ("overlapping buffers", |_| rxtx(RX, RX, 1)),
-        ("inside the window", |h| rxtx(h.base() as u64 + 0x10_0000, TX, 1)),
+        ("inside the window", |h| {
+            rxtx(h.base() as u64 + 0x10_0000, TX, 1)
+        }),
         ("different sizes", |_| {
             vec![
                 region("rx", 1, &[("base-address", RX), ("pages-count", 1)]),
