@@ -78,6 +78,12 @@ impl BusRequest {
         crate::wire::decode_bus_request(frame)
     }
 
+    /// [`BusRequest::decode`] for a frame whose header the bus parsed already: `payload` is that
+    /// frame's bytes 8..msg_size ([`Header::payload`]). The header is not parsed again.
+    pub fn decode_payload(header: &Header, payload: &[u8]) -> Result<Self, DecodeError> {
+        crate::wire::decode_bus_request_payload(header, payload)
+    }
+
     /// Encodes the request with `token`; returns the frame length.
     pub fn encode(&self, token: u16, out: &mut [u8]) -> Result<usize, EncodeError> {
         crate::wire::encode_bus_request(self, token, out)

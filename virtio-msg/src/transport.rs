@@ -320,6 +320,16 @@ impl<'a> TransportRequest<'a> {
         crate::wire::decode_request(frame, layout)
     }
 
+    /// [`TransportRequest::decode`] for a frame whose header the bus parsed already: `payload`
+    /// is that frame's bytes 8..msg_size ([`Header::payload`]). The header is not parsed again.
+    pub fn decode_payload(
+        header: &Header,
+        payload: &'a [u8],
+        layout: Layout,
+    ) -> Result<Self, DecodeError> {
+        crate::wire::decode_request_payload(header, payload, layout)
+    }
+
     /// Encodes the frame (header: type, msg_id and msg_size filled in here; dev_num and token
     /// from the arguments) into `out`; returns its length.
     pub fn encode(

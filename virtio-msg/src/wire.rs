@@ -520,8 +520,21 @@ pub(crate) fn decode_request(
     frame: &[u8],
     layout: Layout,
 ) -> Result<(Header, TransportRequest<'_>), DecodeError> {
-    use ids::transport as id;
     let (header, p) = open(frame, TYPE_TRANSPORT_REQUEST)?;
+    Ok((header, decode_request_payload(&header, p, layout)?))
+}
+
+/// [`decode_request`] for a frame whose header was parsed already: `p` is its payload (bytes
+/// 8..msg_size). Checks rules 2, 4, 5 and 6.
+pub(crate) fn decode_request_payload<'a>(
+    header: &Header,
+    p: &'a [u8],
+    layout: Layout,
+) -> Result<TransportRequest<'a>, DecodeError> {
+    use ids::transport as id;
+    if header.msg_type != TYPE_TRANSPORT_REQUEST {
+        return Err(DecodeError::BadType(header.msg_type));
+    }
     let req = match header.msg_id {
         id::GET_DEVICE_INFO => {
             empty(p)?;
@@ -582,7 +595,7 @@ pub(crate) fn decode_request(
         }
         other => return Err(DecodeError::UnknownId(other)),
     };
-    Ok((header, req))
+    Ok(req)
 }
 
 /// SET_VQUEUE payload: 40 bytes in both layouts; Dec-2025 also accepts the 36-byte G2 form.
@@ -1109,6 +1122,21 @@ pub(crate) fn encode_event(
 /// for alignment (the bus layer decides; G2 asks for 255 devices).
 pub(crate) fn decode_bus_request(frame: &[u8]) -> Result<(Header, BusRequest), DecodeError> {
     let (header, p) = open_bus(frame, TYPE_BUS_REQUEST)?;
+    Ok((header, decode_bus_request_payload(&header, p)?))
+}
+
+/// [`decode_bus_request`] for a frame whose header was parsed already: `p` is its payload
+/// (bytes 8..msg_size). Checks rules 2 to 5.
+pub(crate) fn decode_bus_request_payload(
+    header: &Header,
+    p: &[u8],
+) -> Result<BusRequest, DecodeError> {
+    if header.msg_type != TYPE_BUS_REQUEST {
+        return Err(DecodeError::BadType(header.msg_type));
+    }
+    if header.dev_num != 0 {
+        return Err(DecodeError::Range);
+    }
     let req = match header.msg_id {
         ids::bus::GET_DEVICES => {
             let raw: &GetDevicesReq = exact(p)?;
@@ -1122,7 +1150,7 @@ pub(crate) fn decode_bus_request(frame: &[u8]) -> Result<(Header, BusRequest), D
         },
         other => return Err(DecodeError::UnknownId(other)),
     };
-    Ok((header, req))
+    Ok(req)
 }
 
 /// Encodes a standard bus request (dev_num 0).
