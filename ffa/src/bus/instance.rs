@@ -6,14 +6,16 @@ use virtio_msg::{
     Header, Layout,
     bus::{BusRequest, BusResponse, GetDevicesOrder},
     device::{DeviceTransport, Event as EngineEvent, VirtioDevice},
-    header::{HEADER_SIZE, TYPE_BUS, TYPE_RESPONSE},
+    header::HEADER_SIZE,
     ids,
     transport::{DeviceEvent, TransportRequest},
 };
 use zerocopy::IntoBytes;
 
 use super::{
-    AreaMem, AreaTable, BusServices, EventQueue, MAX_MSG_SIZE, PendingEvent,
+    AreaMem, AreaTable, BusServices, EventQueue, PendingEvent,
+    config::BusConfig,
+    frame::{self, MAX_MSG_SIZE, MAX_MSG_SIZE_U16, Reply},
     msg::{self, attrs, event_method, features},
 };
 use crate::memory::ShareKind;
@@ -37,36 +39,6 @@ impl Dialect {
             Self::G3 => Layout::V1Review,
         }
     }
-}
-
-/// Partition-wide settings of the bus.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BusConfig {
-    /// Whether the partition can ring FF-A notifications (offers NOTIF_RX|NOTIF_TX).
-    pub notifications: bool,
-    /// Most areas one endpoint may have shared at once (reported as `max_areas`).
-    pub max_areas: u16,
-    /// Most 4 KiB pages one area may span.
-    pub max_area_pages: u64,
-}
-
-impl Default for BusConfig {
-    fn default() -> Self {
-        Self {
-            notifications: true,
-            max_areas: 256,
-            max_area_pages: 16 * 1024,
-        }
-    }
-}
-
-/// What to answer a DIRECT_REQ2 with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reply {
-    /// A frame of this many bytes was written to the output buffer.
-    Frame(usize),
-    /// The all-zero busy sentinel (G3 only: the driver retries).
-    Busy,
 }
 
 /// Event delivery configured by EVENT_CONFIGURE.
@@ -100,10 +72,6 @@ pub struct BusInstance {
 /// Most device numbers one GET_DEVICES response can describe within the bus's size limit:
 /// (104 - 8 header - 6 fields) bytes of bitmap.
 const MAX_WINDOW: u16 = 720;
-const MAX_SIZE_U16: u16 = 104;
-const _: () = assert!(MAX_MSG_SIZE == 104);
-const HEADER_SIZE_U16: u16 = 8;
-const _: () = assert!(HEADER_SIZE == 8);
 const _: () = assert!(MAX_WINDOW as usize == (MAX_MSG_SIZE - HEADER_SIZE - 6) * 8);
 
 impl BusInstance {
@@ -122,7 +90,7 @@ impl BusInstance {
             delivery: None,
             devices: devices
                 .into_iter()
-                .map(|d| DeviceTransport::new(d, Layout::V1Review).with_max_size(MAX_SIZE_U16))
+                .map(|d| DeviceTransport::new(d, Layout::V1Review).with_max_size(MAX_MSG_SIZE_U16))
                 .collect(),
             areas: AreaTable::new(),
             events: EventQueue::new(capacity),
@@ -178,11 +146,11 @@ impl BusInstance {
                     self.vm,
                     h.msg_id
                 );
-                return self.error(&h, out);
+                return frame::error(&h, out);
             }
             Err(e) => {
                 log::debug!("vm {:#x}: undecodable frame: {e}", self.vm);
-                return self.error_raw(frame, out);
+                return frame::error_raw(frame, out);
             }
         };
         if header.is_bus() {
@@ -238,46 +206,6 @@ impl BusInstance {
         }
     }
 
-    // ---- answers -------------------------------------------------------------------------
-
-    /// ERROR frame for `request`: echoes its dev_num and token.
-    fn error(&self, request: &Header, out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
-        let payload = msg::Word16 {
-            value: u16::from(request.msg_id).into(),
-        };
-        match msg::write_bus_frame(
-            out,
-            true,
-            msg::ERROR,
-            request.dev_num,
-            request.token,
-            payload.as_bytes(),
-        ) {
-            Some(n) => Reply::Frame(n),
-            None => Reply::Busy,
-        }
-    }
-
-    /// ERROR frame for bytes that did not even parse as a header: echo what can be read.
-    fn error_raw(&self, frame: &[u8], out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
-        let byte = |i: usize| frame.get(i).copied().unwrap_or(0);
-        let header = Header {
-            msg_type: 0,
-            msg_id: byte(1),
-            dev_num: u16::from_le_bytes([byte(2), byte(3)]),
-            token: u16::from_le_bytes([byte(4), byte(5)]),
-            msg_size: 0,
-        };
-        self.error(&header, out)
-    }
-
-    fn bus_reply(&self, request: &Header, payload: &[u8], out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
-        match msg::write_bus_frame(out, true, request.msg_id, 0, request.token, payload) {
-            Some(n) => Reply::Frame(n),
-            None => self.error(request, out),
-        }
-    }
-
     // ---- bus messages ----------------------------------------------------------------------
 
     fn handle_bus(
@@ -288,7 +216,7 @@ impl BusInstance {
         services: &mut dyn BusServices,
     ) -> Reply {
         if header.dev_num != 0 || ids::is_event(header.msg_id) {
-            return self.error(header, out);
+            return frame::error(header, out);
         }
         match header.msg_id {
             msg::VERSION => return self.version(header, frame, out, services),
@@ -301,26 +229,26 @@ impl BusInstance {
                 self.vm,
                 header.msg_id
             );
-            return self.error(header, out);
+            return frame::error(header, out);
         }
         match header.msg_id {
             ids::bus::GET_DEVICES => self.get_devices(header, frame, out),
             ids::bus::PING => match BusRequest::decode(frame) {
                 Ok((_, BusRequest::Ping { data })) => {
-                    self.bus_reply(header, &data.to_le_bytes(), out)
+                    frame::bus_response(header, &data.to_le_bytes(), out)
                 }
-                _ => self.error(header, out),
+                _ => frame::error(header, out),
             },
             msg::AREA_SHARE => self.area_share(header, frame, out, services),
             msg::AREA_UNSHARE => self.area_unshare(header, frame, out, services),
             msg::EVENT_CONFIGURE => self.event_configure(header, frame, out),
             msg::EVENT_POLL if self.dialect == Some(Dialect::G3) => {
                 if usize::from(header.msg_size) != HEADER_SIZE {
-                    return self.error(header, out);
+                    return frame::error(header, out);
                 }
                 self.event_poll(header, out)
             }
-            _ => self.error(header, out),
+            _ => frame::error(header, out),
         }
     }
 
@@ -370,7 +298,7 @@ impl BusInstance {
                 }
                 .into(),
             };
-            return self.bus_reply(header, resp.as_bytes(), out);
+            return frame::bus_response(header, resp.as_bytes(), out);
         }
         if let Some(req) = msg::exact::<msg::VersionReqG2>(header, frame) {
             self.latch(Dialect::G2, services);
@@ -398,14 +326,14 @@ impl BusInstance {
                 .into(),
                 area_num: if ok { self.config.max_areas } else { 0 }.into(),
             };
-            return self.bus_reply(header, resp.as_bytes(), out);
+            return frame::bus_response(header, resp.as_bytes(), out);
         }
         log::debug!(
             "vm {:#x}: VERSION of unsupported size {}",
             self.vm,
             header.msg_size
         );
-        self.error(header, out)
+        frame::error(header, out)
     }
 
     fn bus_reset(
@@ -415,7 +343,7 @@ impl BusInstance {
         services: &mut dyn BusServices,
     ) -> Reply {
         if usize::from(header.msg_size) != HEADER_SIZE {
-            return self.error(header, out);
+            return frame::error(header, out);
         }
         self.reset(services);
         // G2 never sends RESET: a RESET means a G3 driver.
@@ -423,7 +351,7 @@ impl BusInstance {
         let result = msg::Word16 {
             value: msg::RESULT_SUCCESS.into(),
         };
-        self.bus_reply(header, result.as_bytes(), out)
+        frame::bus_response(header, result.as_bytes(), out)
     }
 
     fn get_devices(
@@ -433,7 +361,7 @@ impl BusInstance {
         out: &mut [u8; MAX_MSG_SIZE],
     ) -> Reply {
         let Ok((_, BusRequest::GetDevices { offset, count })) = BusRequest::decode(frame) else {
-            return self.error(header, out);
+            return frame::error(header, out);
         };
         let ndev = self.devices.len();
         if self.dialect == Some(Dialect::G2) {
@@ -441,7 +369,7 @@ impl BusInstance {
             // device array) and next_offset = 0. The driver scans bitmap byte 0 only, so only
             // device numbers 0..=7 are reachable; 32 bitmap bytes cover the 255-number window.
             if offset != 0 {
-                return self.error(header, out);
+                return frame::error(header, out);
             }
             let visible = ndev.min(8);
             if ndev > visible {
@@ -451,7 +379,7 @@ impl BusInstance {
             let count = u16::try_from(visible).unwrap_or(0);
             payload[2..4].copy_from_slice(&count.to_le_bytes());
             payload[6] = u8::try_from((1u16 << visible) - 1).unwrap_or(0xFF);
-            return self.bus_reply(header, &payload, out);
+            return frame::bus_response(header, &payload, out);
         }
         // G3: windows; the answer covers min(count, what fits) device numbers from offset.
         let count = count.min(MAX_WINDOW);
@@ -481,7 +409,7 @@ impl BusInstance {
         };
         match resp.encode(GetDevicesOrder::NextThenCount, header, out) {
             Ok(n) => Reply::Frame(n),
-            Err(_) => self.error(header, out),
+            Err(_) => frame::error(header, out),
         }
     }
 
@@ -493,7 +421,7 @@ impl BusInstance {
         services: &mut dyn BusServices,
     ) -> Reply {
         let Some(req) = msg::exact::<msg::AreaShareReq>(header, frame) else {
-            return self.error(header, out);
+            return frame::error(header, out);
         };
         let area_id = req.area_id.get();
         let result = match self.share(&req, services) {
@@ -513,7 +441,7 @@ impl BusInstance {
             area_id: area_id.into(),
             result: result.into(),
         };
-        self.bus_reply(header, resp.as_bytes(), out)
+        frame::bus_response(header, resp.as_bytes(), out)
     }
 
     fn share(
@@ -598,7 +526,7 @@ impl BusInstance {
         services: &mut dyn BusServices,
     ) -> Reply {
         let Some(req) = msg::exact::<msg::Word16>(header, frame) else {
-            return self.error(header, out);
+            return frame::error(header, out);
         };
         let area_id = req.value.get();
         let result = match self.areas.remove(area_id) {
@@ -629,7 +557,7 @@ impl BusInstance {
             area_id: area_id.into(),
             result: result.into(),
         };
-        self.bus_reply(header, resp.as_bytes(), out)
+        frame::bus_response(header, resp.as_bytes(), out)
     }
 
     fn event_configure(
@@ -639,16 +567,16 @@ impl BusInstance {
         out: &mut [u8; MAX_MSG_SIZE],
     ) -> Reply {
         let Some(req) = msg::exact::<msg::EventConfigureReq>(header, frame) else {
-            return self.error(header, out);
+            return frame::error(header, out);
         };
         if req.reserved != 0 {
-            return self.error(header, out);
+            return frame::error(header, out);
         }
         let result = if self.dialect == Some(Dialect::G2) {
             // G2 asks for NOTIF with id 0 but never binds it: accept and ring nothing.
             msg::RESULT_SUCCESS
         } else if self.delivery.is_some() {
-            return self.error(header, out);
+            return frame::error(header, out);
         } else {
             match req.method {
                 event_method::POLL => {
@@ -665,7 +593,7 @@ impl BusInstance {
         let resp = msg::Word16 {
             value: result.into(),
         };
-        self.bus_reply(header, resp.as_bytes(), out)
+        frame::bus_response(header, resp.as_bytes(), out)
     }
 
     fn event_poll(&mut self, header: &Header, out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
@@ -674,7 +602,7 @@ impl BusInstance {
                 return Reply::Frame(n);
             }
         }
-        self.bus_reply(header, &[], out)
+        frame::bus_response(header, &[], out)
     }
 
     /// Encodes a pending event as the frame the driver receives (events carry token 0).
@@ -734,15 +662,15 @@ impl BusInstance {
         services: &mut dyn BusServices,
     ) -> Reply {
         if !self.negotiated() {
-            return self.error(header, out);
+            return frame::error(header, out);
         }
         let layout = self.layout();
         let Ok((_, request)) = TransportRequest::decode(frame, layout) else {
-            return self.error(header, out);
+            return frame::error(header, out);
         };
         let dev = header.dev_num;
         if usize::from(dev) >= self.devices.len() {
-            return self.error(header, out);
+            return frame::error(header, out);
         }
         if let TransportRequest::SetVqueue {
             size,
@@ -754,12 +682,12 @@ impl BusInstance {
             && !self.rings_in_areas(size, desc_addr, driver_addr, device_addr)
         {
             // Leave the queue unconfigured; the driver sees it on read-back.
-            return self.empty_transport_reply(header, out);
+            return frame::empty_transport_response(header, out);
         }
         let mem_services: &dyn BusServices = services;
         let mut mem = AreaMem::new(&self.areas, mem_services);
         let Some(engine) = self.devices.get_mut(usize::from(dev)) else {
-            return self.error(header, out);
+            return frame::error(header, out);
         };
         let mut events = Vec::new();
         let written = engine.handle_frame(header, &request, &mut mem, out, &mut |e| events.push(e));
@@ -773,14 +701,11 @@ impl BusInstance {
         if matches!(request, TransportRequest::EventAvail { .. }) {
             // Events get the bare acknowledgement frame (type 0x03, id 0, dev_num 0, size 8).
             out.fill(0);
-            return match msg::write_bus_frame(out, true, msg::EVENT_ACK, 0, header.token, &[]) {
-                Some(n) => Reply::Frame(n),
-                None => Reply::Busy,
-            };
+            return frame::bus_ack(msg::EVENT_ACK, header.token, out);
         }
         match written {
             Some(n) => Reply::Frame(n),
-            None => self.error(header, out),
+            None => frame::error(header, out),
         }
     }
 
@@ -799,18 +724,6 @@ impl BusInstance {
             );
         }
         ok
-    }
-
-    fn empty_transport_reply(&self, header: &Header, out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
-        let h = Header {
-            msg_type: (header.msg_type & !TYPE_BUS) | TYPE_RESPONSE,
-            msg_size: HEADER_SIZE_U16,
-            ..*header
-        };
-        match h.write(out) {
-            Some(()) => Reply::Frame(HEADER_SIZE),
-            None => Reply::Busy,
-        }
     }
 }
 
