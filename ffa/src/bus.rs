@@ -14,6 +14,7 @@
 
 mod area;
 mod config;
+mod dialect;
 mod events;
 mod frame;
 mod instance;
@@ -24,7 +25,8 @@ mod tests;
 
 pub use area::{AREA_OFFSET_MASK, AREA_SHIFT, AreaMem, AreaTable, bus_address};
 pub use config::BusConfig;
+pub use dialect::Dialect;
 pub use events::{EventQueue, PendingEvent};
 pub use frame::{MAX_MSG_SIZE, PAYLOAD_REGS, Reply, frame_to_regs, regs_to_frame};
-pub use instance::{BusInstance, Dialect};
+pub use instance::BusInstance;
 pub use services::{BusServices, FfaServices, RetrievedArea, Segment, ServiceError};

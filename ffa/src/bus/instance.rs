@@ -4,7 +4,7 @@ use alloc::{boxed::Box, vec::Vec};
 
 use virtio_msg::{
     Header, Layout,
-    bus::{BusRequest, BusResponse, GetDevicesOrder},
+    bus::{BusRequest, BusResponse},
     device::{DeviceTransport, Event as EngineEvent, VirtioDevice},
     header::HEADER_SIZE,
     ids,
@@ -15,31 +15,11 @@ use zerocopy::IntoBytes;
 use super::{
     AreaMem, AreaTable, BusServices, EventQueue, PendingEvent,
     config::BusConfig,
+    dialect::{DeviceListing, Dialect, Handshake},
     frame::{self, MAX_MSG_SIZE, MAX_MSG_SIZE_U16, Reply},
     msg::{self, attrs, event_method, features},
 };
 use crate::memory::ShareKind;
-
-/// Which Linux driver generation an endpoint speaks, latched from its first VERSION.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Dialect {
-    /// The single-file 2026 driver (`virtio_msg_ffa.c`): 16-byte VERSION, Dec-2025 transport
-    /// layouts, GET_DEVICES answered with the device count, no EVENT_POLL, no busy handling.
-    G2,
-    /// Arm's PoC v2 driver (ALP2 bus): 20-byte VERSION probe + echo, 2026 transport layouts,
-    /// EVENT_POLL, busy sentinel.
-    G3,
-}
-
-impl Dialect {
-    /// The transport layout this dialect pairs with.
-    pub fn layout(self) -> Layout {
-        match self {
-            Self::G2 => Layout::Pr28,
-            Self::G3 => Layout::V1Review,
-        }
-    }
-}
 
 /// Event delivery configured by EVENT_CONFIGURE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,11 +179,9 @@ impl BusInstance {
     }
 
     fn negotiated(&self) -> bool {
-        match self.dialect {
-            Some(Dialect::G2) => true,
-            Some(Dialect::G3) => self.negotiation == Negotiation::Done,
-            None => false,
-        }
+        self.dialect.is_some_and(|d| {
+            !d.handshake().needs_agreement() || self.negotiation == Negotiation::Done
+        })
     }
 
     // ---- bus messages ----------------------------------------------------------------------
@@ -242,7 +220,7 @@ impl BusInstance {
             msg::AREA_SHARE => self.area_share(header, frame, out, services),
             msg::AREA_UNSHARE => self.area_unshare(header, frame, out, services),
             msg::EVENT_CONFIGURE => self.event_configure(header, frame, out),
-            msg::EVENT_POLL if self.dialect == Some(Dialect::G3) => {
+            msg::EVENT_POLL if self.dialect.is_some_and(Dialect::serves_event_poll) => {
                 if usize::from(header.msg_size) != HEADER_SIZE {
                     return frame::error(header, out);
                 }
@@ -259,15 +237,26 @@ impl BusInstance {
         out: &mut [u8; MAX_MSG_SIZE],
         services: &mut dyn BusServices,
     ) -> Reply {
+        let Some(dialect) = Dialect::of_version_request(header.msg_size) else {
+            log::debug!(
+                "vm {:#x}: VERSION of unsupported size {}",
+                self.vm,
+                header.msg_size
+            );
+            return frame::error(header, out);
+        };
+        self.latch(dialect, services);
+        let notify = self.config.notifications && dialect.offers_notifications();
         let bus_features = features::DIRECT_RX
             | features::DIRECT_TX
-            | if self.config.notifications {
+            | if notify {
                 features::NOTIF_RX | features::NOTIF_TX
             } else {
                 0
             };
-        if let Some(req) = msg::exact::<msg::VersionReqG3>(header, frame) {
-            self.latch(Dialect::G3, services);
+        if dialect.handshake() == Handshake::ProbeAndEcho
+            && let Some(req) = msg::exact::<msg::VersionReqG3>(header, frame)
+        {
             let (bus, rev) = (req.bus_version.get(), req.transport_revision.get());
             let supported = (msg::BUS_VERSION_1_0, msg::TRANSPORT_REVISION_1);
             let answer = if (bus, rev) == (0, 0) {
@@ -300,8 +289,9 @@ impl BusInstance {
             };
             return frame::bus_response(header, resp.as_bytes(), out);
         }
-        if let Some(req) = msg::exact::<msg::VersionReqG2>(header, frame) {
-            self.latch(Dialect::G2, services);
+        if dialect.handshake() == Handshake::Single
+            && let Some(req) = msg::exact::<msg::VersionReqG2>(header, frame)
+        {
             let ok = req.bus_version.get() == msg::BUS_VERSION_1_0
                 && req.transport_revision.get() == msg::TRANSPORT_REVISION_1;
             if !ok {
@@ -312,27 +302,15 @@ impl BusInstance {
                     req.transport_revision.get()
                 );
             }
-            // G2 has no notification path: offer direct messaging only, so its driver keeps
-            // polling the used rings itself.
             let resp = msg::VersionRespG2 {
                 bus_version: if ok { msg::BUS_VERSION_1_0 } else { 0 }.into(),
                 transport_revision: if ok { msg::TRANSPORT_REVISION_1 } else { 0 }.into(),
                 transport_features: 0.into(),
-                bus_features: if ok {
-                    features::DIRECT_RX | features::DIRECT_TX
-                } else {
-                    0
-                }
-                .into(),
+                bus_features: if ok { bus_features } else { 0 }.into(),
                 area_num: if ok { self.config.max_areas } else { 0 }.into(),
             };
             return frame::bus_response(header, resp.as_bytes(), out);
         }
-        log::debug!(
-            "vm {:#x}: VERSION of unsupported size {}",
-            self.vm,
-            header.msg_size
-        );
         frame::error(header, out)
     }
 
@@ -346,8 +324,7 @@ impl BusInstance {
             return frame::error(header, out);
         }
         self.reset(services);
-        // G2 never sends RESET: a RESET means a G3 driver.
-        self.latch(Dialect::G3, services);
+        self.latch(Dialect::of_reset(), services);
         let result = msg::Word16 {
             value: msg::RESULT_SUCCESS.into(),
         };
@@ -364,24 +341,43 @@ impl BusInstance {
             return frame::error(header, out);
         };
         let ndev = self.devices.len();
-        if self.dialect == Some(Dialect::G2) {
-            // G2: one window {0, 255}; `count` = number of devices (it sizes the driver's
-            // device array) and next_offset = 0. The driver scans bitmap byte 0 only, so only
-            // device numbers 0..=7 are reachable; 32 bitmap bytes cover the 255-number window.
-            if offset != 0 {
-                return frame::error(header, out);
+        let Some(dialect) = self.dialect else {
+            return frame::error(header, out);
+        };
+        let order = match dialect.device_listing() {
+            DeviceListing::DeviceCount {
+                addressable,
+                bitmap_len,
+            } => {
+                if offset != 0 {
+                    return frame::error(header, out);
+                }
+                let visible = ndev.min(addressable);
+                if ndev > visible {
+                    log::warn!(
+                        "vm {:#x}: this driver can address only devices 0..{}",
+                        self.vm,
+                        addressable.saturating_sub(1)
+                    );
+                }
+                let mut buf = [0u8; MAX_MSG_SIZE - HEADER_SIZE];
+                let Some(payload) = buf.get_mut(..6 + bitmap_len) else {
+                    return frame::error(header, out);
+                };
+                let count = u16::try_from(visible).unwrap_or(0);
+                if let Some(field) = payload.get_mut(2..4) {
+                    field.copy_from_slice(&count.to_le_bytes());
+                }
+                for n in 0..visible {
+                    if let Some(b) = payload.get_mut(6 + n / 8) {
+                        *b |= 1 << (n % 8);
+                    }
+                }
+                return frame::bus_response(header, payload, out);
             }
-            let visible = ndev.min(8);
-            if ndev > visible {
-                log::warn!("vm {:#x}: G2 driver can address only devices 0..7", self.vm);
-            }
-            let mut payload = [0u8; 6 + 32];
-            let count = u16::try_from(visible).unwrap_or(0);
-            payload[2..4].copy_from_slice(&count.to_le_bytes());
-            payload[6] = u8::try_from((1u16 << visible) - 1).unwrap_or(0xFF);
-            return frame::bus_response(header, &payload, out);
-        }
-        // G3: windows; the answer covers min(count, what fits) device numbers from offset.
+            DeviceListing::Windows { order } => order,
+        };
+        // Windows: the answer covers min(count, what fits) device numbers from offset.
         let count = count.min(MAX_WINDOW);
         let mut bitmap = [0u8; (MAX_WINDOW as usize).div_ceil(8)];
         for n in 0..count {
@@ -407,7 +403,7 @@ impl BusInstance {
             next_offset,
             bitmap,
         };
-        match resp.encode(GetDevicesOrder::NextThenCount, header, out) {
+        match resp.encode(order, header, out) {
             Ok(n) => Reply::Frame(n),
             Err(_) => frame::error(header, out),
         }
@@ -426,8 +422,9 @@ impl BusInstance {
         let area_id = req.area_id.get();
         let result = match self.share(&req, services) {
             Ok(()) => msg::RESULT_SUCCESS,
-            // G3 retries on the busy sentinel; G2 has no busy handling: refuse instead.
-            Err(ShareFailure::Busy) if self.dialect == Some(Dialect::G3) => return Reply::Busy,
+            Err(ShareFailure::Busy) if self.dialect.is_some_and(Dialect::busy_allowed) => {
+                return Reply::Busy;
+            }
             Err(ShareFailure::Busy) => msg::RESULT_ERROR,
             Err(ShareFailure::Refused(why)) => {
                 log::warn!(
@@ -471,12 +468,8 @@ impl BusInstance {
                 super::ServiceError::Busy => ShareFailure::Busy,
                 _ => ShareFailure::Refused("memory retrieve failed"),
             })?;
-        // The driver's page count must describe what was retrieved. G3 counts 4 KiB FF-A
-        // pages; G2 counts Linux pages (4, 16 or 64 KiB).
-        let scales: &[u64] = match self.dialect {
-            Some(Dialect::G2) => &[1, 4, 16],
-            _ => &[1],
-        };
+        // The driver's page count must describe what was retrieved, in one of its page sizes.
+        let scales = self.dialect.map_or(&[1u64][..], Dialect::area_page_sizes);
         let consistent = scales.iter().any(|s| u64::from(pages) * s == area.pages);
         if !consistent || !area.writable {
             let _ = services.relinquish(&area);
@@ -492,8 +485,7 @@ impl BusInstance {
 
     /// Validates `sharing_attrs`; returns the transaction type to retrieve.
     fn check_attrs(&self, attrs: u32) -> Result<ShareKind, ShareFailure> {
-        if self.dialect == Some(Dialect::G2) && attrs == 0 {
-            // The G2 driver sends 0: a plain share with the pool's attributes.
+        if attrs == 0 && self.dialect.is_some_and(Dialect::accepts_zero_share_attrs) {
             return Ok(ShareKind::Share);
         }
         let kind = match attrs & attrs::TYPE_MASK {
@@ -548,11 +540,12 @@ impl BusInstance {
                 }
             },
         };
-        let result = if self.dialect == Some(Dialect::G2) && result == msg::RESULT_BUSY {
-            msg::RESULT_ERROR
-        } else {
-            result
-        };
+        let result =
+            if result == msg::RESULT_BUSY && !self.dialect.is_some_and(Dialect::busy_allowed) {
+                msg::RESULT_ERROR
+            } else {
+                result
+            };
         let resp = msg::AreaResp {
             area_id: area_id.into(),
             result: result.into(),
@@ -572,8 +565,8 @@ impl BusInstance {
         if req.reserved != 0 {
             return frame::error(header, out);
         }
-        let result = if self.dialect == Some(Dialect::G2) {
-            // G2 asks for NOTIF with id 0 but never binds it: accept and ring nothing.
+        let result = if !self.dialect.is_some_and(Dialect::binds_event_delivery) {
+            // Accept and ring nothing.
             msg::RESULT_SUCCESS
         } else if self.delivery.is_some() {
             return frame::error(header, out);
@@ -640,8 +633,7 @@ impl BusInstance {
 
     /// Queues `event` and rings the driver's doorbell if the queue just became non-empty.
     fn queue_event(&mut self, event: PendingEvent, services: &mut dyn BusServices) {
-        if self.dialect != Some(Dialect::G3) {
-            // G2 drivers never poll for events; they watch the used rings themselves.
+        if !self.dialect.is_some_and(Dialect::queues_events) {
             return;
         }
         if self.events.push(event)
