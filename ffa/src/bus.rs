@@ -11,14 +11,34 @@
 //! - [`Dialect::G2`] (the 2026 single-file Linux driver; Dec-2025 transport layouts): one
 //!   16-byte VERSION, GET_DEVICES `{0, 255}` answered with the device count, no event polling, no
 //!   busy handling.
+//!
+//! Where things are:
+//! - `instance`: [`BusInstance`], its state and the dispatch of each frame;
+//! - `frame`: framing (size limit, registers), the frame parsed once on arrival, the answers
+//!   ([`Reply`], ERROR);
+//! - `dialect`: [`Dialect`], every G2/G3 difference, asked by the handlers below;
+//! - `negotiation`: VERSION, the dialect latch, bus features, the RESET answer;
+//! - `area_share`: AREA_SHARE / AREA_UNSHARE → retrieve / relinquish;
+//! - `area`: the area table, bus addresses and [`AreaMem`], the devices' view of shared memory;
+//! - `events`: EVENT_CONFIGURE, the coalescing event queue, doorbells, EVENT_POLL;
+//! - `routing`: transport messages to devices, GET_DEVICES windows, PING;
+//! - `config`: [`BusConfig`] and what a handler knows of the endpoint;
+//! - [`msg`]: the bus messages' ids and wire layouts;
+//! - `services`: [`BusServices`], what the bus needs from the partition runtime.
+//!
+//! Module imports flow one way: `instance` → the concerns (`negotiation`, `area_share`,
+//! `events`, `routing`) → `area`, `config`, `dialect`, `frame`, `services` → `msg`.
 
 mod area;
+mod area_share;
 mod config;
 mod dialect;
 mod events;
 mod frame;
 mod instance;
 pub mod msg;
+mod negotiation;
+mod routing;
 mod services;
 #[cfg(test)]
 mod tests;

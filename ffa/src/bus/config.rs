@@ -1,4 +1,7 @@
-//! [`BusConfig`], the partition-wide settings of the bus.
+//! What the bus handlers read besides the frame: [`BusConfig`], the partition-wide settings, and
+//! [`Endpoint`], the negotiated endpoint a frame came from.
+
+use super::dialect::Dialect;
 
 /// Partition-wide settings of the bus.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,4 +22,15 @@ impl Default for BusConfig {
             max_area_pages: 16 * 1024,
         }
     }
+}
+
+/// The endpoint a frame came from, once its dialect is latched: what every handler may ask.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Endpoint {
+    /// Its FF-A endpoint id.
+    pub(crate) vm: u16,
+    /// The partition's settings.
+    pub(crate) config: BusConfig,
+    /// The dialect it speaks.
+    pub(crate) dialect: Dialect,
 }

@@ -1,12 +1,13 @@
 //! Frames on the FF-A bus, both ways: the size limit, packing into DIRECT_REQ2/RESP2 payload
-//! registers, and the answers written back ([`Reply`]; ERROR frames, bus responses, the empty
-//! transport response).
+//! registers, an incoming frame parsed once ([`Frame`]), and the answers written back
+//! ([`Reply`]; ERROR frames, bus responses, the empty transport response).
 
 use virtio_msg::{
     Header,
     header::{HEADER_SIZE, TYPE_BUS, TYPE_RESPONSE},
+    transport::DecodeError,
 };
-use zerocopy::IntoBytes;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::msg;
 
@@ -46,6 +47,33 @@ pub fn frame_to_regs(frame: &[u8]) -> [u64; PAYLOAD_REGS] {
         *reg = u64::from_le_bytes(word);
     }
     regs
+}
+
+/// An incoming frame whose header was parsed once, on arrival: every handler (and the
+/// virtio-msg decoders, through their `decode_payload` entry points) reads `header` and
+/// `payload` and never parses the bytes again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Frame<'a> {
+    /// The parsed header; `msg_size` lies within the frame.
+    pub(crate) header: Header,
+    /// Bytes 8..msg_size of the frame (the bus padding after `msg_size` is not included).
+    pub(crate) payload: &'a [u8],
+}
+
+impl<'a> Frame<'a> {
+    /// Parses the header of `bytes` ([`Header::parse`]) and takes the payload it describes.
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let header = Header::parse(bytes)?;
+        Ok(Self {
+            header,
+            payload: header.payload(bytes),
+        })
+    }
+
+    /// The payload as one `T`, which it must fill exactly (`msg_size` = 8 + size of `T`).
+    pub(crate) fn exact<T: FromBytes + KnownLayout + Immutable>(&self) -> Option<T> {
+        T::read_from_bytes(self.payload).ok()
+    }
 }
 
 /// What to answer a DIRECT_REQ2 with.
