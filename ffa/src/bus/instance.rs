@@ -84,7 +84,7 @@ impl BusInstance {
     }
 
     /// Handles one frame from the endpoint and writes the answer frame into `out`. The header
-    /// is parsed here, once; every handler gets the parsed [`Frame`].
+    /// is parsed here, once; every handler gets the parsed frame (header and payload).
     pub fn handle(
         &mut self,
         frame: &[u8],
