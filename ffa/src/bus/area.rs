@@ -1,10 +1,22 @@
-//! Shared-memory areas of one bus instance and the bus-address view over them.
+//! Shared-memory areas of one bus instance: the area table, bus addresses
+//! (`area_id << 48 | offset`) and the [`SharedMem`] view through them that devices use.
+//! AREA_SHARE and AREA_UNSHARE, which fill and empty the table, are in `area_share`.
 
 use alloc::collections::BTreeMap;
 
 use virtio_msg::{MemError, SharedMem};
 
-use super::{AREA_OFFSET_MASK, AREA_SHIFT, BusServices, RetrievedArea};
+use super::services::{BusServices, RetrievedArea};
+
+/// Bit position of the area id in a bus address.
+pub const AREA_SHIFT: u32 = 48;
+/// Mask of the byte offset in a bus address.
+pub const AREA_OFFSET_MASK: u64 = (1 << AREA_SHIFT) - 1;
+
+/// Builds the bus address of byte `offset` of area `area_id`.
+pub const fn bus_address(area_id: u16, offset: u64) -> u64 {
+    ((area_id as u64) << AREA_SHIFT) | (offset & AREA_OFFSET_MASK)
+}
 
 /// The areas one driver endpoint has shared, by area id.
 #[derive(Debug, Default)]

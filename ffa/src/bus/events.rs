@@ -1,4 +1,5 @@
-//! The per-endpoint queue of device → driver events, drained by EVENT_POLL.
+//! Device → driver events of one endpoint: EVENT_CONFIGURE (how they are delivered), the
+//! queue, the doorbell, and EVENT_POLL, which drains it.
 //!
 //! Events are coalesced: at most one pending EVENT_USED per (device, queue), one EVENT_CONFIG
 //! per device, one EVENT_DEVICE per device and one AREA_RELEASE per area. The queue therefore
@@ -6,6 +7,16 @@
 //! further hard bound.
 
 use alloc::collections::VecDeque;
+
+use virtio_msg::{bus::BusEvent, device::DeviceTransport, transport::DeviceEvent};
+use zerocopy::IntoBytes;
+
+use super::{
+    config::Endpoint,
+    frame::{self, Frame, MAX_MSG_SIZE, Reply},
+    msg::{self, event_method},
+    services::BusServices,
+};
 
 /// One pending event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +120,148 @@ impl EventQueue {
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
+}
+
+/// Event delivery configured by EVENT_CONFIGURE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delivery {
+    /// The driver polls on its own schedule.
+    Poll,
+    /// Ring this FF-A notification when events become pending.
+    Notify(u16),
+}
+
+/// The event state of one endpoint: the queue and how the driver asked to be told.
+#[derive(Debug)]
+pub(crate) struct Events {
+    queue: EventQueue,
+    delivery: Option<Delivery>,
+}
+
+impl Events {
+    /// No events, no delivery configured; at most `capacity` pending events.
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            queue: EventQueue::new(capacity),
+            delivery: None,
+        }
+    }
+
+    /// Number of pending events.
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Drops every pending event and the delivery configuration.
+    pub(crate) fn reset(&mut self) {
+        self.queue.clear();
+        self.delivery = None;
+    }
+
+    /// Answers EVENT_CONFIGURE.
+    pub(crate) fn configure(
+        &mut self,
+        frame: &Frame<'_>,
+        endpoint: &Endpoint,
+        out: &mut [u8; MAX_MSG_SIZE],
+    ) -> Reply {
+        let Some(req) = frame.exact::<msg::EventConfigureReq>() else {
+            return frame::error(&frame.header, out);
+        };
+        if req.reserved != 0 {
+            return frame::error(&frame.header, out);
+        }
+        let result = if !endpoint.dialect.binds_event_delivery() {
+            // Accept and ring nothing.
+            msg::RESULT_SUCCESS
+        } else if self.delivery.is_some() {
+            return frame::error(&frame.header, out);
+        } else {
+            match req.method {
+                event_method::POLL => {
+                    self.delivery = Some(Delivery::Poll);
+                    msg::RESULT_SUCCESS
+                }
+                event_method::NOTIF if endpoint.config.notifications && req.notif_id.get() < 64 => {
+                    self.delivery = Some(Delivery::Notify(req.notif_id.get()));
+                    msg::RESULT_SUCCESS
+                }
+                _ => msg::RESULT_ERROR,
+            }
+        };
+        let resp = msg::Word16 {
+            value: result.into(),
+        };
+        frame::bus_response(&frame.header, resp.as_bytes(), out)
+    }
+
+    /// Answers EVENT_POLL: the oldest pending event as the frame the driver receives, or an
+    /// empty response if none is pending.
+    pub(crate) fn poll(
+        &mut self,
+        frame: &Frame<'_>,
+        endpoint: &Endpoint,
+        devices: &[DeviceTransport],
+        out: &mut [u8; MAX_MSG_SIZE],
+    ) -> Reply {
+        if !endpoint.dialect.serves_event_poll() || !frame.payload.is_empty() {
+            return frame::error(&frame.header, out);
+        }
+        while let Some(event) = self.queue.pop() {
+            if let Some(n) = encode(event, devices, out) {
+                return Reply::Frame(n);
+            }
+        }
+        frame::bus_response(&frame.header, &[], out)
+    }
+
+    /// Queues `event` and rings the driver's doorbell if the queue just became non-empty.
+    pub(crate) fn queue(
+        &mut self,
+        event: PendingEvent,
+        endpoint: &Endpoint,
+        services: &mut dyn BusServices,
+    ) {
+        if !endpoint.dialect.queues_events() {
+            return;
+        }
+        if self.queue.push(event)
+            && let Some(Delivery::Notify(id)) = self.delivery
+            && let Err(e) = services.notify(endpoint.vm, id)
+        {
+            log::warn!("vm {:#x}: notification {id} failed: {e}", endpoint.vm);
+        }
+    }
+}
+
+/// Encodes a pending event as the frame the driver receives (events carry token 0).
+fn encode(
+    event: PendingEvent,
+    devices: &[DeviceTransport],
+    out: &mut [u8; MAX_MSG_SIZE],
+) -> Option<usize> {
+    let result = match event {
+        PendingEvent::Used { dev, vq } => DeviceEvent::Used { vq_index: vq }.encode(dev, out),
+        PendingEvent::Config { dev } => {
+            let d = devices.get(usize::from(dev))?;
+            DeviceEvent::Config {
+                device_status: d.status(),
+                generation: d.generation(),
+                offset: 0,
+                data: &[],
+            }
+            .encode(dev, out)
+        }
+        PendingEvent::Device { dev, state } => BusEvent::Device {
+            dev_num: dev,
+            state,
+        }
+        .encode(out),
+        PendingEvent::AreaRelease { area } => {
+            return msg::write_bus_frame(out, false, msg::AREA_RELEASE, 0, 0, &area.to_le_bytes());
+        }
+    };
+    result.ok()
 }
 
 #[cfg(test)]

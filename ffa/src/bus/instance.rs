@@ -1,110 +1,36 @@
-//! One bus instance: everything the partition keeps for one driver endpoint.
+//! One bus instance: the state the partition keeps for one driver endpoint, and the dispatch of
+//! each incoming frame to the concern that serves it (negotiation, areas, events, routing).
 
 use alloc::{boxed::Box, vec::Vec};
 
 use virtio_msg::{
-    Header, Layout,
-    bus::{BusRequest, BusResponse, GetDevicesOrder},
-    device::{DeviceTransport, Event as EngineEvent, VirtioDevice},
-    header::{HEADER_SIZE, TYPE_BUS, TYPE_RESPONSE},
+    Layout,
+    device::{DeviceTransport, VirtioDevice},
     ids,
-    transport::{DeviceEvent, TransportRequest},
 };
-use zerocopy::IntoBytes;
 
 use super::{
-    AreaMem, AreaTable, BusServices, EventQueue, MAX_MSG_SIZE, PendingEvent,
-    msg::{self, attrs, event_method, features},
+    area::AreaTable,
+    area_share,
+    config::{BusConfig, Endpoint},
+    dialect::Dialect,
+    events::Events,
+    frame::{self, Frame, MAX_MSG_SIZE, MAX_MSG_SIZE_U16, Reply},
+    msg,
+    negotiation::{self, Negotiation},
+    routing,
+    services::BusServices,
 };
-use crate::memory::ShareKind;
-
-/// Which Linux driver generation an endpoint speaks, latched from its first VERSION.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Dialect {
-    /// The single-file 2026 driver (`virtio_msg_ffa.c`): 16-byte VERSION, Dec-2025 transport
-    /// layouts, GET_DEVICES answered with the device count, no EVENT_POLL, no busy handling.
-    G2,
-    /// Arm's PoC v2 driver (ALP2 bus): 20-byte VERSION probe + echo, 2026 transport layouts,
-    /// EVENT_POLL, busy sentinel.
-    G3,
-}
-
-impl Dialect {
-    /// The transport layout this dialect pairs with.
-    pub fn layout(self) -> Layout {
-        match self {
-            Self::G2 => Layout::Pr28,
-            Self::G3 => Layout::V1Review,
-        }
-    }
-}
-
-/// Partition-wide settings of the bus.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BusConfig {
-    /// Whether the partition can ring FF-A notifications (offers NOTIF_RX|NOTIF_TX).
-    pub notifications: bool,
-    /// Most areas one endpoint may have shared at once (reported as `max_areas`).
-    pub max_areas: u16,
-    /// Most 4 KiB pages one area may span.
-    pub max_area_pages: u64,
-}
-
-impl Default for BusConfig {
-    fn default() -> Self {
-        Self {
-            notifications: true,
-            max_areas: 256,
-            max_area_pages: 16 * 1024,
-        }
-    }
-}
-
-/// What to answer a DIRECT_REQ2 with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reply {
-    /// A frame of this many bytes was written to the output buffer.
-    Frame(usize),
-    /// The all-zero busy sentinel (G3 only: the driver retries).
-    Busy,
-}
-
-/// Event delivery configured by EVENT_CONFIGURE.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Delivery {
-    Poll,
-    Notify(u16),
-}
-
-/// G3 VERSION negotiation state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Negotiation {
-    /// Nothing agreed yet.
-    None,
-    /// Version 1.0 / revision 1 agreed.
-    Done,
-}
 
 /// The state the partition keeps for one driver endpoint (a VM, or the host OS).
 pub struct BusInstance {
     vm: u16,
     config: BusConfig,
-    dialect: Option<Dialect>,
     negotiation: Negotiation,
-    delivery: Option<Delivery>,
     devices: Vec<DeviceTransport>,
     areas: AreaTable,
-    events: EventQueue,
+    events: Events,
 }
-
-/// Most device numbers one GET_DEVICES response can describe within the bus's size limit:
-/// (104 - 8 header - 6 fields) bytes of bitmap.
-const MAX_WINDOW: u16 = 720;
-const MAX_SIZE_U16: u16 = 104;
-const _: () = assert!(MAX_MSG_SIZE == 104);
-const HEADER_SIZE_U16: u16 = 8;
-const _: () = assert!(HEADER_SIZE == 8);
-const _: () = assert!(MAX_WINDOW as usize == (MAX_MSG_SIZE - HEADER_SIZE - 6) * 8);
 
 impl BusInstance {
     /// A fresh instance for endpoint `vm` serving `devices` (device number = index).
@@ -117,15 +43,13 @@ impl BusInstance {
         Self {
             vm,
             config,
-            dialect: None,
-            negotiation: Negotiation::None,
-            delivery: None,
+            negotiation: Negotiation::new(),
             devices: devices
                 .into_iter()
-                .map(|d| DeviceTransport::new(d, Layout::V1Review).with_max_size(MAX_SIZE_U16))
+                .map(|d| DeviceTransport::new(d, Layout::V1Review).with_max_size(MAX_MSG_SIZE_U16))
                 .collect(),
             areas: AreaTable::new(),
-            events: EventQueue::new(capacity),
+            events: Events::new(capacity),
         }
     }
 
@@ -136,7 +60,7 @@ impl BusInstance {
 
     /// The dialect latched so far.
     pub fn dialect(&self) -> Option<Dialect> {
-        self.dialect
+        self.negotiation.dialect()
     }
 
     /// The shared areas.
@@ -159,7 +83,8 @@ impl BusInstance {
         self.events.len()
     }
 
-    /// Handles one frame from the endpoint and writes the answer frame into `out`.
+    /// Handles one frame from the endpoint and writes the answer frame into `out`. The header
+    /// is parsed here, once; every handler gets the parsed frame (header and payload).
     pub fn handle(
         &mut self,
         frame: &[u8],
@@ -167,28 +92,28 @@ impl BusInstance {
         services: &mut dyn BusServices,
     ) -> Reply {
         out.fill(0);
-        let Some(frame) = frame.get(..frame.len().min(MAX_MSG_SIZE)) else {
+        let Some(bytes) = frame.get(..frame.len().min(MAX_MSG_SIZE)) else {
             return Reply::Busy;
         };
-        let header = match Header::parse(frame) {
-            Ok(h) if !h.is_response() => h,
-            Ok(h) => {
+        let frame = match Frame::parse(bytes) {
+            Ok(f) if !f.header.is_response() => f,
+            Ok(f) => {
                 log::debug!(
                     "vm {:#x}: response frame (id {:#04x}) where a request was due",
                     self.vm,
-                    h.msg_id
+                    f.header.msg_id
                 );
-                return self.error(&h, out);
+                return frame::error(&f.header, out);
             }
             Err(e) => {
                 log::debug!("vm {:#x}: undecodable frame: {e}", self.vm);
-                return self.error_raw(frame, out);
+                return frame::error_raw(bytes, out);
             }
         };
-        if header.is_bus() {
-            self.handle_bus(&header, frame, out, services)
+        if frame.header.is_bus() {
+            self.handle_bus(&frame, out, services)
         } else {
-            self.handle_transport(&header, frame, out, services)
+            self.handle_transport(&frame, out, services)
         }
     }
 
@@ -198,623 +123,125 @@ impl BusInstance {
         for dev in &mut self.devices {
             dev.reset();
         }
-        for (id, area) in self.areas.drain() {
-            if let Err(e) = services.relinquish(&area) {
-                log::warn!("vm {:#x}: relinquish of area {id} failed: {e}", self.vm);
-            }
-        }
-        self.events.clear();
-        self.delivery = None;
-        self.negotiation = Negotiation::None;
-        self.dialect = None;
-    }
-
-    fn layout(&self) -> Layout {
-        self.dialect.map_or(Layout::V1Review, Dialect::layout)
+        area_share::relinquish_all(&mut self.areas, self.vm, services);
+        self.events.reset();
+        self.negotiation.forget();
     }
 
     /// Latches `dialect`; a different one from before means a new driver: start over.
     fn latch(&mut self, dialect: Dialect, services: &mut dyn BusServices) {
-        if self.dialect.is_some_and(|d| d != dialect) {
+        if self.negotiation.dialect().is_some_and(|d| d != dialect) {
             log::info!(
                 "vm {:#x}: driver changed dialect to {dialect:?}; resetting the bus instance",
                 self.vm
             );
             self.reset(services);
         }
-        if self.dialect.is_none() {
-            self.dialect = Some(dialect);
+        if self.negotiation.latch(dialect) {
             for dev in &mut self.devices {
                 dev.set_layout(dialect.layout());
             }
         }
     }
 
-    fn negotiated(&self) -> bool {
-        match self.dialect {
-            Some(Dialect::G2) => true,
-            Some(Dialect::G3) => self.negotiation == Negotiation::Done,
-            None => false,
-        }
+    /// The endpoint as the handlers see it, once the bus is open (VERSION negotiated).
+    fn endpoint(&self) -> Option<Endpoint> {
+        Some(Endpoint {
+            vm: self.vm,
+            config: self.config,
+            dialect: self.negotiation.negotiated()?,
+        })
     }
-
-    // ---- answers -------------------------------------------------------------------------
-
-    /// ERROR frame for `request`: echoes its dev_num and token.
-    fn error(&self, request: &Header, out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
-        let payload = msg::Word16 {
-            value: u16::from(request.msg_id).into(),
-        };
-        match msg::write_bus_frame(
-            out,
-            true,
-            msg::ERROR,
-            request.dev_num,
-            request.token,
-            payload.as_bytes(),
-        ) {
-            Some(n) => Reply::Frame(n),
-            None => Reply::Busy,
-        }
-    }
-
-    /// ERROR frame for bytes that did not even parse as a header: echo what can be read.
-    fn error_raw(&self, frame: &[u8], out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
-        let byte = |i: usize| frame.get(i).copied().unwrap_or(0);
-        let header = Header {
-            msg_type: 0,
-            msg_id: byte(1),
-            dev_num: u16::from_le_bytes([byte(2), byte(3)]),
-            token: u16::from_le_bytes([byte(4), byte(5)]),
-            msg_size: 0,
-        };
-        self.error(&header, out)
-    }
-
-    fn bus_reply(&self, request: &Header, payload: &[u8], out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
-        match msg::write_bus_frame(out, true, request.msg_id, 0, request.token, payload) {
-            Some(n) => Reply::Frame(n),
-            None => self.error(request, out),
-        }
-    }
-
-    // ---- bus messages ----------------------------------------------------------------------
 
     fn handle_bus(
         &mut self,
-        header: &Header,
-        frame: &[u8],
+        frame: &Frame<'_>,
         out: &mut [u8; MAX_MSG_SIZE],
         services: &mut dyn BusServices,
     ) -> Reply {
+        let header = &frame.header;
         if header.dev_num != 0 || ids::is_event(header.msg_id) {
-            return self.error(header, out);
+            return frame::error(header, out);
         }
         match header.msg_id {
-            msg::VERSION => return self.version(header, frame, out, services),
-            msg::RESET => return self.bus_reset(header, out, services),
+            msg::VERSION => return self.version(frame, out, services),
+            msg::RESET => return self.bus_reset(frame, out, services),
             _ => {}
         }
-        if !self.negotiated() {
+        let Some(endpoint) = self.endpoint() else {
             log::debug!(
                 "vm {:#x}: bus message {:#04x} before VERSION",
                 self.vm,
                 header.msg_id
             );
-            return self.error(header, out);
-        }
+            return frame::error(header, out);
+        };
         match header.msg_id {
-            ids::bus::GET_DEVICES => self.get_devices(header, frame, out),
-            ids::bus::PING => match BusRequest::decode(frame) {
-                Ok((_, BusRequest::Ping { data })) => {
-                    self.bus_reply(header, &data.to_le_bytes(), out)
-                }
-                _ => self.error(header, out),
-            },
-            msg::AREA_SHARE => self.area_share(header, frame, out, services),
-            msg::AREA_UNSHARE => self.area_unshare(header, frame, out, services),
-            msg::EVENT_CONFIGURE => self.event_configure(header, frame, out),
-            msg::EVENT_POLL if self.dialect == Some(Dialect::G3) => {
-                if usize::from(header.msg_size) != HEADER_SIZE {
-                    return self.error(header, out);
-                }
-                self.event_poll(header, out)
+            ids::bus::GET_DEVICES => {
+                routing::get_devices(frame, self.devices.len(), &endpoint, out)
             }
-            _ => self.error(header, out),
+            ids::bus::PING => routing::ping(frame, out),
+            msg::AREA_SHARE => area_share::share(&mut self.areas, frame, &endpoint, services, out),
+            msg::AREA_UNSHARE => {
+                area_share::unshare(&mut self.areas, frame, &endpoint, services, out)
+            }
+            msg::EVENT_CONFIGURE => self.events.configure(frame, &endpoint, out),
+            msg::EVENT_POLL => self.events.poll(frame, &endpoint, &self.devices, out),
+            _ => frame::error(header, out),
         }
     }
 
+    /// VERSION: its size shows the dialect, which is latched before the answer.
     fn version(
         &mut self,
-        header: &Header,
-        frame: &[u8],
+        frame: &Frame<'_>,
         out: &mut [u8; MAX_MSG_SIZE],
         services: &mut dyn BusServices,
     ) -> Reply {
-        let bus_features = features::DIRECT_RX
-            | features::DIRECT_TX
-            | if self.config.notifications {
-                features::NOTIF_RX | features::NOTIF_TX
-            } else {
-                0
-            };
-        if let Some(req) = msg::exact::<msg::VersionReqG3>(header, frame) {
-            self.latch(Dialect::G3, services);
-            let (bus, rev) = (req.bus_version.get(), req.transport_revision.get());
-            let supported = (msg::BUS_VERSION_1_0, msg::TRANSPORT_REVISION_1);
-            let answer = if (bus, rev) == (0, 0) {
-                // Probe: report what we support (or what was agreed).
-                Some(supported)
-            } else if self.negotiation == Negotiation::Done {
-                ((bus, rev) == supported).then_some(supported)
-            } else if (bus, rev) == supported {
-                self.negotiation = Negotiation::Done;
-                Some(supported)
-            } else if (bus, rev) > supported {
-                // Newer than ours: offer ours; the driver echoes it to commit.
-                Some(supported)
-            } else {
-                None
-            };
-            let (bus, rev) = answer.unwrap_or((0, 0));
-            let resp = msg::VersionRespG3 {
-                bus_version: bus.into(),
-                transport_revision: rev.into(),
-                ffa_version: msg::FFA_VERSION_1_2.into(),
-                feature_bits: 0.into(),
-                bus_features: if answer.is_some() { bus_features } else { 0 }.into(),
-                max_areas: if answer.is_some() {
-                    self.config.max_areas
-                } else {
-                    0
-                }
-                .into(),
-            };
-            return self.bus_reply(header, resp.as_bytes(), out);
-        }
-        if let Some(req) = msg::exact::<msg::VersionReqG2>(header, frame) {
-            self.latch(Dialect::G2, services);
-            let ok = req.bus_version.get() == msg::BUS_VERSION_1_0
-                && req.transport_revision.get() == msg::TRANSPORT_REVISION_1;
-            if !ok {
-                log::warn!(
-                    "vm {:#x}: G2 VERSION {:#x}/{} not supported",
-                    self.vm,
-                    req.bus_version.get(),
-                    req.transport_revision.get()
-                );
-            }
-            // G2 has no notification path: offer direct messaging only, so its driver keeps
-            // polling the used rings itself.
-            let resp = msg::VersionRespG2 {
-                bus_version: if ok { msg::BUS_VERSION_1_0 } else { 0 }.into(),
-                transport_revision: if ok { msg::TRANSPORT_REVISION_1 } else { 0 }.into(),
-                transport_features: 0.into(),
-                bus_features: if ok {
-                    features::DIRECT_RX | features::DIRECT_TX
-                } else {
-                    0
-                }
-                .into(),
-                area_num: if ok { self.config.max_areas } else { 0 }.into(),
-            };
-            return self.bus_reply(header, resp.as_bytes(), out);
-        }
-        log::debug!(
-            "vm {:#x}: VERSION of unsupported size {}",
-            self.vm,
-            header.msg_size
-        );
-        self.error(header, out)
+        let Some(dialect) = Dialect::of_version_request(frame.header.msg_size) else {
+            log::debug!(
+                "vm {:#x}: VERSION of unsupported size {}",
+                self.vm,
+                frame.header.msg_size
+            );
+            return frame::error(&frame.header, out);
+        };
+        self.latch(dialect, services);
+        self.negotiation.version(frame, self.vm, self.config, out)
     }
 
+    /// RESET: start over, as the dialect a RESET shows.
     fn bus_reset(
         &mut self,
-        header: &Header,
+        frame: &Frame<'_>,
         out: &mut [u8; MAX_MSG_SIZE],
         services: &mut dyn BusServices,
     ) -> Reply {
-        if usize::from(header.msg_size) != HEADER_SIZE {
-            return self.error(header, out);
+        if !frame.payload.is_empty() {
+            return frame::error(&frame.header, out);
         }
         self.reset(services);
-        // G2 never sends RESET: a RESET means a G3 driver.
-        self.latch(Dialect::G3, services);
-        let result = msg::Word16 {
-            value: msg::RESULT_SUCCESS.into(),
-        };
-        self.bus_reply(header, result.as_bytes(), out)
+        self.latch(Dialect::of_reset(), services);
+        negotiation::reset_done(&frame.header, out)
     }
-
-    fn get_devices(
-        &mut self,
-        header: &Header,
-        frame: &[u8],
-        out: &mut [u8; MAX_MSG_SIZE],
-    ) -> Reply {
-        let Ok((_, BusRequest::GetDevices { offset, count })) = BusRequest::decode(frame) else {
-            return self.error(header, out);
-        };
-        let ndev = self.devices.len();
-        if self.dialect == Some(Dialect::G2) {
-            // G2: one window {0, 255}; `count` = number of devices (it sizes the driver's
-            // device array) and next_offset = 0. The driver scans bitmap byte 0 only, so only
-            // device numbers 0..=7 are reachable; 32 bitmap bytes cover the 255-number window.
-            if offset != 0 {
-                return self.error(header, out);
-            }
-            let visible = ndev.min(8);
-            if ndev > visible {
-                log::warn!("vm {:#x}: G2 driver can address only devices 0..7", self.vm);
-            }
-            let mut payload = [0u8; 6 + 32];
-            let count = u16::try_from(visible).unwrap_or(0);
-            payload[2..4].copy_from_slice(&count.to_le_bytes());
-            payload[6] = u8::try_from((1u16 << visible) - 1).unwrap_or(0xFF);
-            return self.bus_reply(header, &payload, out);
-        }
-        // G3: windows; the answer covers min(count, what fits) device numbers from offset.
-        let count = count.min(MAX_WINDOW);
-        let mut bitmap = [0u8; (MAX_WINDOW as usize).div_ceil(8)];
-        for n in 0..count {
-            let dev = usize::from(offset) + usize::from(n);
-            if dev < ndev
-                && let Some(b) = bitmap.get_mut(usize::from(n / 8))
-            {
-                *b |= 1 << (n % 8);
-            }
-        }
-        let end = usize::from(offset) + usize::from(count);
-        let next_offset = if end < ndev {
-            u16::try_from(end).unwrap_or(0)
-        } else {
-            0
-        };
-        let bitmap = bitmap
-            .get(..usize::from(count).div_ceil(8))
-            .unwrap_or_default();
-        let resp = BusResponse::Devices {
-            offset,
-            count,
-            next_offset,
-            bitmap,
-        };
-        match resp.encode(GetDevicesOrder::NextThenCount, header, out) {
-            Ok(n) => Reply::Frame(n),
-            Err(_) => self.error(header, out),
-        }
-    }
-
-    fn area_share(
-        &mut self,
-        header: &Header,
-        frame: &[u8],
-        out: &mut [u8; MAX_MSG_SIZE],
-        services: &mut dyn BusServices,
-    ) -> Reply {
-        let Some(req) = msg::exact::<msg::AreaShareReq>(header, frame) else {
-            return self.error(header, out);
-        };
-        let area_id = req.area_id.get();
-        let result = match self.share(&req, services) {
-            Ok(()) => msg::RESULT_SUCCESS,
-            // G3 retries on the busy sentinel; G2 has no busy handling: refuse instead.
-            Err(ShareFailure::Busy) if self.dialect == Some(Dialect::G3) => return Reply::Busy,
-            Err(ShareFailure::Busy) => msg::RESULT_ERROR,
-            Err(ShareFailure::Refused(why)) => {
-                log::warn!(
-                    "vm {:#x}: AREA_SHARE of area {area_id} refused: {why}",
-                    self.vm
-                );
-                msg::RESULT_ERROR
-            }
-        };
-        let resp = msg::AreaResp {
-            area_id: area_id.into(),
-            result: result.into(),
-        };
-        self.bus_reply(header, resp.as_bytes(), out)
-    }
-
-    fn share(
-        &mut self,
-        req: &msg::AreaShareReq,
-        services: &mut dyn BusServices,
-    ) -> Result<(), ShareFailure> {
-        let area_id = req.area_id.get();
-        let pages = req.page_count.get();
-        let attrs = req.sharing_attrs.get();
-        if area_id == 0 {
-            return Err(ShareFailure::Refused("area id 0 is reserved"));
-        }
-        if self.areas.contains(area_id) {
-            return Err(ShareFailure::Refused("area id already in use"));
-        }
-        if self.areas.len() >= usize::from(self.config.max_areas) {
-            return Err(ShareFailure::Refused("too many areas"));
-        }
-        if pages == 0 || u64::from(pages) > self.config.max_area_pages {
-            return Err(ShareFailure::Refused("page count out of range"));
-        }
-        let kind = self.check_attrs(attrs)?;
-        let area = services
-            .retrieve(self.vm, req.mem_handle.get(), req.mem_tag.get(), kind)
-            .map_err(|e| match e {
-                super::ServiceError::Busy => ShareFailure::Busy,
-                _ => ShareFailure::Refused("memory retrieve failed"),
-            })?;
-        // The driver's page count must describe what was retrieved. G3 counts 4 KiB FF-A
-        // pages; G2 counts Linux pages (4, 16 or 64 KiB).
-        let scales: &[u64] = match self.dialect {
-            Some(Dialect::G2) => &[1, 4, 16],
-            _ => &[1],
-        };
-        let consistent = scales.iter().any(|s| u64::from(pages) * s == area.pages);
-        if !consistent || !area.writable {
-            let _ = services.relinquish(&area);
-            return Err(ShareFailure::Refused(if consistent {
-                "memory is not writable"
-            } else {
-                "page count does not match the retrieved memory"
-            }));
-        }
-        self.areas.insert(area_id, area);
-        Ok(())
-    }
-
-    /// Validates `sharing_attrs`; returns the transaction type to retrieve.
-    fn check_attrs(&self, attrs: u32) -> Result<ShareKind, ShareFailure> {
-        if self.dialect == Some(Dialect::G2) && attrs == 0 {
-            // The G2 driver sends 0: a plain share with the pool's attributes.
-            return Ok(ShareKind::Share);
-        }
-        let kind = match attrs & attrs::TYPE_MASK {
-            0 => ShareKind::Share,
-            1 => ShareKind::Lend,
-            _ => return Err(ShareFailure::Refused("donation is not accepted")),
-        };
-        let field = |shift: u32| (attrs >> shift) & 0b11;
-        let ok = attrs & attrs::MBZ_MASK == 0
-            && attrs & attrs::WRITABLE != 0
-            && attrs & attrs::EXECUTABLE == 0
-            && matches!(field(attrs::SHAREABILITY_SHIFT), 2 | 3)
-            && field(attrs::CACHEABILITY_SHIFT) == 3
-            && field(attrs::MEM_TYPE_SHIFT) == 2
-            && attrs & attrs::NON_SECURE != 0;
-        if ok {
-            Ok(kind)
-        } else {
-            Err(ShareFailure::Refused(
-                "sharing attributes must be RW, XN, shareable, WB normal, NS",
-            ))
-        }
-    }
-
-    fn area_unshare(
-        &mut self,
-        header: &Header,
-        frame: &[u8],
-        out: &mut [u8; MAX_MSG_SIZE],
-        services: &mut dyn BusServices,
-    ) -> Reply {
-        let Some(req) = msg::exact::<msg::Word16>(header, frame) else {
-            return self.error(header, out);
-        };
-        let area_id = req.value.get();
-        let result = match self.areas.remove(area_id) {
-            None => msg::RESULT_ERROR,
-            Some(area) => match services.relinquish(&area) {
-                Ok(()) => msg::RESULT_SUCCESS,
-                Err(super::ServiceError::Busy) => {
-                    // Keep it (unmapped pages are re-mapped on the next retrieve only; the
-                    // driver retries the unshare).
-                    self.areas.insert(area_id, area);
-                    msg::RESULT_BUSY
-                }
-                Err(e) => {
-                    log::warn!(
-                        "vm {:#x}: relinquish of area {area_id} failed: {e}",
-                        self.vm
-                    );
-                    msg::RESULT_ERROR
-                }
-            },
-        };
-        let result = if self.dialect == Some(Dialect::G2) && result == msg::RESULT_BUSY {
-            msg::RESULT_ERROR
-        } else {
-            result
-        };
-        let resp = msg::AreaResp {
-            area_id: area_id.into(),
-            result: result.into(),
-        };
-        self.bus_reply(header, resp.as_bytes(), out)
-    }
-
-    fn event_configure(
-        &mut self,
-        header: &Header,
-        frame: &[u8],
-        out: &mut [u8; MAX_MSG_SIZE],
-    ) -> Reply {
-        let Some(req) = msg::exact::<msg::EventConfigureReq>(header, frame) else {
-            return self.error(header, out);
-        };
-        if req.reserved != 0 {
-            return self.error(header, out);
-        }
-        let result = if self.dialect == Some(Dialect::G2) {
-            // G2 asks for NOTIF with id 0 but never binds it: accept and ring nothing.
-            msg::RESULT_SUCCESS
-        } else if self.delivery.is_some() {
-            return self.error(header, out);
-        } else {
-            match req.method {
-                event_method::POLL => {
-                    self.delivery = Some(Delivery::Poll);
-                    msg::RESULT_SUCCESS
-                }
-                event_method::NOTIF if self.config.notifications && req.notif_id.get() < 64 => {
-                    self.delivery = Some(Delivery::Notify(req.notif_id.get()));
-                    msg::RESULT_SUCCESS
-                }
-                _ => msg::RESULT_ERROR,
-            }
-        };
-        let resp = msg::Word16 {
-            value: result.into(),
-        };
-        self.bus_reply(header, resp.as_bytes(), out)
-    }
-
-    fn event_poll(&mut self, header: &Header, out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
-        while let Some(event) = self.events.pop() {
-            if let Some(n) = self.encode_event(event, out) {
-                return Reply::Frame(n);
-            }
-        }
-        self.bus_reply(header, &[], out)
-    }
-
-    /// Encodes a pending event as the frame the driver receives (events carry token 0).
-    fn encode_event(&self, event: PendingEvent, out: &mut [u8; MAX_MSG_SIZE]) -> Option<usize> {
-        let result = match event {
-            PendingEvent::Used { dev, vq } => DeviceEvent::Used { vq_index: vq }.encode(dev, out),
-            PendingEvent::Config { dev } => {
-                let d = self.devices.get(usize::from(dev))?;
-                DeviceEvent::Config {
-                    device_status: d.status(),
-                    generation: d.generation(),
-                    offset: 0,
-                    data: &[],
-                }
-                .encode(dev, out)
-            }
-            PendingEvent::Device { dev, state } => virtio_msg::bus::BusEvent::Device {
-                dev_num: dev,
-                state,
-            }
-            .encode(out),
-            PendingEvent::AreaRelease { area } => {
-                return msg::write_bus_frame(
-                    out,
-                    false,
-                    msg::AREA_RELEASE,
-                    0,
-                    0,
-                    &area.to_le_bytes(),
-                );
-            }
-        };
-        result.ok()
-    }
-
-    /// Queues `event` and rings the driver's doorbell if the queue just became non-empty.
-    fn queue_event(&mut self, event: PendingEvent, services: &mut dyn BusServices) {
-        if self.dialect != Some(Dialect::G3) {
-            // G2 drivers never poll for events; they watch the used rings themselves.
-            return;
-        }
-        if self.events.push(event)
-            && let Some(Delivery::Notify(id)) = self.delivery
-            && let Err(e) = services.notify(self.vm, id)
-        {
-            log::warn!("vm {:#x}: notification {id} failed: {e}", self.vm);
-        }
-    }
-
-    // ---- transport messages -----------------------------------------------------------------
 
     fn handle_transport(
         &mut self,
-        header: &Header,
-        frame: &[u8],
+        frame: &Frame<'_>,
         out: &mut [u8; MAX_MSG_SIZE],
         services: &mut dyn BusServices,
     ) -> Reply {
-        if !self.negotiated() {
-            return self.error(header, out);
-        }
-        let layout = self.layout();
-        let Ok((_, request)) = TransportRequest::decode(frame, layout) else {
-            return self.error(header, out);
+        let Some(endpoint) = self.endpoint() else {
+            return frame::error(&frame.header, out);
         };
-        let dev = header.dev_num;
-        if usize::from(dev) >= self.devices.len() {
-            return self.error(header, out);
-        }
-        if let TransportRequest::SetVqueue {
-            size,
-            desc_addr,
-            driver_addr,
-            device_addr,
-            ..
-        } = request
-            && !self.rings_in_areas(size, desc_addr, driver_addr, device_addr)
-        {
-            // Leave the queue unconfigured; the driver sees it on read-back.
-            return self.empty_transport_reply(header, out);
-        }
-        let mem_services: &dyn BusServices = services;
-        let mut mem = AreaMem::new(&self.areas, mem_services);
-        let Some(engine) = self.devices.get_mut(usize::from(dev)) else {
-            return self.error(header, out);
-        };
-        let mut events = Vec::new();
-        let written = engine.handle_frame(header, &request, &mut mem, out, &mut |e| events.push(e));
-        for e in events {
-            let pending = match e {
-                EngineEvent::Used { vq } => PendingEvent::Used { dev, vq },
-                EngineEvent::Config => PendingEvent::Config { dev },
-            };
-            self.queue_event(pending, services);
-        }
-        if matches!(request, TransportRequest::EventAvail { .. }) {
-            // Events get the bare acknowledgement frame (type 0x03, id 0, dev_num 0, size 8).
-            out.fill(0);
-            return match msg::write_bus_frame(out, true, msg::EVENT_ACK, 0, header.token, &[]) {
-                Some(n) => Reply::Frame(n),
-                None => Reply::Busy,
-            };
-        }
-        match written {
-            Some(n) => Reply::Frame(n),
-            None => self.error(header, out),
-        }
+        routing::transport(
+            frame,
+            &mut self.devices,
+            &self.areas,
+            &mut self.events,
+            &endpoint,
+            services,
+            out,
+        )
     }
-
-    /// Whether the three rings of a `size`-entry split queue lie inside shared areas.
-    fn rings_in_areas(&self, size: u32, desc: u64, driver: u64, device: u64) -> bool {
-        let size = u64::from(size);
-        let ok = self.areas.covers(desc, 16 * size, false)
-            && self.areas.covers(driver, 6 + 2 * size, false)
-            && self.areas.covers(device, 6 + 8 * size, true);
-        if !ok && size != 0 {
-            log::warn!(
-                "vm {:#x}: SET_VQUEUE with rings outside every shared area (desc {desc:#x}, \
-                 driver {driver:#x}, device {device:#x}). Raw physical addresses are never \
-                 served: a G2 driver needs VIRTIO_MSG_FFA_DMA_OPS and a restricted-dma-pool",
-                self.vm
-            );
-        }
-        ok
-    }
-
-    fn empty_transport_reply(&self, header: &Header, out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
-        let h = Header {
-            msg_type: (header.msg_type & !TYPE_BUS) | TYPE_RESPONSE,
-            msg_size: HEADER_SIZE_U16,
-            ..*header
-        };
-        match h.write(out) {
-            Some(()) => Reply::Frame(HEADER_SIZE),
-            None => Reply::Busy,
-        }
-    }
-}
-
-enum ShareFailure {
-    Busy,
-    Refused(&'static str),
 }

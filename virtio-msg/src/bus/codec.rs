@@ -23,6 +23,12 @@ impl BusRequest {
         decode_bus_request(frame)
     }
 
+    /// [`BusRequest::decode`] for a frame whose header the bus parsed already: `payload` is that
+    /// frame's bytes 8..msg_size ([`Header::payload`]). The header is not parsed again.
+    pub fn decode_payload(header: &Header, payload: &[u8]) -> Result<Self, DecodeError> {
+        decode_bus_request_payload(header, payload)
+    }
+
     /// Encodes the request with `token`; returns the frame length.
     pub fn encode(&self, token: u16, out: &mut [u8]) -> Result<usize, EncodeError> {
         encode_bus_request(self, token, out)
@@ -80,6 +86,18 @@ fn bitmap_len(count: u16) -> usize {
 /// for alignment (the bus layer decides; G2 asks for 255 devices).
 pub(crate) fn decode_bus_request(frame: &[u8]) -> Result<(Header, BusRequest), DecodeError> {
     let (header, p) = open_bus(frame, TYPE_BUS_REQUEST)?;
+    Ok((header, decode_bus_request_payload(&header, p)?))
+}
+
+/// [`decode_bus_request`] for a frame whose header was parsed already: `p` is its payload
+/// (bytes 8..msg_size).
+fn decode_bus_request_payload(header: &Header, p: &[u8]) -> Result<BusRequest, DecodeError> {
+    if header.msg_type != TYPE_BUS_REQUEST {
+        return Err(DecodeError::BadType(header.msg_type));
+    }
+    if header.dev_num != 0 {
+        return Err(DecodeError::Range);
+    }
     let req = match header.msg_id {
         ids::bus::GET_DEVICES => {
             let raw: &GetDevicesReq = exact(p)?;
@@ -93,7 +111,7 @@ pub(crate) fn decode_bus_request(frame: &[u8]) -> Result<(Header, BusRequest), D
         },
         other => return Err(DecodeError::UnknownId(other)),
     };
-    Ok((header, req))
+    Ok(req)
 }
 
 /// Encodes a standard bus request (dev_num 0).

@@ -29,6 +29,16 @@ impl<'a> TransportRequest<'a> {
         decode_request(frame, layout)
     }
 
+    /// [`TransportRequest::decode`] for a frame whose header the bus parsed already: `payload`
+    /// is that frame's bytes 8..msg_size ([`Header::payload`]). The header is not parsed again.
+    pub fn decode_payload(
+        header: &Header,
+        payload: &'a [u8],
+        layout: Layout,
+    ) -> Result<Self, DecodeError> {
+        decode_request_payload(header, payload, layout)
+    }
+
     /// Encodes the frame (header: type, msg_id and msg_size filled in here; dev_num and token
     /// from the arguments) into `out`; returns its length.
     pub fn encode(
@@ -81,8 +91,21 @@ pub(crate) fn decode_request(
     frame: &[u8],
     layout: Layout,
 ) -> Result<(Header, TransportRequest<'_>), DecodeError> {
-    use ids::transport as id;
     let (header, p) = open(frame, TYPE_TRANSPORT_REQUEST)?;
+    Ok((header, decode_request_payload(&header, p, layout)?))
+}
+
+/// [`decode_request`] for a frame whose header was parsed already: `p` is its payload (bytes
+/// 8..msg_size).
+fn decode_request_payload<'a>(
+    header: &Header,
+    p: &'a [u8],
+    layout: Layout,
+) -> Result<TransportRequest<'a>, DecodeError> {
+    use ids::transport as id;
+    if header.msg_type != TYPE_TRANSPORT_REQUEST {
+        return Err(DecodeError::BadType(header.msg_type));
+    }
     let req = match header.msg_id {
         id::GET_DEVICE_INFO => {
             empty(p)?;
@@ -143,7 +166,7 @@ pub(crate) fn decode_request(
         }
         other => return Err(DecodeError::UnknownId(other)),
     };
-    Ok((header, req))
+    Ok(req)
 }
 
 /// SET_VQUEUE payload: 40 bytes in both layouts; Dec-2025 also accepts the 36-byte G2 form.

@@ -1,0 +1,154 @@
+//! Frames on the FF-A bus, both ways: the size limit, packing into DIRECT_REQ2/RESP2 payload
+//! registers, an incoming frame parsed once ([`Frame`]), and the answers written back
+//! ([`Reply`]; ERROR frames, bus responses, the empty transport response).
+
+use virtio_msg::{
+    Header,
+    error::DecodeError,
+    header::{HEADER_SIZE, TYPE_BUS, TYPE_RESPONSE},
+};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use super::msg;
+
+/// Largest virtio-msg frame the FF-A bus carries (x4..x16 of DIRECT_REQ2/RESP2; x17 stays 0).
+pub const MAX_MSG_SIZE: usize = 104;
+/// [`MAX_MSG_SIZE`] as a `msg_size` value.
+pub(crate) const MAX_MSG_SIZE_U16: u16 = 104;
+const _: () = assert!(MAX_MSG_SIZE_U16 as usize == MAX_MSG_SIZE);
+/// [`HEADER_SIZE`] as a `msg_size` value.
+const HEADER_SIZE_U16: u16 = 8;
+const _: () = assert!(HEADER_SIZE_U16 as usize == HEADER_SIZE);
+
+/// Number of payload registers of DIRECT_REQ2/RESP2 (x4..x17).
+pub const PAYLOAD_REGS: usize = 14;
+
+/// Copies a frame out of DIRECT_REQ2 payload registers (little-endian, byte 0 = LSB of x4).
+pub fn regs_to_frame(regs: &[u64; PAYLOAD_REGS]) -> [u8; PAYLOAD_REGS * 8] {
+    let mut out = [0u8; PAYLOAD_REGS * 8];
+    for (chunk, reg) in out.chunks_exact_mut(8).zip(regs) {
+        chunk.copy_from_slice(&reg.to_le_bytes());
+    }
+    out
+}
+
+/// Packs a frame into DIRECT_RESP2 payload registers; bytes past `frame` (and past
+/// [`MAX_MSG_SIZE`]) are zero.
+pub fn frame_to_regs(frame: &[u8]) -> [u64; PAYLOAD_REGS] {
+    let mut bytes = [0u8; PAYLOAD_REGS * 8];
+    let len = frame.len().min(MAX_MSG_SIZE);
+    if let (Some(dst), Some(src)) = (bytes.get_mut(..len), frame.get(..len)) {
+        dst.copy_from_slice(src);
+    }
+    let mut regs = [0u64; PAYLOAD_REGS];
+    for (reg, chunk) in regs.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        *reg = u64::from_le_bytes(word);
+    }
+    regs
+}
+
+/// An incoming frame whose header was parsed once, on arrival: every handler (and the
+/// virtio-msg decoders, through their `decode_payload` entry points) reads `header` and
+/// `payload` and never parses the bytes again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Frame<'a> {
+    /// The parsed header; `msg_size` lies within the frame.
+    pub(crate) header: Header,
+    /// Bytes 8..msg_size of the frame (the bus padding after `msg_size` is not included).
+    pub(crate) payload: &'a [u8],
+}
+
+impl<'a> Frame<'a> {
+    /// Parses the header of `bytes` ([`Header::parse`]) and takes the payload it describes.
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let header = Header::parse(bytes)?;
+        Ok(Self {
+            header,
+            payload: header.payload(bytes),
+        })
+    }
+
+    /// The payload as one `T`, which it must fill exactly (`msg_size` = 8 + size of `T`).
+    pub(crate) fn exact<T: FromBytes + KnownLayout + Immutable>(&self) -> Option<T> {
+        T::read_from_bytes(self.payload).ok()
+    }
+}
+
+/// What to answer a DIRECT_REQ2 with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// A frame of this many bytes was written to the output buffer.
+    Frame(usize),
+    /// The all-zero busy sentinel (G3 only: the driver retries).
+    Busy,
+}
+
+/// A written frame of `written` bytes, or the busy sentinel if it did not fit.
+fn frame_or_busy(written: Option<usize>) -> Reply {
+    match written {
+        Some(n) => Reply::Frame(n),
+        None => Reply::Busy,
+    }
+}
+
+/// ERROR frame for `request`: echoes its dev_num and token, and carries its msg_id.
+pub(crate) fn error(request: &Header, out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
+    let payload = msg::Word16 {
+        value: u16::from(request.msg_id).into(),
+    };
+    frame_or_busy(msg::write_bus_frame(
+        out,
+        true,
+        msg::ERROR,
+        request.dev_num,
+        request.token,
+        payload.as_bytes(),
+    ))
+}
+
+/// ERROR frame for bytes that did not even parse as a header: echoes what can be read.
+pub(crate) fn error_raw(bytes: &[u8], out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
+    let byte = |i: usize| bytes.get(i).copied().unwrap_or(0);
+    let header = Header {
+        msg_type: 0,
+        msg_id: byte(1),
+        dev_num: u16::from_le_bytes([byte(2), byte(3)]),
+        token: u16::from_le_bytes([byte(4), byte(5)]),
+        msg_size: 0,
+    };
+    error(&header, out)
+}
+
+/// The response to bus request `request` carrying `payload` (dev_num 0, msg_id and token
+/// echoed); an ERROR frame if it does not fit.
+pub(crate) fn bus_response(
+    request: &Header,
+    payload: &[u8],
+    out: &mut [u8; MAX_MSG_SIZE],
+) -> Reply {
+    match msg::write_bus_frame(out, true, request.msg_id, 0, request.token, payload) {
+        Some(n) => Reply::Frame(n),
+        None => error(request, out),
+    }
+}
+
+/// The bare acknowledgement frame of a bus-level exchange: type 0x03, `msg_id`, dev_num 0,
+/// `token`, size 8.
+pub(crate) fn bus_ack(msg_id: u8, token: u16, out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
+    frame_or_busy(msg::write_bus_frame(out, true, msg_id, 0, token, &[]))
+}
+
+/// A transport response to `request` with no payload (an 8-byte header).
+pub(crate) fn empty_transport_response(request: &Header, out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
+    let h = Header {
+        msg_type: (request.msg_type & !TYPE_BUS) | TYPE_RESPONSE,
+        msg_size: HEADER_SIZE_U16,
+        ..*request
+    };
+    match h.write(out) {
+        Some(()) => Reply::Frame(HEADER_SIZE),
+        None => Reply::Busy,
+    }
+}

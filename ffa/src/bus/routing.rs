@@ -1,0 +1,226 @@
+//! Routing: transport messages to the device they address (with the SET_VQUEUE ring check and
+//! the EVENT_AVAIL acknowledgement), and the standard bus messages about the devices:
+//! GET_DEVICES (which device numbers exist) and PING.
+
+use alloc::vec::Vec;
+
+use virtio_msg::{
+    bus::{BusRequest, BusResponse},
+    device::{DeviceTransport, Event as EngineEvent},
+    header::HEADER_SIZE,
+    transport::TransportRequest,
+};
+
+use super::{
+    area::{AreaMem, AreaTable},
+    config::Endpoint,
+    dialect::DeviceListing,
+    events::{Events, PendingEvent},
+    frame::{self, Frame, MAX_MSG_SIZE, Reply},
+    msg,
+    services::BusServices,
+};
+
+/// Most device numbers one GET_DEVICES response can describe within the bus's size limit:
+/// (104 - 8 header - 6 fields) bytes of bitmap.
+const MAX_WINDOW: u16 = 720;
+const _: () = assert!(MAX_WINDOW as usize == (MAX_MSG_SIZE - HEADER_SIZE - 6) * 8);
+
+/// Bytes of the GET_DEVICES fields before the bitmap (offset, count, next_offset).
+const DEVICES_FIELDS: usize = 6;
+
+/// Hands a transport request to the device it addresses and answers with the device's
+/// response; queues the events the device raised.
+pub(crate) fn transport(
+    frame: &Frame<'_>,
+    devices: &mut [DeviceTransport],
+    areas: &AreaTable,
+    events: &mut Events,
+    endpoint: &Endpoint,
+    services: &mut dyn BusServices,
+    out: &mut [u8; MAX_MSG_SIZE],
+) -> Reply {
+    let header = &frame.header;
+    let layout = endpoint.dialect.layout();
+    let Ok(request) = TransportRequest::decode_payload(header, frame.payload, layout) else {
+        return frame::error(header, out);
+    };
+    let dev = header.dev_num;
+    if usize::from(dev) >= devices.len() {
+        return frame::error(header, out);
+    }
+    if let TransportRequest::SetVqueue {
+        size,
+        desc_addr,
+        driver_addr,
+        device_addr,
+        ..
+    } = request
+        && !rings_in_areas(
+            areas,
+            endpoint.vm,
+            size,
+            desc_addr,
+            driver_addr,
+            device_addr,
+        )
+    {
+        // Leave the queue unconfigured; the driver sees it on read-back.
+        return frame::empty_transport_response(header, out);
+    }
+    let mem_services: &dyn BusServices = services;
+    let mut mem = AreaMem::new(areas, mem_services);
+    let Some(engine) = devices.get_mut(usize::from(dev)) else {
+        return frame::error(header, out);
+    };
+    let mut raised = Vec::new();
+    let written = engine.handle_frame(header, &request, &mut mem, out, &mut |e| raised.push(e));
+    for e in raised {
+        let pending = match e {
+            EngineEvent::Used { vq } => PendingEvent::Used { dev, vq },
+            EngineEvent::Config => PendingEvent::Config { dev },
+        };
+        events.queue(pending, endpoint, services);
+    }
+    if matches!(request, TransportRequest::EventAvail { .. }) {
+        // Events get the bare acknowledgement frame (type 0x03, id 0, dev_num 0, size 8).
+        out.fill(0);
+        return frame::bus_ack(msg::EVENT_ACK, header.token, out);
+    }
+    match written {
+        Some(n) => Reply::Frame(n),
+        None => frame::error(header, out),
+    }
+}
+
+/// Whether the three rings of a `size`-entry split queue lie inside shared areas.
+fn rings_in_areas(
+    areas: &AreaTable,
+    vm: u16,
+    size: u32,
+    desc: u64,
+    driver: u64,
+    device: u64,
+) -> bool {
+    let size = u64::from(size);
+    let ok = areas.covers(desc, 16 * size, false)
+        && areas.covers(driver, 6 + 2 * size, false)
+        && areas.covers(device, 6 + 8 * size, true);
+    if !ok && size != 0 {
+        log::warn!(
+            "vm {vm:#x}: SET_VQUEUE with rings outside every shared area (desc {desc:#x}, \
+             driver {driver:#x}, device {device:#x}). Raw physical addresses are never \
+             served: a G2 driver needs VIRTIO_MSG_FFA_DMA_OPS and a restricted-dma-pool"
+        );
+    }
+    ok
+}
+
+/// Answers GET_DEVICES for an endpoint serving `ndev` devices (device number = index).
+pub(crate) fn get_devices(
+    frame: &Frame<'_>,
+    ndev: usize,
+    endpoint: &Endpoint,
+    out: &mut [u8; MAX_MSG_SIZE],
+) -> Reply {
+    let header = &frame.header;
+    let Ok(BusRequest::GetDevices { offset, count }) =
+        BusRequest::decode_payload(header, frame.payload)
+    else {
+        return frame::error(header, out);
+    };
+    match endpoint.dialect.device_listing() {
+        DeviceListing::DeviceCount {
+            addressable,
+            bitmap_len,
+        } => device_count(
+            frame,
+            ndev,
+            offset,
+            addressable,
+            bitmap_len,
+            endpoint.vm,
+            out,
+        ),
+        DeviceListing::Windows { order } => {
+            // The answer covers min(count, what fits) device numbers from offset.
+            let count = count.min(MAX_WINDOW);
+            let mut bitmap = [0u8; (MAX_WINDOW as usize).div_ceil(8)];
+            for n in 0..count {
+                let dev = usize::from(offset) + usize::from(n);
+                if dev < ndev
+                    && let Some(b) = bitmap.get_mut(usize::from(n / 8))
+                {
+                    *b |= 1 << (n % 8);
+                }
+            }
+            let end = usize::from(offset) + usize::from(count);
+            let next_offset = if end < ndev {
+                u16::try_from(end).unwrap_or(0)
+            } else {
+                0
+            };
+            let bitmap = bitmap
+                .get(..usize::from(count).div_ceil(8))
+                .unwrap_or_default();
+            let resp = BusResponse::Devices {
+                offset,
+                count,
+                next_offset,
+                bitmap,
+            };
+            match resp.encode(order, header, out) {
+                Ok(n) => Reply::Frame(n),
+                Err(_) => frame::error(header, out),
+            }
+        }
+    }
+}
+
+/// The [`DeviceListing::DeviceCount`] answer: one window at 0, `count` = devices visible, in
+/// `CountThenNext` order (offset 0, count, next_offset 0, bitmap).
+fn device_count(
+    frame: &Frame<'_>,
+    ndev: usize,
+    offset: u16,
+    addressable: usize,
+    bitmap_len: usize,
+    vm: u16,
+    out: &mut [u8; MAX_MSG_SIZE],
+) -> Reply {
+    let header = &frame.header;
+    if offset != 0 {
+        return frame::error(header, out);
+    }
+    let visible = ndev.min(addressable);
+    if ndev > visible {
+        log::warn!(
+            "vm {vm:#x}: this driver can address only devices 0..{}",
+            addressable.saturating_sub(1)
+        );
+    }
+    let mut buf = [0u8; MAX_MSG_SIZE - HEADER_SIZE];
+    let Some(payload) = buf.get_mut(..DEVICES_FIELDS + bitmap_len) else {
+        return frame::error(header, out);
+    };
+    let count = u16::try_from(visible).unwrap_or(0);
+    if let Some(field) = payload.get_mut(2..4) {
+        field.copy_from_slice(&count.to_le_bytes());
+    }
+    for n in 0..visible {
+        if let Some(b) = payload.get_mut(DEVICES_FIELDS + n / 8) {
+            *b |= 1 << (n % 8);
+        }
+    }
+    frame::bus_response(header, payload, out)
+}
+
+/// Answers PING with its data.
+pub(crate) fn ping(frame: &Frame<'_>, out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
+    match BusRequest::decode_payload(&frame.header, frame.payload) {
+        Ok(BusRequest::Ping { data }) => {
+            frame::bus_response(&frame.header, &data.to_le_bytes(), out)
+        }
+        _ => frame::error(&frame.header, out),
+    }
+}

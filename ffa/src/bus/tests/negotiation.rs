@@ -1,0 +1,152 @@
+//! Tests of VERSION (both handshakes), the dialect latch and RESET.
+
+use super::*;
+
+#[test]
+fn g3_version_probe_then_echo_commits() {
+    let (mut bus, _) = instance(1);
+    let mut fake = Fake::default();
+    let offer = version_g3(&mut bus, &mut fake, 0, 0);
+    assert_eq!(offer.bus_version.get(), 0x0001_0000);
+    assert_eq!(offer.transport_revision.get(), 1);
+    assert_eq!(offer.ffa_version.get(), 0x0001_0002);
+    assert_eq!(offer.feature_bits.get(), 0);
+    assert_eq!(offer.bus_features.get(), 0x33);
+    assert_eq!(offer.max_areas.get(), 256);
+    assert_eq!(bus.dialect(), Some(Dialect::G3));
+    // The probe alone does not negotiate: bus messages other than VERSION/RESET are refused.
+    let resp = send(&mut bus, &mut fake, &get_devices(0, 256)).unwrap();
+    assert_error(&resp, 0x02, 0, 3);
+    version_g3(&mut bus, &mut fake, 0x0001_0000, 1);
+    let resp = send(&mut bus, &mut fake, &get_devices(0, 256)).unwrap();
+    assert_eq!(header(&resp).msg_id, 0x02);
+}
+
+#[test]
+fn g3_version_unsupported_and_newer() {
+    let (mut bus, _) = instance(1);
+    let mut fake = Fake::default();
+    // Older than ours: all-zero answer, nothing negotiated.
+    let r = version_g3(&mut bus, &mut fake, 0x0000_0001, 1);
+    assert_eq!(
+        (r.bus_version.get(), r.bus_features.get(), r.max_areas.get()),
+        (0, 0, 0)
+    );
+    let r = version_g3(&mut bus, &mut fake, 0x0001_0000, 0);
+    assert_eq!(r.bus_version.get(), 0);
+    // Newer than ours: we offer ours without committing.
+    let r = version_g3(&mut bus, &mut fake, 0x0002_0000, 1);
+    assert_eq!(r.bus_version.get(), 0x0001_0000);
+    let resp = send(&mut bus, &mut fake, &get_devices(0, 256)).unwrap();
+    assert_error(&resp, 0x02, 0, 3);
+    // Once agreed, a different version gets zeros and the agreement stands.
+    version_g3(&mut bus, &mut fake, 0x0001_0000, 1);
+    let r = version_g3(&mut bus, &mut fake, 0x0002_0000, 1);
+    assert_eq!(r.bus_version.get(), 0);
+    let r = version_g3(&mut bus, &mut fake, 0, 0);
+    assert_eq!(r.bus_version.get(), 0x0001_0000);
+    assert!(send(&mut bus, &mut fake, &get_devices(0, 256)).is_some());
+}
+
+#[test]
+fn version_of_other_sizes_is_an_error() {
+    let (mut bus, _) = instance(1);
+    let mut fake = Fake::default();
+    let resp = send(&mut bus, &mut fake, &bus_frame(msg::VERSION, 9, &[0; 18])).unwrap();
+    assert_error(&resp, msg::VERSION, 0, 9);
+    assert_eq!(bus.dialect(), None);
+}
+
+#[test]
+fn g2_wrong_version_gets_zero_version() {
+    let (mut bus, _) = instance(1);
+    let mut fake = Fake::default();
+    let req = msg::VersionReqG2 {
+        bus_version: 0x0002_0000.into(),
+        transport_revision: 1.into(),
+    };
+    let resp = send(
+        &mut bus,
+        &mut fake,
+        &bus_frame(msg::VERSION, 1, req.as_bytes()),
+    )
+    .unwrap();
+    let r = msg::VersionRespG2::read_from_bytes(&resp[8..]).unwrap();
+    assert_eq!(r.bus_version.get(), 0);
+}
+
+#[test]
+fn dialect_change_resets_the_instance() {
+    let (mut bus, _) = instance(1);
+    let mut fake = Fake::default();
+    negotiate_g3(&mut bus, &mut fake);
+    setup_queue(&mut bus, &mut fake, Layout::V1Review);
+    negotiate_g2(&mut bus, &mut fake);
+    assert_eq!(bus.dialect(), Some(Dialect::G2));
+    assert!(bus.areas().is_empty());
+    assert!(fake.retrieved.is_empty());
+}
+
+#[test]
+fn reset_clears_everything_and_relinquishes_every_area() {
+    let (mut bus, mocks) = instance(2);
+    let mut fake = Fake::default();
+    negotiate_g3(&mut bus, &mut fake);
+    send(
+        &mut bus,
+        &mut fake,
+        &bus_frame(msg::EVENT_CONFIGURE, 40, &[0, 0, 0, 0]),
+    )
+    .unwrap();
+    let ring = setup_queue(&mut bus, &mut fake, Layout::V1Review);
+    fake.offer(0x30, VM, 2);
+    send(
+        &mut bus,
+        &mut fake,
+        &area_share(9, 0x30, 2, msg::attrs::LINUX_DEFAULT),
+    )
+    .unwrap();
+    init_device(&mut bus, &mut fake, Layout::V1Review, ring, 64);
+    transport(
+        &mut bus,
+        &mut fake,
+        Layout::V1Review,
+        TransportRequest::EventAvail {
+            vq_index: 0,
+            next_offset: 0,
+        },
+    );
+    assert_eq!(bus.pending_events(), 1);
+    let resets_before = mocks[0].state().resets;
+    let resp = send(&mut bus, &mut fake, &bus_frame(msg::RESET, 70, &[])).unwrap();
+    assert_eq!(resp, bus_frame_resp(msg::RESET, 70, &0u16.to_le_bytes()));
+    assert!(bus.areas().is_empty());
+    assert!(fake.retrieved.is_empty());
+    let mut relinquished = fake.relinquished.clone();
+    relinquished.sort();
+    assert_eq!(relinquished, vec![0x10, 0x30]);
+    assert_eq!(bus.pending_events(), 0);
+    assert!(mocks[0].state().resets > resets_before);
+    assert_eq!(bus.device(0).unwrap().status(), 0);
+    // Negotiation is gone too.
+    assert_error(
+        &send(&mut bus, &mut fake, &get_devices(0, 8)).unwrap(),
+        0x02,
+        0,
+        3,
+    );
+    // And the endpoint can start over.
+    negotiate_g3(&mut bus, &mut fake);
+    assert_eq!(
+        area_result(
+            &send(
+                &mut bus,
+                &mut fake,
+                &area_share(1, 0x10, 4, msg::attrs::LINUX_DEFAULT)
+            )
+            .unwrap(),
+            1
+        ),
+        0
+    );
+}
