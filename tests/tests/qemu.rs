@@ -18,6 +18,11 @@
 //! Each boot must print, in order, the MMU, heap, boot-info, runtime-tables and self-test lines,
 //! then `no SPMC answered FFA_VERSION` and `stopped`, within [`TIMEOUT`]; QEMU is killed after.
 //! The test is skipped (with a message) only when `qemu-system-aarch64` is not installed.
+//!
+//! The image and the simulated world start the partition through the same function
+//! (`sp::startup::start`): each scenario also runs it on the host, on the simulated world's
+//! platform (`vmsg_host::sim::partition::HostPartition`) with the same manifest and a conduit
+//! that answers NOT_SUPPORTED, and the start-up lines must be the image's, in the same order.
 
 use std::{
     path::{Path, PathBuf},
@@ -26,8 +31,18 @@ use std::{
     time::Duration,
 };
 
-use vmsg_host::spkg;
-use vmsg_tests::qemu;
+use std::sync::Mutex;
+
+use ffa::{
+    bus::BusConfig,
+    memory::{MapError, MemRange, NsMapper},
+};
+use sp::{scripted::Scripted, startup::StartError};
+use vmsg_host::{
+    sim::partition::{HostPartition, PackageHead},
+    spkg,
+};
+use vmsg_tests::{qemu, startup_log};
 
 /// Longest a boot may take.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -237,6 +252,7 @@ fn sp_boots_and_reports_no_spmc_when_el3_answers_not_supported() {
     expected.push("ERROR no SPMC answered FFA_VERSION (SMCCC NOT_SUPPORTED");
     expected.push("INFO  stopped");
     assert_lines(s.name, &lines, &expected);
+    assert_same_startup(s.name, &lines, &host_startup(false));
     let info = lines
         .iter()
         .find(|l| l.starts_with("INFO  boot info"))
@@ -283,4 +299,72 @@ fn sp_without_valid_boot_info_falls_back_to_its_own_buffers() {
     expected.push("ERROR no SPMC answered FFA_VERSION (SMCCC NOT_SUPPORTED");
     expected.push("INFO  stopped");
     assert_lines(s.name, &lines, &expected);
+    assert_same_startup(s.name, &lines, &host_startup(true));
+}
+
+/// A mapper with nothing to map (start-up maps nothing itself).
+struct NoMapper;
+
+impl NsMapper for NoMapper {
+    fn map(&mut self, _: MemRange, _: bool) -> Result<u64, MapError> {
+        Err(MapError::NoSpace)
+    }
+    fn unmap(&mut self, _: u64, _: u32) {}
+    fn read(&self, _: u64, _: &mut [u8]) -> Result<(), MapError> {
+        Err(MapError::NotMapped)
+    }
+    fn write(&self, _: u64, _: &[u8]) -> Result<(), MapError> {
+        Err(MapError::NotMapped)
+    }
+}
+
+/// Runs the start-up on the host as the simulated world does, with the image's manifest and
+/// no SPMC behind the conduit; returns its log lines.
+fn host_startup(bad_boot_info: bool) -> Vec<String> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    startup_log::install();
+    let dtb = std::fs::read(build_sp().join("virtio-msg-sp.dtb")).expect("read the manifest DTB");
+    let mut head = PackageHead::new(&dtb).expect("the manifest fits the package head");
+    if bad_boot_info {
+        head.bytes_mut()[0] ^= 0xff;
+    }
+    let conduit = Scripted::not_supported();
+    let mut platform = HostPartition::new(conduit.clone(), NoMapper, head);
+    let _ = startup_log::take();
+    assert_eq!(
+        sp::startup::start(&mut platform, BusConfig::default()),
+        StartError::NoSpmc
+    );
+    assert_eq!(
+        conduit.function_ids(),
+        [0x8400_0063],
+        "FFA_VERSION, and nothing else"
+    );
+    startup_log::take()
+}
+
+/// The image's start-up lines (its own platform's lines left out: MMU, heap, self-test, the
+/// final `stopped`) must be the host's, in the same order, addresses aside.
+fn assert_same_startup(name: &str, image: &[String], host: &[String]) {
+    const PLATFORM_OWN: [&str; 4] = [
+        "INFO  mmu: ",
+        "INFO  heap: ",
+        "INFO  selftest: ",
+        "INFO  stopped",
+    ];
+    let image_startup: Vec<String> = image
+        .iter()
+        .filter(|l| !PLATFORM_OWN.iter().any(|p| l.starts_with(p)))
+        .map(|l| startup_log::without_addresses(l))
+        .collect();
+    let host: Vec<String> = host
+        .iter()
+        .map(|l| startup_log::without_addresses(l))
+        .collect();
+    assert!(host.len() >= 2, "{name}: host start-up logged {host:?}");
+    assert_eq!(
+        image_startup, host,
+        "{name}: the image's start-up lines differ from the simulated world's"
+    );
 }
