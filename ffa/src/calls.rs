@@ -30,7 +30,7 @@ use arm_ffa::{
 };
 
 use crate::{
-    Conduit,
+    conduit::Conduit,
     memory::{DescriptorError, MemRelinquishDesc, MemTransaction, ShareKind},
 };
 
@@ -149,12 +149,12 @@ fn decode(version: Version, regs: &[u64; 18]) -> Result<Interface, Error> {
 }
 
 impl<C: Conduit> Ffa<C> {
-    /// Wraps a conduit; calls are encoded for `crate::FFA_VERSION` until [`Ffa::version`]
+    /// Wraps a conduit; calls are encoded for `crate::ids::FFA_VERSION` until [`Ffa::version`]
     /// negotiates otherwise.
     pub fn new(conduit: C) -> Self {
         Self {
             conduit,
-            version: crate::FFA_VERSION,
+            version: crate::ids::FFA_VERSION,
             last: [0; 18],
         }
     }

@@ -4,6 +4,7 @@
 //!   exception reports, volatile copies).
 //! - [`conduit`]: [`Conduit`], the single place an FF-A call is issued, with the endpoint's RX/TX
 //!   buffers.
+//! - [`ids`]: the FF-A version this code speaks and the virtio-msg FF-A UUIDs.
 //! - [`calls`]: typed FF-A calls ([`Ffa`]).
 //! - [`memory`]: memory transaction descriptors in the FF-A v1.1 and v1.2 layouts, and
 //!   [`memory::NsMapper`], how a partition maps memory it retrieved.
@@ -26,6 +27,7 @@ pub mod arch;
 pub mod bus;
 pub mod calls;
 pub mod conduit;
+pub mod ids;
 pub mod memory;
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -33,13 +35,4 @@ pub mod sim;
 pub use arm_ffa;
 pub use calls::{Error, Ffa};
 pub use conduit::Conduit;
-
-/// The FF-A version this code speaks.
-pub const FFA_VERSION: arm_ffa::Version = arm_ffa::Version(1, 2);
-
-/// The virtio-msg FF-A device-role UUID (the SP serves it; drivers send to it).
-pub const VIRTIO_MSG_DEVICE_UUID: uuid::Uuid =
-    uuid::Uuid::from_u128(0xc66028b5_2498_4aa1_9de7_77da6122abf0);
-/// The virtio-msg FF-A driver-role UUID (G3).
-pub const VIRTIO_MSG_DRIVER_UUID: uuid::Uuid =
-    uuid::Uuid::from_u128(0xbd7fd089_6795_472b_b47f_db0c5d9a719d);
+pub use ids::{FFA_VERSION, VIRTIO_MSG_DEVICE_UUID, VIRTIO_MSG_DRIVER_UUID};

@@ -5,14 +5,15 @@
 
 use alloc::vec::Vec;
 
-use ffa::{Conduit, bus::Dialect, memory::PAGE_SIZE};
+use ffa::{bus::Dialect, conduit::Conduit, memory::PAGE_SIZE};
 use virtio_msg::{
     device::{VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1},
     driver::DeviceClient,
 };
 
 use crate::{
-    Connection, HostError, Platform,
+    connection::{Connection, HostError, virtio_ids},
+    platform::Platform,
     session::{BusSession, Event, SharedArea},
     virtqueue::{DriverMem, DriverQueue},
 };
@@ -23,6 +24,18 @@ pub const BUFFER_BYTES: usize = 64 * 1024;
 pub const QUEUE_SIZE: u16 = 64;
 /// How long to wait for a completion notification, in milliseconds.
 const NOTIFY_TIMEOUT_MS: u32 = 5000;
+
+impl<C: Conduit, P: Platform> Connection<C, P> {
+    /// Opens the first entropy device.
+    pub fn rng(&mut self) -> Result<RngDriver<'_, C, P>, HostError> {
+        let dev = self
+            .list_devices()?
+            .into_iter()
+            .find(|d| d.info.device_id == virtio_ids::ENTROPY)
+            .ok_or(HostError::Device("no entropy device"))?;
+        RngDriver::open(self, dev.dev_num)
+    }
+}
 
 /// An initialised virtio-rng device.
 pub struct RngDriver<'c, C: Conduit, P: Platform> {
@@ -53,11 +66,11 @@ fn share_pages<C: Conduit, P: Platform>(
 impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
     /// Initialises device `dev_num` of `conn` as an entropy device.
     pub fn open(conn: &'c mut Connection<C, P>, dev_num: u16) -> Result<Self, HostError> {
-        let Connection { session, platform } = conn;
+        let (session, platform) = conn.parts();
         let layout = session.info().dialect.layout();
         let mut client = DeviceClient::new(&mut *session, dev_num, layout)?;
         let info = client.get_device_info()?;
-        if info.device_id != crate::virtio_ids::ENTROPY {
+        if info.device_id != virtio_ids::ENTROPY {
             return Err(HostError::Device("not an entropy device"));
         }
         client.initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)?;
@@ -71,10 +84,10 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
         // Rings and data buffer: the endpoint's own pages, shared with the partition.
         let ring_len = DriverQueue::layout(size)?.total;
         let ring_pages = u32::try_from(ring_len.div_ceil(PAGE_SIZE)).unwrap_or(u32::MAX);
-        let ring = share_pages(session, &*platform, ring_pages)?;
+        let ring = share_pages(session, platform, ring_pages)?;
         let buffer_pages = u32::try_from(BUFFER_BYTES as u64 / PAGE_SIZE).unwrap_or(1);
-        let buffer = share_pages(session, &*platform, buffer_pages)?;
-        let queue = DriverQueue::new(&*platform, size, ring.pa, ring.bus(0))?;
+        let buffer = share_pages(session, platform, buffer_pages)?;
+        let queue = DriverQueue::new(platform, size, ring.pa, ring.bus(0))?;
 
         let mut client = DeviceClient::new(&mut *session, dev_num, layout)?;
         client.set_vqueue(0, queue.queue_config())?;

@@ -13,7 +13,8 @@ use sp::startup::StartError;
 use virtio_msg::MemError;
 
 use crate::{
-    Connection, Platform,
+    connection::Connection,
+    platform::Platform,
     session::{BusSession, SessionError},
     virtqueue::DriverMem,
 };

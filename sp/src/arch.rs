@@ -9,6 +9,9 @@
 //! Registers and barriers come from `aarch64-cpu`; only what its version 11.2.0 lacks (TLB
 //! maintenance, address translation) is written here as `asm!`.
 
+pub mod par;
+pub use par::{PAR_FAILED, PAR_NS, PAR_PA_MASK};
+
 #[cfg(not(all(target_arch = "aarch64", target_os = "none", not(feature = "fakes"))))]
 pub mod fake;
 #[cfg(not(all(target_arch = "aarch64", target_os = "none", not(feature = "fakes"))))]
@@ -18,10 +21,3 @@ pub use fake::{rndr, rndr_present, tlb_invalidate_el1, translate_el1_read};
 pub mod real;
 #[cfg(all(target_arch = "aarch64", target_os = "none", not(feature = "fakes")))]
 pub use real::{rndr, rndr_present, tlb_invalidate_el1, translate_el1_read};
-
-/// PAR_EL1.F: the translation failed.
-pub const PAR_FAILED: u64 = 1;
-/// PAR_EL1.NS: the output address is non-secure.
-pub const PAR_NS: u64 = 1 << 9;
-/// PAR_EL1.PA, bits \[47:12\].
-pub const PAR_PA_MASK: u64 = 0x0000_ffff_ffff_f000;

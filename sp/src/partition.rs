@@ -4,8 +4,9 @@
 //! only talks FF-A through [`ffa::Ffa`] and reaches normal-world memory through an
 //! [`ffa::memory::NsMapper`].
 
-use alloc::{boxed::Box, collections::BTreeMap, vec::Vec};
+use alloc::collections::BTreeMap;
 
+use crate::registry::DeviceFactory;
 use ffa::{
     Conduit, Ffa, VIRTIO_MSG_DEVICE_UUID,
     arm_ffa::{
@@ -15,14 +16,6 @@ use ffa::{
     bus::{self, BusConfig, BusInstance, BusServices, FfaServices, MAX_MSG_SIZE, Reply},
     memory::NsMapper,
 };
-use virtio_msg::device::VirtioDevice;
-
-/// Creates the devices one driver endpoint sees. Each endpoint gets its own device instances,
-/// so no state is shared between endpoints.
-pub trait DeviceFactory {
-    /// The devices for endpoint `vm`, in device-number order.
-    fn create(&mut self, vm: u16) -> Vec<Box<dyn VirtioDevice + Send>>;
-}
 
 /// Most driver endpoints served at once (Hafnium supports 16 VMs).
 pub const MAX_ENDPOINTS: usize = 16;

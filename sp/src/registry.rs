@@ -4,10 +4,14 @@ use alloc::{boxed::Box, vec::Vec};
 
 use virtio_msg::device::VirtioDevice;
 
-use crate::{
-    devices::rng::{EntropySource, Rng},
-    partition::DeviceFactory,
-};
+use crate::devices::rng::{EntropySource, Rng};
+
+/// Creates the devices one driver endpoint sees. Each endpoint gets its own device instances,
+/// so no state is shared between endpoints.
+pub trait DeviceFactory {
+    /// The devices for endpoint `vm`, in device-number order.
+    fn create(&mut self, vm: u16) -> Vec<Box<dyn VirtioDevice + Send>>;
+}
 
 /// The partition's standard device set, one fresh instance per endpoint, in device-number
 /// order:

@@ -15,7 +15,7 @@
 //! - the console: `FFA_CONSOLE_LOG` with an SPMC, the PL011 without;
 //! - entropy: `RNDR`, else SMCCC TRNG ([`crate::entropy`]).
 //!
-//! [`stop`] ends the partition on any fatal error: with an SPMC it answers `FFA_ERROR`
+//! [`stop::stop`] ends the partition on any fatal error: with an SPMC it answers `FFA_ERROR`
 //! (ABORTED), which ends the init run or refuses the message being handled; without one it
 //! tries PSCI `SYSTEM_OFF` and then waits for interrupts forever.
 
@@ -25,19 +25,18 @@ pub mod heap;
 pub mod linker;
 pub mod panic;
 pub mod selftest;
+pub mod spmc;
+pub mod stop;
 
 use core::{
     ptr::NonNull,
-    sync::atomic::{AtomicBool, AtomicU8, Ordering},
+    sync::atomic::{AtomicBool, Ordering},
 };
 
 use aarch64_rt::InitialPagetable;
 use ffa::{
-    Conduit,
     arch::smc::{SmcCalls, SmcConduit},
-    arm_ffa::{FfaError, Interface, interface_args::TargetInfo},
     bus::BusConfig,
-    conduit::{low32, smccc_call},
 };
 
 use crate::{
@@ -59,21 +58,6 @@ pub struct Platform {
 /// [`crate::mmu::initial_table`]).
 pub const fn initial_pagetable(window_start: u64, window_size: u64) -> InitialPagetable {
     InitialPagetable(crate::mmu::initial_table(window_start, window_size))
-}
-
-const SPMC_UNKNOWN: u8 = 0;
-const SPMC_PRESENT: u8 = 1;
-const SPMC_ABSENT: u8 = 2;
-const SPMC_RUNNING: u8 = 3;
-
-/// What is known of the SPMC (decides how [`stop`] ends the partition).
-static SPMC: AtomicU8 = AtomicU8::new(SPMC_UNKNOWN);
-
-/// Records what an emergency `FFA_VERSION` probe found ([`console::emergency`] before start-up
-/// got that far), unless something is already known.
-pub(crate) fn note_spmc(present: bool) {
-    let state = if present { SPMC_PRESENT } else { SPMC_ABSENT };
-    let _ = SPMC.compare_exchange(SPMC_UNKNOWN, state, Ordering::AcqRel, Ordering::Acquire);
 }
 
 /// The partition image as a [`startup::Platform`].
@@ -139,11 +123,10 @@ impl startup::Platform for Image {
     }
 
     fn console(&mut self, spmc: bool) {
+        spmc::set_present(spmc);
         if spmc {
-            SPMC.store(SPMC_PRESENT, Ordering::Release);
             console::use_ffa();
         } else {
-            SPMC.store(SPMC_ABSENT, Ordering::Release);
             console::use_uart();
         }
     }
@@ -164,7 +147,7 @@ impl startup::Platform for Image {
     }
 
     fn running(&mut self) {
-        SPMC.store(SPMC_RUNNING, Ordering::Release);
+        spmc::set_running();
     }
 }
 
@@ -219,50 +202,7 @@ pub fn main(platform: &Platform, boot_info: u64) -> ! {
         boot_info,
     };
     match startup::start(&mut image, BusConfig::default()) {
-        StartError::NoSpmc => stop(),
-        e => fatal(format_args!("{e}")),
+        StartError::NoSpmc => stop::stop(),
+        e => stop::fatal(format_args!("{e}")),
     }
-}
-
-/// Logs `args` as an error and stops the partition.
-pub fn fatal(args: core::fmt::Arguments) -> ! {
-    console::emergency(format_args!("ERROR {args}"));
-    stop()
-}
-
-/// Stops the partition for good.
-///
-/// With an SPMC: answers `FFA_ERROR(ABORTED)` (ending the init run, or refusing the message
-/// being handled), again for every message the SPMC still delivers, until the SPMC refuses
-/// that too; then waits for interrupts. Without one: PSCI `SYSTEM_OFF`, then waits for
-/// interrupts.
-pub fn stop() -> ! {
-    let mut smc = SmcCalls;
-    match SPMC.load(Ordering::Acquire) {
-        SPMC_PRESENT | SPMC_RUNNING => {
-            console::emergency(format_args!("ERROR stopped: answering FFA_ERROR(ABORTED)"));
-            let mut regs = [0u64; 18];
-            Interface::Error {
-                target_info: TargetInfo::default(),
-                error_code: FfaError::Aborted,
-                error_arg: 0,
-                is_32bit: true,
-            }
-            .to_regs(ffa::FFA_VERSION, &mut regs);
-            loop {
-                let [x0, ..] = smc.call(regs);
-                let fid = low32(x0);
-                // FFA_ERROR or SMCCC NOT_SUPPORTED back: the SPMC will not take it.
-                if fid == 0x8400_0060 || fid == u32::MAX {
-                    break;
-                }
-            }
-        }
-        _ => {
-            console::emergency(format_args!("INFO  stopped"));
-            // With no firmware it returns (or is undefined and returns -1).
-            let _ = smccc_call(&mut smc, smccc::psci::PSCI_SYSTEM_OFF, &[]);
-        }
-    }
-    ffa::arch::halt()
 }

@@ -2,7 +2,10 @@
 //!
 //! [`qemu`]: finding QEMU, building the aarch64 images with `make`, and booting one while
 //! reading its UART with a deadline. [`startup_log`]: the partition's start-up lines as the
-//! image's console prints them, from the host.
+//! image's console prints them, from the host. [`module_tree`]: the check that a crate's files
+//! import each other as a tree.
+
+pub mod module_tree;
 
 pub mod qemu {
     //! Boots the project's aarch64 images on `qemu-system-aarch64` and reads their UART.

@@ -2,7 +2,7 @@
 
 use core::ptr::NonNull;
 
-use crate::Conduit;
+use crate::conduit::Conduit;
 
 /// Issues `smc #0` with x0..x17 = `regs`; returns x0..x17 as they come back. The one SMC
 /// wrapper of the project: everything reaches it through [`SmcConduit::call`].

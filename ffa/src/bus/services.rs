@@ -3,7 +3,8 @@
 use alloc::vec::Vec;
 
 use crate::{
-    Conduit, Ffa,
+    calls::Ffa,
+    conduit::Conduit,
     memory::{DataAccess, MapError, MemTransaction, NsMapper, Receiver, ShareKind},
 };
 
@@ -76,10 +77,12 @@ pub struct FfaServices<'a, C: Conduit, M: NsMapper> {
     pub own_id: u16,
 }
 
-fn service_error(e: crate::Error) -> ServiceError {
+fn service_error(e: crate::calls::Error) -> ServiceError {
     match e {
-        crate::Error::Ffa(arm_ffa::FfaError::Busy | arm_ffa::FfaError::Retry) => ServiceError::Busy,
-        crate::Error::Ffa(arm_ffa::FfaError::NoMemory) => ServiceError::NoSpace,
+        crate::calls::Error::Ffa(arm_ffa::FfaError::Busy | arm_ffa::FfaError::Retry) => {
+            ServiceError::Busy
+        }
+        crate::calls::Error::Ffa(arm_ffa::FfaError::NoMemory) => ServiceError::NoSpace,
         _ => ServiceError::Refused,
     }
 }

@@ -237,7 +237,7 @@ fn rxtx_map_and_release() {
 
 fn sample_partition() -> PartitionInfo {
     PartitionInfo {
-        uuid: crate::VIRTIO_MSG_DEVICE_UUID,
+        uuid: crate::ids::VIRTIO_MSG_DEVICE_UUID,
         partition_id: 0x8001,
         partition_id_type: PartitionIdType::PeEndpoint {
             execution_ctx_count: 1,
@@ -265,10 +265,10 @@ fn partition_info_get() {
     push(&mut f, success([2, 24, 0, 0, 0, 0]), Some(rx));
     push(&mut f, ok(), None);
     assert_eq!(
-        f.partition_info_get(crate::VIRTIO_MSG_DEVICE_UUID),
+        f.partition_info_get(crate::ids::VIRTIO_MSG_DEVICE_UUID),
         Ok(vec![info, info])
     );
-    let uuid = arm_ffa::UuidHelper::to_u32_regs(crate::VIRTIO_MSG_DEVICE_UUID).map(u64::from);
+    let uuid = arm_ffa::UuidHelper::to_u32_regs(crate::ids::VIRTIO_MSG_DEVICE_UUID).map(u64::from);
     assert_eq!(
         calls(&mut f),
         vec![
@@ -292,7 +292,7 @@ fn partition_info_get_with_longer_descriptors() {
     push(&mut f, success([2, 48, 0, 0, 0, 0]), Some(rx));
     push(&mut f, ok(), None);
     assert_eq!(
-        f.partition_info_get(crate::VIRTIO_MSG_DEVICE_UUID),
+        f.partition_info_get(crate::ids::VIRTIO_MSG_DEVICE_UUID),
         Ok(vec![info, info])
     );
 }
@@ -331,7 +331,7 @@ fn req2(src: u16, dst: u16, payload: [u64; 14]) -> Interface {
     Interface::MsgSendDirectReq2 {
         src_id: src,
         dst_id: dst,
-        uuid: crate::VIRTIO_MSG_DEVICE_UUID,
+        uuid: crate::ids::VIRTIO_MSG_DEVICE_UUID,
         args: DirectMsg2Args(payload),
     }
 }
@@ -358,7 +358,7 @@ fn direct_req2_encoding() {
     let answer: [u64; 14] = core::array::from_fn(|i| 0x2000 + i as u64);
     let mut f = ffa([regs(resp2(0x8001, 0x0001, answer))]);
     assert_eq!(
-        f.direct_req2(0x0001, 0x8001, crate::VIRTIO_MSG_DEVICE_UUID, payload),
+        f.direct_req2(0x0001, 0x8001, crate::ids::VIRTIO_MSG_DEVICE_UUID, payload),
         Ok(answer)
     );
     let sent = calls(&mut f)[0];
@@ -386,7 +386,7 @@ fn direct_req2_resumes_interrupts_and_yields() {
         regs(resp2(0x8001, 0x0001, [9; 14])),
     ]);
     assert_eq!(
-        f.direct_req2(0x0001, 0x8001, crate::VIRTIO_MSG_DEVICE_UUID, [1; 14]),
+        f.direct_req2(0x0001, 0x8001, crate::ids::VIRTIO_MSG_DEVICE_UUID, [1; 14]),
         Ok([9; 14])
     );
     let sent = calls(&mut f);

@@ -10,7 +10,7 @@ use super::{
     state::{Inner, Owner},
     types::BUF_SIZE,
 };
-use crate::Conduit;
+use crate::conduit::Conduit;
 
 /// A [`Conduit`] into a `World` for one endpoint, with its own 4 KiB RX and TX buffers.
 pub struct SimConduit {

@@ -48,7 +48,7 @@ pub(super) fn version(inner: &Inner, id: u16, requested: u32) -> Regs {
     let Ok(v) = Version::try_from(requested) else {
         return out;
     };
-    if v.0 != 1 || v.1 > crate::FFA_VERSION.1 || v.1 < 1 {
+    if v.0 != 1 || v.1 > crate::ids::FFA_VERSION.1 || v.1 < 1 {
         log::debug!("sim: FFA_VERSION {v} from {id:#06x} not supported");
         return out;
     }
@@ -64,7 +64,7 @@ pub(super) fn version(inner: &Inner, id: u16, requested: u32) -> Regs {
         return out;
     }
     ep.version = v;
-    out[0] = u64::from(u32::from(VersionOut::Version(crate::FFA_VERSION)));
+    out[0] = u64::from(u32::from(VersionOut::Version(crate::ids::FFA_VERSION)));
     out
 }
 

@@ -122,7 +122,7 @@ impl Endpoint {
             _ => None,
         };
         Self {
-            version: crate::FFA_VERSION,
+            version: crate::ids::FFA_VERSION,
             version_locked: false,
             mailbox,
             rx_full: false,

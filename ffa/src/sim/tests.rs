@@ -1,4 +1,4 @@
-//! Tests of the simulated world, mostly through the typed calls ([`Ffa`](crate::Ffa)) as real
+//! Tests of the simulated world, mostly through the typed calls ([`Ffa`](crate::calls::Ffa)) as real
 //! endpoints would make them, one file per FF-A area.
 
 mod memory;

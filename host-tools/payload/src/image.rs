@@ -14,6 +14,9 @@ mod heap;
 mod linker;
 mod mmu;
 mod platform;
+mod power;
+
+use power::power_off;
 
 use core::panic::PanicInfo;
 
@@ -21,7 +24,6 @@ use aarch64_cpu::{
     asm::barrier::{self, SY},
     registers::{CPTR_EL2, Readable, Writeable},
 };
-use ffa::{arch::smc::SmcCalls, conduit::smccc_call};
 
 use nwd_payload::STACK_PAGES;
 
@@ -58,17 +60,6 @@ fn run() -> ! {
     let summary = nwd_payload::flow::run(&mut machine, console::Console);
     log::debug!("run ended: {summary}");
     power_off()
-}
-
-/// PSCI `SYSTEM_OFF` (through the conduit, like every SMC of the payload); if it returns, says
-/// so and parks the CPU.
-fn power_off() -> ! {
-    let [status, ..] = smccc_call(&mut SmcCalls, smccc::psci::PSCI_SYSTEM_OFF, &[]);
-    let status = ffa::conduit::smccc_status(status);
-    console::emergency(format_args!(
-        "INFO PSCI SYSTEM_OFF failed: {status}; halting"
-    ));
-    ffa::arch::halt()
 }
 
 #[panic_handler]

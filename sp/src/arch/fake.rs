@@ -6,7 +6,7 @@ extern crate std;
 use core::cell::RefCell;
 use std::{collections::VecDeque, thread_local};
 
-use super::{PAR_FAILED, PAR_NS, PAR_PA_MASK};
+use super::par::{PAR_FAILED, PAR_NS, PAR_PA_MASK};
 
 /// The fake CPU of the calling thread.
 #[derive(Debug, Default)]

@@ -73,7 +73,7 @@ pub fn use_uart() {
 pub fn emergency(args: fmt::Arguments) {
     if MODE.load(Ordering::Acquire) == MODE_UNDECIDED {
         let spmc = Ffa::new(SmcCalls).version(ffa::FFA_VERSION).is_ok();
-        super::note_spmc(spmc);
+        super::spmc::note(spmc);
         MODE.store(if spmc { MODE_FFA } else { MODE_UART }, Ordering::Release);
         flush_early(true);
     }

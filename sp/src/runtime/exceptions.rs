@@ -26,7 +26,7 @@ fn fatal(kind: &str, state: &RegisterStateRef) -> ! {
         spsr: state.spsr,
     };
     super::console::emergency(format_args!("ERROR {kind}: {report}"));
-    super::stop()
+    super::stop::stop()
 }
 
 /// The partition's exception handlers.

@@ -1,5 +1,5 @@
 //! The panic handler: the message goes to the console, then the partition stops (answering
-//! FF-A with `FFA_ERROR`, see [`super::stop`]); never a silent hang.
+//! FF-A with `FFA_ERROR`, see [`super::stop::stop`]); never a silent hang.
 
 use core::{
     panic::PanicInfo,
@@ -14,7 +14,7 @@ pub fn handle(info: &PanicInfo) -> ! {
         ffa::arch::halt();
     }
     super::console::emergency(format_args!("ERROR panic: {info}"));
-    super::stop()
+    super::stop::stop()
 }
 
 /// Defines the image's `#[panic_handler]` (the binary invokes this once): it reports through

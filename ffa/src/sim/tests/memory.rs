@@ -8,7 +8,8 @@ use arm_ffa::{FfaError, Interface, interface_args::DirectMsgArgs};
 
 use super::support::*;
 use crate::{
-    Conduit, Ffa,
+    calls::Ffa,
+    conduit::Conduit,
     memory::{
         ATTR_NORMAL_WB_INNER_SHAREABLE, DataAccess, MapError, MemRange, MemTransaction, NsMapper,
         ShareKind,

@@ -14,7 +14,10 @@ use arm_ffa::{
 use uuid::Uuid;
 
 use super::support::*;
-use crate::{Ffa, calls::Error, sim::*};
+use crate::{
+    calls::{Error, Ffa},
+    sim::*,
+};
 
 #[test]
 fn direct_request_round_trip() {

@@ -6,7 +6,7 @@ use std::{thread, time::Duration};
 use arm_ffa::{FfaError, Interface};
 
 use super::support::*;
-use crate::{Ffa, sim::*};
+use crate::{calls::Ffa, sim::*};
 
 #[test]
 fn notifications() {

@@ -12,7 +12,7 @@ use arm_ffa::{
 use uuid::Uuid;
 
 use super::support::*;
-use crate::{Conduit, Ffa, sim::*};
+use crate::{calls::Ffa, conduit::Conduit, sim::*};
 
 #[test]
 fn version_negotiation_and_lock() {

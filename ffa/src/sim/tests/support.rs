@@ -7,8 +7,9 @@ use arm_ffa::{FfaError, FuncId, Interface, Version};
 use uuid::Uuid;
 
 use crate::{
-    Conduit, Ffa,
     calls::Error,
+    calls::Ffa,
+    conduit::Conduit,
     memory::{
         ATTR_NORMAL_WB_INNER_SHAREABLE, DataAccess, MemRange, MemTransaction, Receiver, ShareKind,
     },
@@ -19,7 +20,7 @@ pub(super) const SP: u16 = 0x8001;
 pub(super) const SP2: u16 = 0x8002;
 pub(super) const VM: u16 = 1;
 pub(super) const VM2: u16 = 2;
-pub(super) const SVC: Uuid = crate::VIRTIO_MSG_DEVICE_UUID;
+pub(super) const SVC: Uuid = crate::ids::VIRTIO_MSG_DEVICE_UUID;
 pub(super) const OTHER: Uuid = Uuid::from_u128(0x1111_2222_3333_4444_5555_6666_7777_8888);
 pub(super) const V1_1: Version = Version(1, 1);
 pub(super) const V1_2: Version = Version(1, 2);

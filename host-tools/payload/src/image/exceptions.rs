@@ -27,7 +27,7 @@ fn fatal(kind: &str, state: &RegisterStateRef) -> ! {
     };
     super::console::emergency(format_args!("PANIC {kind}: {report}"));
     super::console::emergency(format_args!("FAIL payload: exception, no result line"));
-    super::power_off()
+    super::power::power_off()
 }
 
 /// The payload's exception handlers.

@@ -1,8 +1,8 @@
-//! The crate's modules form a tree: no file imports a file that imports it back, directly or
-//! through others.
+//! Whether a crate's modules form a tree: no file imports a file that imports it back,
+//! directly or through others ([`check_module_tree`]; `tests/tests/module_tree.rs` runs it on
+//! every crate of the workspace).
 //!
-//! [`module_graph`] is self-contained (std only) so it can be copied into another crate's tests.
-//! It reads every `.rs` file under a `src` directory, collects the paths each file names —
+//! `module_graph` reads every `.rs` file under a `src` directory, collects the paths each file names —
 //! `use` trees (`use crate::a::{b, c::D}`), and `crate::…`, `super::…`, `self::…` and
 //! `child_module::…` paths anywhere in the code — and resolves each to the file of the deepest
 //! module it names (`crate::transport::status::X` → `transport.rs` when `status` is an inline
@@ -31,14 +31,14 @@ struct Evidence {
 
 /// The files of a crate and the edges between them, by path relative to `src` (`a/b.rs`).
 #[derive(Debug, Default)]
-struct ModuleGraph {
+pub struct ModuleGraph {
     /// Every file, with its edges: target file → first evidence.
     edges: BTreeMap<String, BTreeMap<String, Evidence>>,
 }
 
 impl ModuleGraph {
     /// The edges as text, one line per file: `a.rs -> b.rs, c.rs`.
-    fn render(&self) -> String {
+    pub fn render(&self) -> String {
         let mut s = String::new();
         for (file, targets) in &self.edges {
             let list: Vec<&str> = targets.keys().map(String::as_str).collect();
@@ -495,7 +495,7 @@ fn module_graph(src: &Path) -> std::io::Result<ModuleGraph> {
 
 /// Checks that the crate under `src` has no import cycle between its files; the error names
 /// every cycle with the lines that make it.
-fn check_module_tree(src: &Path) -> Result<ModuleGraph, String> {
+pub fn check_module_tree(src: &Path) -> Result<ModuleGraph, String> {
     let graph = module_graph(src).map_err(|e| format!("reading {}: {e}", src.display()))?;
     let cycles = graph.cycles();
     if cycles.is_empty() {
@@ -508,119 +508,113 @@ fn check_module_tree(src: &Path) -> Result<ModuleGraph, String> {
     Err(msg)
 }
 
-// ---- tests -------------------------------------------------------------------------------------
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[test]
-fn virtio_msg_modules_form_a_tree() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    match check_module_tree(&src) {
-        Ok(graph) => println!("{}", graph.render()),
-        Err(e) => panic!("{e}"),
-    }
-}
+    /// A scratch crate `src` directory, removed on drop.
+    struct TempSrc(PathBuf);
 
-/// A scratch crate `src` directory, removed on drop.
-struct TempSrc(PathBuf);
-
-impl TempSrc {
-    fn new(name: &str, files: &[(&str, &str)]) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "module_tree_{}_{name}_{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        for (path, text) in files {
-            let p = dir.join(path);
-            fs::create_dir_all(p.parent().expect("file has a parent")).expect("mkdir");
-            fs::write(&p, text).expect("write");
+    impl TempSrc {
+        fn new(name: &str, files: &[(&str, &str)]) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "module_tree_{}_{name}_{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = fs::remove_dir_all(&dir);
+            for (path, text) in files {
+                let p = dir.join(path);
+                fs::create_dir_all(p.parent().expect("file has a parent")).expect("mkdir");
+                fs::write(&p, text).expect("write");
+            }
+            Self(dir)
         }
-        Self(dir)
     }
-}
 
-impl Drop for TempSrc {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+    impl Drop for TempSrc {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
     }
-}
 
-#[test]
-fn finds_a_direct_cycle() {
-    let t = TempSrc::new(
-        "direct",
-        &[
-            ("lib.rs", "mod a;\nmod b;\n"),
-            ("a.rs", "use crate::b::B;\npub struct A;\n"),
-            (
-                "b.rs",
-                "pub struct B;\nfn f() -> crate::a::A { crate::a::A }\n",
-            ),
-        ],
-    );
-    let err = check_module_tree(&t.0).expect_err("a and b import each other");
-    assert!(err.contains("a.rs -> b.rs -> a.rs"), "{err}");
-    assert!(err.contains("a.rs:1 names `crate::b::B`"), "{err}");
-    assert!(err.contains("b.rs:2 names `crate::a::A`"), "{err}");
-}
-
-#[test]
-fn finds_a_parent_reexporting_a_child_that_uses_it() {
-    let t = TempSrc::new(
-        "reexport",
-        &[
-            ("lib.rs", "pub mod x;\n"),
-            ("x.rs", "mod y;\npub use y::Y;\npub struct X;\n"),
-            ("x/y.rs", "use super::X;\npub struct Y(X);\n"),
-        ],
-    );
-    let err = check_module_tree(&t.0).expect_err("x re-exports y, y uses x");
-    assert!(err.contains("x.rs -> x/y.rs -> x.rs"), "{err}");
-}
-
-#[test]
-fn finds_a_longer_cycle_through_super_super() {
-    let t = TempSrc::new(
-        "long",
-        &[
-            ("lib.rs", "mod p;\nmod q;\n"),
-            ("p.rs", "pub mod c;\n"),
-            ("p/c.rs", "pub fn f() { super::super::q::g() }\n"),
-            ("q.rs", "pub fn g() { r::h() }\nmod r;\n"),
-            ("q/r.rs", "pub fn h() { use crate::p::c as c2; c2::f() }\n"),
-        ],
-    );
-    let err = check_module_tree(&t.0).expect_err("p/c -> q -> q/r -> p/c");
-    assert!(err.contains("p/c.rs -> q.rs -> q/r.rs -> p/c.rs"), "{err}");
-}
-
-#[test]
-fn ignores_comments_strings_declarations_and_inline_modules() {
-    let t = TempSrc::new(
-        "clean",
-        &[
-            (
-                "lib.rs",
-                "//! Uses [`crate::b::B`] in docs only.\npub mod a;\npub mod b;\npub use a::A;\n",
-            ),
-            (
-                "a.rs",
-                concat!(
-                    "/* crate::b::B /* nested */ crate::b */\n",
-                    "pub struct A;\n",
-                    "pub(in crate::a) fn f() -> &'static str { \"crate::b::B\" }\n",
-                    "fn g() -> char { '\\'' }\n",
-                    "fn h<'a>(x: &'a str) -> &'a str { let _ = r#\"super::b\"#; x }\n",
-                    "macro_rules! m { () => { $crate::b::B } }\n",
-                    "#[cfg(test)]\nmod tests {\n    use super::*;\n    use crate::{a::{self, A}};\n}\n",
+    #[test]
+    fn finds_a_direct_cycle() {
+        let t = TempSrc::new(
+            "direct",
+            &[
+                ("lib.rs", "mod a;\nmod b;\n"),
+                ("a.rs", "use crate::b::B;\npub struct A;\n"),
+                (
+                    "b.rs",
+                    "pub struct B;\nfn f() -> crate::a::A { crate::a::A }\n",
                 ),
-            ),
-            ("b.rs", "use crate::a::{self, A};\npub struct B(A);\n"),
-        ],
-    );
-    let graph = check_module_tree(&t.0).expect("no cycle");
-    assert_eq!(
-        graph.render(),
-        "a.rs -> (nothing)\nb.rs -> a.rs\nlib.rs -> a.rs\n"
-    );
+            ],
+        );
+        let err = check_module_tree(&t.0).expect_err("a and b import each other");
+        assert!(err.contains("a.rs -> b.rs -> a.rs"), "{err}");
+        assert!(err.contains("a.rs:1 names `crate::b::B`"), "{err}");
+        assert!(err.contains("b.rs:2 names `crate::a::A`"), "{err}");
+    }
+
+    #[test]
+    fn finds_a_parent_reexporting_a_child_that_uses_it() {
+        let t = TempSrc::new(
+            "reexport",
+            &[
+                ("lib.rs", "pub mod x;\n"),
+                ("x.rs", "mod y;\npub use y::Y;\npub struct X;\n"),
+                ("x/y.rs", "use super::X;\npub struct Y(X);\n"),
+            ],
+        );
+        let err = check_module_tree(&t.0).expect_err("x re-exports y, y uses x");
+        assert!(err.contains("x.rs -> x/y.rs -> x.rs"), "{err}");
+    }
+
+    #[test]
+    fn finds_a_longer_cycle_through_super_super() {
+        let t = TempSrc::new(
+            "long",
+            &[
+                ("lib.rs", "mod p;\nmod q;\n"),
+                ("p.rs", "pub mod c;\n"),
+                ("p/c.rs", "pub fn f() { super::super::q::g() }\n"),
+                ("q.rs", "pub fn g() { r::h() }\nmod r;\n"),
+                ("q/r.rs", "pub fn h() { use crate::p::c as c2; c2::f() }\n"),
+            ],
+        );
+        let err = check_module_tree(&t.0).expect_err("p/c -> q -> q/r -> p/c");
+        assert!(err.contains("p/c.rs -> q.rs -> q/r.rs -> p/c.rs"), "{err}");
+    }
+
+    #[test]
+    fn ignores_comments_strings_declarations_and_inline_modules() {
+        let t = TempSrc::new(
+            "clean",
+            &[
+                (
+                    "lib.rs",
+                    "//! Uses [`crate::b::B`] in docs only.\npub mod a;\npub mod b;\npub use a::A;\n",
+                ),
+                (
+                    "a.rs",
+                    concat!(
+                        "/* crate::b::B /* nested */ crate::b */\n",
+                        "pub struct A;\n",
+                        "pub(in crate::a) fn f() -> &'static str { \"crate::b::B\" }\n",
+                        "fn g() -> char { '\\'' }\n",
+                        "fn h<'a>(x: &'a str) -> &'a str { let _ = r#\"super::b\"#; x }\n",
+                        "macro_rules! m { () => { $crate::b::B } }\n",
+                        "#[cfg(test)]\nmod tests {\n    use super::*;\n    use crate::{a::{self, A}};\n}\n",
+                    ),
+                ),
+                ("b.rs", "use crate::a::{self, A};\npub struct B(A);\n"),
+            ],
+        );
+        let graph = check_module_tree(&t.0).expect("no cycle");
+        assert_eq!(
+            graph.render(),
+            "a.rs -> (nothing)\nb.rs -> a.rs\nlib.rs -> a.rs\n"
+        );
+    }
 }

@@ -1,0 +1,115 @@
+//! A connection to the partition: an open bus session and the platform whose memory it
+//! shares; what a tool asks of it (the device list, a device's driver).
+
+use alloc::vec::Vec;
+
+use ffa::conduit::Conduit;
+use virtio_msg::{driver::DeviceClient, transport::DeviceInfo};
+
+use crate::{
+    platform::Platform,
+    session::{self, BusSession},
+    virtqueue,
+};
+
+/// Virtio device type ids.
+pub mod virtio_ids {
+    /// Network card.
+    pub const NET: u32 = 1;
+    /// Block device.
+    pub const BLOCK: u32 = 2;
+    /// Console.
+    pub const CONSOLE: u32 = 3;
+    /// Entropy source.
+    pub const ENTROPY: u32 = 4;
+    /// Socket (vsock).
+    pub const VSOCK: u32 = 19;
+}
+
+/// A short name for virtio device type `id`.
+pub fn device_name(id: u32) -> &'static str {
+    match id {
+        virtio_ids::NET => "net",
+        virtio_ids::BLOCK => "block",
+        virtio_ids::CONSOLE => "console",
+        virtio_ids::ENTROPY => "entropy",
+        virtio_ids::VSOCK => "vsock",
+        _ => "unknown",
+    }
+}
+
+/// A device the partition offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceSummary {
+    /// Device number on the bus.
+    pub dev_num: u16,
+    /// What GET_DEVICE_INFO said.
+    pub info: DeviceInfo,
+}
+
+/// Why a host operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// A bus operation failed.
+    #[error("bus: {0}")]
+    Session(#[from] session::SessionError),
+    /// A transport operation failed.
+    #[error("transport: {0}")]
+    Driver(#[from] virtio_msg::driver::DriverError),
+    /// A virtqueue operation failed.
+    #[error("virtqueue: {0}")]
+    Queue(#[from] virtqueue::QueueError),
+    /// Driver memory could not be accessed.
+    #[error("memory: {0}")]
+    Memory(#[from] virtio_msg::MemError),
+    /// The device misbehaved or is missing.
+    #[error("device: {0}")]
+    Device(&'static str),
+}
+
+/// A normal-world endpoint's connection to the partition: its bus session and its platform
+/// (memory, doorbell).
+pub struct Connection<C: Conduit, P: Platform> {
+    session: BusSession<C>,
+    platform: P,
+}
+
+impl<C: Conduit, P: Platform> Connection<C, P> {
+    /// Wraps an open bus session and the platform whose memory it shares.
+    pub fn new(session: BusSession<C>, platform: P) -> Self {
+        Self { session, platform }
+    }
+
+    /// The bus session.
+    pub fn session(&mut self) -> &mut BusSession<C> {
+        &mut self.session
+    }
+
+    /// Ends the connection, giving the bus session back.
+    pub fn into_session(self) -> BusSession<C> {
+        self.session
+    }
+
+    /// The platform.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// The bus session and the platform together (a driver uses both at once).
+    pub fn parts(&mut self) -> (&mut BusSession<C>, &P) {
+        (&mut self.session, &self.platform)
+    }
+
+    /// Enumerates the partition's devices (GET_DEVICES, then GET_DEVICE_INFO for each).
+    pub fn list_devices(&mut self) -> Result<Vec<DeviceSummary>, HostError> {
+        let numbers = self.session.devices()?;
+        let layout = self.session.info().dialect.layout();
+        let mut out = Vec::with_capacity(numbers.len());
+        for dev_num in numbers {
+            let mut client = DeviceClient::new(&mut self.session, dev_num, layout)?;
+            let info = client.get_device_info()?;
+            out.push(DeviceSummary { dev_num, info });
+        }
+        Ok(out)
+    }
+}
