@@ -32,7 +32,10 @@ use alloc::vec::Vec;
 
 use arm_ffa::{
     Version,
-    memory_management::{DataAccessPerm, InstuctionAccessPerm},
+    memory_management::{
+        Cacheability, DataAccessPerm, InstuctionAccessPerm, MemRegionSecurity, MemTransactionFlags,
+        Shareability,
+    },
 };
 use zerocopy::{
     FromBytes, Immutable, IntoBytes, KnownLayout,
@@ -42,28 +45,32 @@ use zerocopy::{
 /// Size of a 4 KiB FF-A page.
 pub const PAGE_SIZE: u64 = 4096;
 
-/// Memory region attributes: normal memory, write-back cacheable, inner shareable (bits\[5:4\]
-/// = 0b10 normal, bits\[3:2\] = 0b11 write-back, bits\[1:0\] = 0b11 inner shareable). This is what
-/// Linux puts in `FFA_MEM_SHARE` descriptors and what Hafnium maps shared memory as.
-pub const ATTR_NORMAL_WB_INNER_SHAREABLE: u16 = 0x2f;
+/// Memory region attributes: normal memory (bits\[5:4\] = 0b10, a field `arm-ffa` 0.5.0 keeps
+/// private), write-back cacheable, inner shareable: 0x2f. This is what Linux puts in
+/// `FFA_MEM_SHARE` descriptors and what Hafnium maps shared memory as.
+pub const ATTR_NORMAL_WB_INNER_SHAREABLE: u16 =
+    (0b10 << 4) | Cacheability::WriteBack as u16 | Shareability::Inner as u16;
 /// Memory region attributes: the non-secure bit (bit 6). MBZ in send and retrieve requests; an
 /// SPMC sets it in retrieve responses for normal-world memory.
-pub const ATTR_NON_SECURE: u16 = 1 << 6;
+pub const ATTR_NON_SECURE: u16 = MemRegionSecurity::NonSecure as u16;
 
 /// Transaction flag: zero the memory before mapping it for the receiver (bit 0).
-pub const FLAG_CLEAR: u32 = 1 << 0;
+pub const FLAG_CLEAR: u32 = MemTransactionFlags::ZERO_MEMORY;
 /// Transaction flag: the operation may be time sliced (bit 1).
-pub const FLAG_TIME_SLICE: u32 = 1 << 1;
+pub const FLAG_TIME_SLICE: u32 = MemTransactionFlags::TIME_SLICING;
 /// Retrieve request flag: zero the memory after the receiver relinquishes it (bit 2).
-pub const FLAG_CLEAR_RELINQUISH: u32 = 1 << 2;
+pub const FLAG_CLEAR_RELINQUISH: u32 = MemTransactionFlags::ZERO_AFTER_RELINQ;
 /// Retrieve request/response flags: mask of the transaction type field (bits\[4:3\]).
-pub const FLAG_TYPE_MASK: u32 = 0b11 << 3;
+pub const FLAG_TYPE_MASK: u32 = MemTransactionFlags::TYPE_DONATE;
 /// Transaction type "share" in bits\[4:3\].
-pub const FLAG_TYPE_SHARE: u32 = 0b01 << 3;
+pub const FLAG_TYPE_SHARE: u32 = MemTransactionFlags::TYPE_SHARE;
 /// Transaction type "lend" in bits\[4:3\].
-pub const FLAG_TYPE_LEND: u32 = 0b10 << 3;
+pub const FLAG_TYPE_LEND: u32 = MemTransactionFlags::TYPE_LEND;
 /// Transaction type "donate" in bits\[4:3\].
-pub const FLAG_TYPE_DONATE: u32 = 0b11 << 3;
+pub const FLAG_TYPE_DONATE: u32 = MemTransactionFlags::TYPE_DONATE;
+
+const _: () = assert!(ATTR_NORMAL_WB_INNER_SHAREABLE == 0x2f && ATTR_NON_SECURE == 1 << 6);
+const _: () = assert!(FLAG_TYPE_MASK == 0b11 << 3);
 
 /// Relinquish flag: zero the memory after relinquishing it (bit 0).
 pub const RELINQUISH_FLAG_CLEAR: u32 = 1 << 0;

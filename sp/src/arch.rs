@@ -6,8 +6,8 @@
 //! real instructions ([`real`]); everywhere else they read and record a per-thread fake CPU
 //! (`fake`, as `arm-gic` and RF-A do), which host tests script.
 //!
-//! Registers and barriers come from `aarch64-cpu`; only what its version 11.2.0 lacks (TLB
-//! maintenance, address translation) is written here as `asm!`.
+//! `RNDR` comes from `aarch64-cpu`; what its version 11.2.0 lacks (TLB maintenance, address
+//! translation) from the project's one aarch64 support module, `ffa::arch::mmu`.
 
 pub mod par;
 pub use par::{PAR_FAILED, PAR_NS, PAR_PA_MASK};
