@@ -2,9 +2,9 @@
 //!
 //! Everything the partition asks of the CPU outside the FF-A conduit goes through these few
 //! functions, so that the code using them (the stage-1 mapper, entropy selection) also builds
-//! and is tested on the host. On `aarch64-unknown-none` without the `fakes` feature they are the
-//! real instructions ([`real`]); everywhere else they read and record a per-thread fake CPU
-//! (`fake`, as `arm-gic` and RF-A do), which host tests script.
+//! and is tested on the host. On `aarch64-unknown-none` they are the real instructions
+//! (`real`); on every other target, or with the `fakes` feature, they read and record a
+//! per-thread fake CPU (`fake`, as `arm-gic` and RF-A do), which host tests script.
 //!
 //! `RNDR` comes from `aarch64-cpu`; what its version 11.2.0 lacks (TLB maintenance, address
 //! translation) from the project's one aarch64 support module, `ffa::arch::mmu`.
