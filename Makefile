@@ -4,10 +4,13 @@
 #   make test   every test: unit, integration, end to end, lints, the SP image booted on QEMU
 #   make sp     the aarch64 SP image and its package for Hafnium: out/sp.bin, out/virtio-msg-sp.dtb,
 #               out/virtio-msg-sp.pkg (see manifests/README.md)
+#   make fuzz   every fuzz target (fuzz/, cargo-fuzz on a nightly toolchain) for FUZZ_SECONDS each
 
 CARGO ?= cargo
+# Recipes use pipefail (the fuzz runs filter libFuzzer's output).
+SHELL := /bin/bash
 
-.PHONY: all run test check lint fmt toolchain clean sp
+.PHONY: all run test check lint fmt toolchain clean sp fuzz fuzz-smoke
 
 all: test
 
@@ -23,9 +26,42 @@ run: toolchain
 # tests/tests/qemu.rs boots the SP image (it runs `make sp` itself too, a no-op by then).
 test: toolchain lint sp
 	$(CARGO) test --workspace --all-features
+	$(MAKE) --no-print-directory fuzz-smoke
+
+# Fuzzing (fuzz/, outside the workspace): cargo-fuzz needs a nightly toolchain. `make test` runs
+# each target briefly (FUZZ_SMOKE_SECONDS) when both are installed and says so when they are not;
+# `make fuzz` runs each for FUZZ_SECONDS and prints libFuzzer's execution counts.
+FUZZ_TARGETS := frames descriptors virtqueue partition
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_TARGET_DIR := $(abspath fuzz/target)
+HAVE_FUZZ = cargo +nightly --version >/dev/null 2>&1 && cargo +nightly fuzz --version >/dev/null 2>&1
+
+# A target that does not build with the installed nightly is reported and skipped; a crash
+# or a failed check in a run fails `make test`.
+fuzz-smoke:
+	@if ! $(HAVE_FUZZ); then \
+		echo "SKIPPED fuzz smoke run: needs a nightly toolchain and cargo-fuzz (rustup toolchain install nightly; cargo install cargo-fuzz)"; \
+	elif ! (cd fuzz && CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) cargo +nightly fuzz build -O); then \
+		echo "SKIPPED fuzz smoke run: the fuzz targets do not build with this nightly (see above)"; \
+	else \
+		$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS); \
+	fi
+
+fuzz:
+	@$(HAVE_FUZZ) || { echo "make fuzz: needs a nightly toolchain and cargo-fuzz" >&2; exit 1; }
+	cd fuzz && CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) cargo +nightly fuzz build -O
+	@set -eo pipefail; for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$t; \
+		( cd fuzz && CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) cargo +nightly fuzz run -O $$t corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 ) \
+			| grep -E '^(Done|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)|panicked|Test unit written' \
+			| sed "s/^/fuzz $$t: /"; \
+	done
 
 lint:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy -q --workspace --all-targets --all-features -- -D warnings
 	$(CARGO) clippy -q --target $(SP_TARGET) -p sp -p sp-qemu -- -D warnings
 	$(CARGO) clippy -q --target $(SP_TARGET) -p nwd-payload -- -D warnings

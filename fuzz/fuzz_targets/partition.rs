@@ -1,0 +1,204 @@
+//! The live partition core in the simulated FF-A world, driven by up to three normal-world
+//! endpoints (either driver dialect) with real shared memory: sequences of well-formed and
+//! arbitrary transport and bus frames, AREA_SHARE of real pages whose contents (rings,
+//! descriptors) the fuzzer writes, AREA_UNSHARE, RESET and VM destroyed.
+//!
+//! After every sequence: the partition is alive, the simulator recorded no access outside
+//! what was shared and retrieved, and once every endpoint has sent RESET (or been destroyed)
+//! the partition holds no retrieved memory.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use ffa::{
+    VIRTIO_MSG_DEVICE_UUID,
+    bus::{Dialect, MAX_MSG_SIZE, frame_to_regs},
+};
+use libfuzzer_sys::fuzz_target;
+use virtio_msg::Header;
+use vmsg_host::{SimConnection, SimSystem, session::SharedArea};
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    /// Any bytes as one DIRECT_REQ2 payload.
+    Raw { vm: u8, frame: Vec<u8> },
+    /// A transport frame with a correct header (type 0, size) and an arbitrary payload.
+    Transport {
+        vm: u8,
+        dev_num: u8,
+        msg_id: u8,
+        token: u16,
+        payload: Vec<u8>,
+    },
+    /// A bus frame with a correct header and an arbitrary payload.
+    Bus {
+        vm: u8,
+        msg_id: u8,
+        payload: Vec<u8>,
+    },
+    /// Shares 1 to 4 fresh pages as a new area.
+    Share { vm: u8, pages: u8 },
+    /// Writes into an area shared by this endpoint (as a driver writes its rings).
+    Write {
+        vm: u8,
+        area: u8,
+        offset: u16,
+        bytes: Vec<u8>,
+    },
+    /// AREA_UNSHARE of an area this endpoint shared.
+    Unshare { vm: u8, area: u8 },
+    /// Bus RESET.
+    Reset { vm: u8 },
+    /// The hypervisor reports the VM destroyed.
+    Destroy { vm: u8 },
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    g2: [bool; 3],
+    ops: Vec<Op>,
+}
+
+struct Vm {
+    id: u16,
+    conn: Option<SimConnection>,
+    areas: Vec<SharedArea>,
+}
+
+fn send(sys: &SimSystem, vm: &mut Vm, frame: &[u8]) {
+    let Some(conn) = vm.conn.as_mut() else {
+        return;
+    };
+    let regs = frame_to_regs(&frame[..frame.len().min(MAX_MSG_SIZE)]);
+    let own = vm.id;
+    // One request, one answer (FF-A BUSY from the SPMC is a legitimate answer too).
+    let _ = conn
+        .session()
+        .ffa()
+        .direct_req2(own, sys.sp_id(), VIRTIO_MSG_DEVICE_UUID, regs);
+}
+
+fn framed(msg_type: u8, msg_id: u8, dev_num: u16, token: u16, payload: &[u8]) -> Vec<u8> {
+    let payload = &payload[..payload.len().min(MAX_MSG_SIZE - 8)];
+    let mut frame = vec![0u8; 8 + payload.len()];
+    let header = Header {
+        msg_type,
+        msg_id,
+        dev_num,
+        token,
+        msg_size: u16::try_from(frame.len()).unwrap_or(0),
+    };
+    header
+        .write(&mut frame)
+        .expect("the frame has room for its header");
+    frame[8..].copy_from_slice(payload);
+    frame
+}
+
+fuzz_target!(|input: Input| {
+    if input.ops.len() > 64 {
+        return;
+    }
+    let sys = SimSystem::start().expect("the simulated world starts");
+    let mut vms: Vec<Vm> = (0..3u16)
+        .map(|i| {
+            let dialect = if input.g2[usize::from(i)] {
+                Dialect::G2
+            } else {
+                Dialect::G3
+            };
+            Vm {
+                id: i + 1,
+                conn: sys.connect(i + 1, dialect, false).ok(),
+                areas: Vec::new(),
+            }
+        })
+        .collect();
+    for op in &input.ops {
+        match op {
+            Op::Raw { vm, frame } => {
+                let vm = &mut vms[usize::from(*vm) % 3];
+                send(&sys, vm, frame);
+            }
+            Op::Transport {
+                vm,
+                dev_num,
+                msg_id,
+                token,
+                payload,
+            } => {
+                let frame = framed(0, *msg_id, u16::from(*dev_num % 4), *token, payload);
+                send(&sys, &mut vms[usize::from(*vm) % 3], &frame);
+            }
+            Op::Bus {
+                vm,
+                msg_id,
+                payload,
+            } => {
+                let frame = framed(virtio_msg::header::TYPE_BUS, *msg_id, 0, 1, payload);
+                send(&sys, &mut vms[usize::from(*vm) % 3], &frame);
+            }
+            Op::Share { vm, pages } => {
+                let vm = &mut vms[usize::from(*vm) % 3];
+                if let Some(conn) = vm.conn.as_mut() {
+                    let pages = u32::from(*pages % 4) + 1;
+                    let pa = conn.platform().alloc(pages);
+                    if let Ok(area) = conn.session().share(pa, pages) {
+                        vm.areas.push(area);
+                    }
+                }
+            }
+            Op::Write {
+                vm,
+                area,
+                offset,
+                bytes,
+            } => {
+                let vm = &mut vms[usize::from(*vm) % 3];
+                if let (Some(conn), Some(a)) = (
+                    vm.conn.as_ref(),
+                    vm.areas.get(usize::from(*area) % vm.areas.len().max(1)),
+                ) {
+                    let off = u64::from(*offset) % a.len();
+                    let n = bytes.len().min(usize::try_from(a.len() - off).unwrap_or(0));
+                    let _ = conn.platform().write(a.pa + off, &bytes[..n]);
+                }
+            }
+            Op::Unshare { vm, area } => {
+                let vm = &mut vms[usize::from(*vm) % 3];
+                if let Some(conn) = vm.conn.as_mut() {
+                    if !vm.areas.is_empty() {
+                        let a = vm.areas.remove(usize::from(*area) % vm.areas.len());
+                        let _ = conn.session().unshare(&a);
+                    }
+                }
+            }
+            Op::Reset { vm } => {
+                let vm = &mut vms[usize::from(*vm) % 3];
+                if let Some(conn) = vm.conn.as_mut() {
+                    let _ = conn.session().reset();
+                }
+            }
+            Op::Destroy { vm } => {
+                let vm = &mut vms[usize::from(*vm) % 3];
+                if vm.conn.take().is_some() {
+                    let _ = sys.world().send_vm_destroyed(sys.sp_id(), vm.id);
+                }
+            }
+        }
+        assert!(sys.world().sp_alive(sys.sp_id()), "the partition stopped");
+    }
+    assert!(sys.faults().is_empty(), "faults: {:?}", sys.faults());
+    // Every endpoint ends its session: the partition must hold no retrieved memory after.
+    for vm in &mut vms {
+        if let Some(conn) = vm.conn.as_mut() {
+            let _ = conn.session().reset();
+        }
+    }
+    for handle in sys.world().outstanding_handles() {
+        assert!(
+            !sys.world().is_retrieved(handle, sys.sp_id()),
+            "handle {handle:#x} still retrieved by the partition after RESET"
+        );
+    }
+    assert!(sys.faults().is_empty(), "faults: {:?}", sys.faults());
+});
