@@ -6,6 +6,7 @@
 //! - [`virtqueue`]: the driver side of a split virtqueue.
 //! - [`connection`]: a bus session and its platform ([`Connection`]), the device list.
 //! - [`rng`]: a virtio-rng driver.
+//! - [`conformance`]: the conformance suite (checks tied to spec clauses, any backend).
 //! - [`platform`]: what the library needs from its environment (memory, doorbell).
 //! - [`sim`] (std): the default backend, the simulated FF-A world with the partition
 //!   in-process.
@@ -18,6 +19,7 @@
 extern crate alloc;
 
 pub mod channel;
+pub mod conformance;
 pub mod connection;
 #[cfg(feature = "std")]
 pub mod entropy;
