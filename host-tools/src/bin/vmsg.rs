@@ -17,9 +17,10 @@ use vmsg_host::{SimConnection, SimSystem};
 #[command(version, about)]
 struct Cli {
     /// Driver dialect to speak: g3 (Arm PoC v2 / ALP2 bus, 2026 layouts) or g2 (the
-    /// single-file Linux driver, Dec-2025 layouts).
-    #[arg(long, value_enum, default_value_t = DialectArg::G3, global = true)]
-    dialect: DialectArg,
+    /// single-file Linux driver, Dec-2025 layouts); `conformance` also takes both (its
+    /// default). Other commands default to g3.
+    #[arg(long, value_enum, global = true)]
+    dialect: Option<DialectArg>,
     /// Poll for events instead of asking for an FF-A notification (G3).
     #[arg(long, global = true)]
     poll: bool,
@@ -31,6 +32,7 @@ struct Cli {
 enum DialectArg {
     G3,
     G2,
+    Both,
 }
 
 #[derive(Subcommand, Debug)]
@@ -54,6 +56,13 @@ enum Command {
     },
     /// A short demonstration: devices, ping, random bytes, throughput.
     Demo,
+    /// Runs the conformance suite (every check in each dialect, a fresh endpoint per check)
+    /// and prints a table ending in `N passed, N failed`; fails if a check failed.
+    Conformance {
+        /// Prints the results as a JSON array instead.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -68,9 +77,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
-    let dialect = match cli.dialect {
+    if let Command::Conformance { json } = cli.command {
+        return conformance(cli.dialect.unwrap_or(DialectArg::Both), json);
+    }
+    let dialect = match cli.dialect.unwrap_or(DialectArg::G3) {
         DialectArg::G3 => Dialect::G3,
         DialectArg::G2 => Dialect::G2,
+        DialectArg::Both => return Err("--dialect both is for `conformance` only".into()),
     };
     let system = SimSystem::start()?;
     let mut conn = system.connect(1, dialect, !cli.poll)?;
@@ -138,6 +151,33 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 return Err(format!("partition faulted: {faults:?}").into());
             }
         }
+        Command::Conformance { .. } => {}
+    }
+    Ok(())
+}
+
+/// `vmsg conformance`: the suite against the simulated world.
+fn conformance(dialect: DialectArg, json: bool) -> Result<(), Box<dyn std::error::Error>> {
+    use vmsg_host::conformance::{self, Counts, sim::SimBackend};
+    let dialects: &[Dialect] = match dialect {
+        DialectArg::G3 => &[Dialect::G3],
+        DialectArg::G2 => &[Dialect::G2],
+        DialectArg::Both => &[Dialect::G3, Dialect::G2],
+    };
+    let system = SimSystem::start()?;
+    let results = conformance::run(&mut SimBackend::new(&system), dialects);
+    if json {
+        print!("{}", conformance::json(&results));
+    } else {
+        print!("{}", conformance::table(&results));
+    }
+    let faults = system.faults();
+    if !faults.is_empty() {
+        return Err(format!("partition faulted: {faults:?}").into());
+    }
+    let counts = Counts::of(&results);
+    if counts.failed > 0 {
+        return Err(format!("{} check(s) failed", counts.failed).into());
     }
     Ok(())
 }
