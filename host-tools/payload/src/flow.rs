@@ -11,7 +11,8 @@
 //!    initialised: the rng read (64 KiB, [`crate::quality`] check, a second read that must
 //!    differ) and closed (reset, areas reclaimed); devices the payload has no driver for are
 //!    initialised (features negotiated) and reset. G3 ends with a bus RESET, so that the
-//!    partition starts the G2 driver on a clean instance.
+//!    partition starts the G2 driver on a clean instance;
+//! 5. the conformance suite ([`crate::conformance`]), every check in G3 then G2, one line each.
 //!
 //! Every check prints one `PASS`/`FAIL` line; the last line is `N passed, M failed`.
 
@@ -32,6 +33,7 @@ use vmsg_host::{
     session::BusSession, virtio_ids,
 };
 
+pub use crate::machine::Machine;
 use crate::{
     quality,
     report::{Report, Summary},
@@ -46,24 +48,6 @@ pub const RNG_SECOND_READ_BYTES: usize = 4096;
 pub const NO_PARTITION: &str = "no virtio-msg partition answered";
 /// Start of the line printed when `FFA_VERSION` gets no answer.
 pub const NO_FFA: &str = "no FF-A";
-
-/// What the flow needs from the machine it runs on.
-pub trait Machine {
-    /// The FF-A conduit (`smc` on the machine).
-    type Conduit: Conduit;
-    /// Driver memory.
-    type Platform: Platform;
-
-    /// A conduit over the endpoint's RX/TX buffers; `None` while another one is alive (each
-    /// bus session owns one, and they are opened one after the other).
-    fn conduit(&mut self) -> Option<Self::Conduit>;
-    /// (TX address, RX address, pages of each) for `FFA_RXTX_MAP`.
-    fn rxtx(&self) -> (u64, u64, u32);
-    /// Driver memory for rings and buffers.
-    fn platform(&self) -> &Self::Platform;
-    /// How a missing FF-A showed itself (called after `FFA_VERSION` got no answer).
-    fn no_ffa_reason(&self) -> &'static str;
-}
 
 /// Short name of a dialect in result lines.
 fn tag(dialect: Dialect) -> &'static str {
@@ -89,6 +73,7 @@ pub fn run<M: Machine, W: Write>(machine: &mut M, out: W) -> Summary {
     for dialect in [Dialect::G3, Dialect::G2] {
         exercise(machine, &mut r, own_id, partition, dialect);
     }
+    crate::conformance::run(machine, &mut r, own_id, partition.id);
     r.finish()
 }
 

@@ -7,6 +7,8 @@
 //! the simulated FF-A world:
 //! - [`flow`]: the checks, generic over a [`flow::Machine`] (conduit, RX/TX buffers, driver
 //!   memory);
+//! - [`conformance`]: the conformance suite of the driver library on the payload's endpoint;
+//! - [`machine`]: what the flow needs from the machine ([`machine::Machine`]);
 //! - [`report`]: `PASS`/`FAIL` lines and the final `N passed, M failed`;
 //! - [`pages`]: the page allocator for driver memory;
 //! - [`quality`]: the sanity check of entropy read from the rng device;
@@ -36,7 +38,9 @@
 
 extern crate alloc;
 
+pub mod conformance;
 pub mod flow;
+pub mod machine;
 pub mod pages;
 pub mod quality;
 pub mod report;
