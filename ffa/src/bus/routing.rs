@@ -47,6 +47,12 @@ pub(crate) fn transport(
     };
     let dev = header.dev_num;
     if usize::from(dev) >= devices.len() {
+        if matches!(request, TransportRequest::EventAvail { .. }) {
+            // An event is never answered with an error (virtio-msg B6): an EVENT_AVAIL for a
+            // device that does not exist is dropped and acknowledged like any other.
+            out.fill(0);
+            return frame::bus_ack(msg::EVENT_ACK, header.token, out);
+        }
         return frame::error(header, out);
     }
     if let TransportRequest::SetVqueue {

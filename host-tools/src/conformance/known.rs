@@ -18,27 +18,9 @@ pub struct KnownFailure {
     pub defect: &'static str,
 }
 
-/// B6: `ffa/src/bus/routing.rs` `transport()` refuses a dev_num beyond the device table with
-/// `frame::error` before it reaches the EVENT_AVAIL acknowledgement, so an event gets an ERROR
-/// frame (virtio-msg §6 B6: no error responses to events; the G3 driver's ack validation makes
-/// it -EPROTO).
-const EVENT_TO_MISSING_DEVICE: &str = "EVENT_AVAIL to a device number that does not exist is \
-     answered with ERROR instead of the ack (ffa/src/bus/routing.rs checks dev_num before the \
-     event ack)";
-
-/// The known failures.
-pub const KNOWN_FAILURES: &[KnownFailure] = &[
-    KnownFailure {
-        id: "B6",
-        dialect: Dialect::G3,
-        defect: EVENT_TO_MISSING_DEVICE,
-    },
-    KnownFailure {
-        id: "B6",
-        dialect: Dialect::G2,
-        defect: EVENT_TO_MISSING_DEVICE,
-    },
-];
+/// The known failures (none today; B6, an EVENT_AVAIL to a missing device answered with
+/// ERROR, was the last, fixed in `ffa/src/bus/routing.rs`).
+pub const KNOWN_FAILURES: &[KnownFailure] = &[];
 
 /// The known failure of check `id` in `dialect`, if it is one.
 pub fn known_failure(id: &str, dialect: Dialect) -> Option<&'static KnownFailure> {
