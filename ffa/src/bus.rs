@@ -47,6 +47,6 @@ pub use area::{AREA_OFFSET_MASK, AREA_SHIFT, AreaMem, AreaTable, bus_address};
 pub use config::BusConfig;
 pub use dialect::Dialect;
 pub use events::{EventQueue, PendingEvent};
-pub use frame::{MAX_MSG_SIZE, PAYLOAD_REGS, Reply, frame_to_regs, regs_to_frame};
+pub use frame::{MAX_MSG_SIZE, PAYLOAD_REGS, Reply, frame_to_regs, refusal, regs_to_frame};
 pub use instance::BusInstance;
 pub use services::{BusServices, FfaServices, RetrievedArea, Segment, ServiceError};

@@ -10,7 +10,7 @@ use crate::registry::DeviceFactory;
 use ffa::{
     Conduit, Ffa, VIRTIO_MSG_DEVICE_UUID,
     arm_ffa::{
-        FfaError, Interface,
+        Interface,
         interface_args::{DirectMsg2Args, DirectMsgArgs, VmAvailabilityStatus},
     },
     bus::{self, BusConfig, BusInstance, BusServices, FfaServices, MAX_MSG_SIZE, Reply},
@@ -55,22 +55,26 @@ impl<F: DeviceFactory> Partition<F> {
     }
 
     /// Handles one FFA_MSG_SEND_DIRECT_REQ2 payload from `src` for service `uuid`; returns
-    /// the DIRECT_RESP2 payload, or the FF-A error to answer with.
+    /// the DIRECT_RESP2 payload. Every request gets one: a request for another service, or
+    /// from an endpoint beyond [`MAX_ENDPOINTS`], gets the bus ERROR frame
+    /// ([`bus::refusal`]), never the busy sentinel (which would have a G3 driver retry
+    /// forever).
     pub fn handle_req2(
         &mut self,
         src: u16,
         uuid: ffa::arm_ffa::Uuid,
         payload: &[u64; bus::PAYLOAD_REGS],
         services: &mut dyn BusServices,
-    ) -> Result<[u64; bus::PAYLOAD_REGS], FfaError> {
+    ) -> [u64; bus::PAYLOAD_REGS] {
+        let frame = bus::regs_to_frame(payload);
         if uuid != VIRTIO_MSG_DEVICE_UUID && !uuid.is_nil() {
             log::debug!("direct request from {src:#x} for unknown service {uuid}");
-            return Err(FfaError::InvalidParameters);
+            return bus::refusal(&frame);
         }
         if !self.instances.contains_key(&src) {
             if self.instances.len() >= MAX_ENDPOINTS {
                 log::warn!("no room for a bus instance for endpoint {src:#x}");
-                return Err(FfaError::NoMemory);
+                return bus::refusal(&frame);
             }
             let devices = self.factory.create(src);
             log::info!(
@@ -80,15 +84,13 @@ impl<F: DeviceFactory> Partition<F> {
             self.instances
                 .insert(src, BusInstance::new(src, devices, self.config));
         }
-        let instance = self
-            .instances
-            .get_mut(&src)
-            .ok_or(FfaError::InvalidParameters)?;
-        let frame = bus::regs_to_frame(payload);
+        let Some(instance) = self.instances.get_mut(&src) else {
+            return bus::refusal(&frame);
+        };
         let mut out = [0u8; MAX_MSG_SIZE];
         match instance.handle(&frame, &mut out, services) {
-            Reply::Frame(n) => Ok(bus::frame_to_regs(out.get(..n).unwrap_or_default())),
-            Reply::Busy => Ok([0; bus::PAYLOAD_REGS]),
+            Reply::Frame(n) => bus::frame_to_regs(out.get(..n).unwrap_or_default()),
+            Reply::Busy => [0; bus::PAYLOAD_REGS],
         }
     }
 
@@ -101,99 +103,144 @@ impl<F: DeviceFactory> Partition<F> {
     }
 }
 
-/// The message loop: FFA_MSG_WAIT, then answer every message and wait for the next, until a
-/// call fails (the SPMC never makes it fail in normal operation; the simulated world does when
-/// it shuts down).
+/// Consecutive failed FFA_MSG_WAIT calls after which the message loop gives up (the SPMC
+/// never fails it in normal operation; the simulated world does once it shuts down).
+pub const MAX_WAIT_FAILURES: u32 = 8;
+
+/// The message loop: FFA_MSG_WAIT, then answer every message and wait for the next.
+///
+/// No failure on one message ends it: a response the SPMC refuses (the caller died or was
+/// aborted while being served, or the SPMC disagrees with the answer) is logged and the
+/// partition waits for the next message. Only FFA_MSG_WAIT failing [`MAX_WAIT_FAILURES`]
+/// times in a row returns (with its last error).
+///
+/// Every request gets exactly one response, of the request's own ABI and width: DIRECT_REQ2
+/// → DIRECT_RESP2 from this partition to the sender, a 32-bit DIRECT_REQ → a 32-bit
+/// DIRECT_RESP, a 64-bit one → 64-bit, a framework message → its framework response.
 pub fn run<C: Conduit, M: NsMapper, F: DeviceFactory>(
     ffa: &mut Ffa<C>,
     mapper: &mut M,
     partition: &mut Partition<F>,
 ) -> Result<(), ffa::Error> {
-    let own_id = partition.own_id();
-    let mut msg = ffa.msg_wait()?;
+    let mut msg = wait(ffa)?;
     loop {
-        let answer = match msg {
-            Interface::MsgSendDirectReq2 {
-                src_id,
-                dst_id,
-                uuid,
-                args,
-            } if dst_id == own_id => {
-                let mut services = FfaServices {
-                    ffa: &mut *ffa,
-                    mapper: &mut *mapper,
-                    own_id,
-                };
-                // Every request gets DIRECT_RESP2: an SPMC may treat FFA_ERROR from a running
-                // partition as an abort. Requests we cannot serve get an all-zero payload,
-                // which a G3 driver reads as busy and a G2 driver as a failed exchange.
-                let regs = partition
-                    .handle_req2(src_id, uuid, &args.0, &mut services)
-                    .unwrap_or_else(|code| {
-                        log::warn!("request from {src_id:#x} refused: {code:?}");
-                        [0; bus::PAYLOAD_REGS]
-                    });
-                Interface::MsgSendDirectResp2 {
-                    src_id: own_id,
-                    dst_id: src_id,
-                    args: DirectMsg2Args(regs),
-                }
-            }
-            Interface::MsgSendDirectReq {
-                src_id,
-                dst_id,
-                args: DirectMsgArgs::VmDestructed { vm_id, .. },
-            } => {
-                let mut services = FfaServices {
-                    ffa: &mut *ffa,
-                    mapper: &mut *mapper,
-                    own_id,
-                };
-                partition.endpoint_destroyed(vm_id, &mut services);
-                Interface::MsgSendDirectResp {
-                    src_id: dst_id,
-                    dst_id: src_id,
-                    args: DirectMsgArgs::VmDestructedAck {
-                        sp_status: VmAvailabilityStatus::Success,
-                    },
-                }
-            }
-            Interface::MsgSendDirectReq {
-                src_id,
-                dst_id,
-                args: DirectMsgArgs::VmCreated { .. },
-            } => Interface::MsgSendDirectResp {
-                src_id: dst_id,
-                dst_id: src_id,
-                args: DirectMsgArgs::VmCreatedAck {
-                    sp_status: VmAvailabilityStatus::Success,
-                },
-            },
-            Interface::MsgSendDirectReq {
-                src_id,
-                dst_id,
-                args,
-            } => {
-                let _ = args;
-                log::warn!("direct request from {src_id:#x} not served (not a virtio-msg request)");
-                Interface::MsgSendDirectResp {
-                    src_id: dst_id,
-                    dst_id: src_id,
-                    args: DirectMsgArgs::Args64([0; 15]),
-                }
-            }
-            other => {
-                log::warn!(
-                    "unexpected message (function {:#x}); waiting for the next one",
-                    ffa.last_answer()[0]
-                );
-                let _ = other;
-                msg = ffa.msg_wait()?;
-                continue;
+        let Some(answer) = answer(ffa, mapper, partition, &msg) else {
+            log::warn!(
+                "unexpected message (function {:#x}); waiting for the next one",
+                ffa.last_answer()[0]
+            );
+            msg = wait(ffa)?;
+            continue;
+        };
+        msg = match ffa.call(&answer) {
+            Ok(next) => next,
+            Err(e) => {
+                log::warn!("response refused by the SPMC ({e}); waiting for the next message");
+                wait(ffa)?
             }
         };
-        msg = ffa.call(&answer)?;
     }
+}
+
+/// FFA_MSG_WAIT, retried up to [`MAX_WAIT_FAILURES`] times in a row.
+fn wait<C: Conduit>(ffa: &mut Ffa<C>) -> Result<Interface, ffa::Error> {
+    let mut failures = 0;
+    loop {
+        match ffa.msg_wait() {
+            Ok(msg) => return Ok(msg),
+            Err(e) => {
+                failures += 1;
+                if failures >= MAX_WAIT_FAILURES {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// The response to `msg`, or `None` if it is not a request (nothing to answer).
+fn answer<C: Conduit, M: NsMapper, F: DeviceFactory>(
+    ffa: &mut Ffa<C>,
+    mapper: &mut M,
+    partition: &mut Partition<F>,
+    msg: &Interface,
+) -> Option<Interface> {
+    let own_id = partition.own_id();
+    let answer = match *msg {
+        Interface::MsgSendDirectReq2 {
+            src_id,
+            dst_id,
+            uuid,
+            ref args,
+        } => {
+            let regs = if dst_id == own_id {
+                let mut services = FfaServices {
+                    ffa: &mut *ffa,
+                    mapper: &mut *mapper,
+                    own_id,
+                };
+                partition.handle_req2(src_id, uuid, &args.0, &mut services)
+            } else {
+                // Not for us (the SPMC should never deliver it): answered all the same, as
+                // every request must be, with the ERROR frame.
+                log::warn!("direct request from {src_id:#x} for {dst_id:#x}, not for us");
+                bus::refusal(&bus::regs_to_frame(&args.0))
+            };
+            Interface::MsgSendDirectResp2 {
+                src_id: own_id,
+                dst_id: src_id,
+                args: DirectMsg2Args(regs),
+            }
+        }
+        Interface::MsgSendDirectReq {
+            src_id,
+            dst_id: _,
+            args: DirectMsgArgs::VmDestructed { vm_id, .. },
+        } => {
+            let mut services = FfaServices {
+                ffa: &mut *ffa,
+                mapper: &mut *mapper,
+                own_id,
+            };
+            partition.endpoint_destroyed(vm_id, &mut services);
+            Interface::MsgSendDirectResp {
+                src_id: own_id,
+                dst_id: src_id,
+                args: DirectMsgArgs::VmDestructedAck {
+                    sp_status: VmAvailabilityStatus::Success,
+                },
+            }
+        }
+        Interface::MsgSendDirectReq {
+            src_id,
+            args: DirectMsgArgs::VmCreated { .. },
+            ..
+        } => Interface::MsgSendDirectResp {
+            src_id: own_id,
+            dst_id: src_id,
+            args: DirectMsgArgs::VmCreatedAck {
+                sp_status: VmAvailabilityStatus::Success,
+            },
+        },
+        Interface::MsgSendDirectReq {
+            src_id, ref args, ..
+        } => {
+            log::warn!("direct request from {src_id:#x} not served (not a virtio-msg request)");
+            // The same width as the request: an SPMC may refuse a 64-bit answer to a 32-bit
+            // request (the simulated one does, as the FF-A rules say).
+            let args = match args {
+                DirectMsgArgs::Args32(_) => DirectMsgArgs::Args32([0; 5]),
+                _ => DirectMsgArgs::Args64([0; 15]),
+            };
+            Interface::MsgSendDirectResp {
+                src_id: own_id,
+                dst_id: src_id,
+                args,
+            }
+        }
+        _ => return None,
+    };
+    Some(answer)
 }
 
 #[cfg(test)]
@@ -256,49 +303,58 @@ mod tests {
         bus::frame_to_regs(&frame)
     }
 
+    /// The first two bytes of an answer: type and msg_id.
+    fn kind(answer: &[u64; bus::PAYLOAD_REGS]) -> [u8; 2] {
+        let frame = bus::regs_to_frame(answer);
+        [frame[0], frame[1]]
+    }
+
+    /// A bus ERROR frame (never the all-zero busy sentinel) echoing the G2 VERSION request.
+    fn assert_refused(answer: &[u64; bus::PAYLOAD_REGS]) {
+        let frame = bus::regs_to_frame(answer);
+        assert_eq!(kind(answer), [0x03, msg::ERROR], "{frame:02x?}");
+        assert_eq!(
+            u16::from_le_bytes([frame[8], frame[9]]),
+            u16::from(msg::VERSION)
+        );
+        assert_eq!(u16::from_le_bytes([frame[4], frame[5]]), 1, "token echoed");
+    }
+
     #[test]
     fn one_instance_per_endpoint_and_a_bound_on_endpoints() {
         let mut p = partition();
         for vm in 0..u16::try_from(MAX_ENDPOINTS).unwrap() {
-            let answer = p
-                .handle_req2(vm, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory)
-                .unwrap();
-            let frame = bus::regs_to_frame(&answer);
-            assert_eq!(&frame[..2], &[0x03, msg::VERSION]);
+            let answer = p.handle_req2(vm, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
+            assert_eq!(kind(&answer), [0x03, msg::VERSION]);
             assert_eq!(p.instance(vm).unwrap().device_count(), 1);
         }
         assert_eq!(p.endpoints(), MAX_ENDPOINTS);
-        assert_eq!(
-            p.handle_req2(0x7000, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory),
-            Err(FfaError::NoMemory)
-        );
+        // The 17th endpoint is refused with an ERROR frame, not the busy sentinel.
+        assert_refused(&p.handle_req2(
+            0x7000,
+            VIRTIO_MSG_DEVICE_UUID,
+            &g2_version(),
+            &mut NoMemory,
+        ));
+        assert_eq!(p.endpoints(), MAX_ENDPOINTS);
         // Known endpoints are still served.
-        assert!(
-            p.handle_req2(3, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory)
-                .is_ok()
-        );
+        let answer = p.handle_req2(3, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
+        assert_eq!(kind(&answer), [0x03, msg::VERSION]);
         // A destroyed endpoint frees its slot.
         p.endpoint_destroyed(3, &mut NoMemory);
         assert!(p.instance(3).is_none());
-        assert!(
-            p.handle_req2(0x7000, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory)
-                .is_ok()
-        );
+        let answer = p.handle_req2(0x7000, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
+        assert_eq!(kind(&answer), [0x03, msg::VERSION]);
     }
 
     #[test]
     fn other_services_are_refused_and_nil_uuid_accepted() {
         let mut p = partition();
         let other = ffa::arm_ffa::Uuid::from_u128(0x1234);
-        assert_eq!(
-            p.handle_req2(1, other, &g2_version(), &mut NoMemory),
-            Err(FfaError::InvalidParameters)
-        );
+        assert_refused(&p.handle_req2(1, other, &g2_version(), &mut NoMemory));
         assert_eq!(p.endpoints(), 0);
-        assert!(
-            p.handle_req2(1, ffa::arm_ffa::Uuid::nil(), &g2_version(), &mut NoMemory)
-                .is_ok()
-        );
+        let answer = p.handle_req2(1, ffa::arm_ffa::Uuid::nil(), &g2_version(), &mut NoMemory);
+        assert_eq!(kind(&answer), [0x03, msg::VERSION]);
     }
 
     #[test]
@@ -308,8 +364,152 @@ mod tests {
             StandardDevices::<CountingEntropy>::new(None),
             BusConfig::default(),
         );
-        p.handle_req2(1, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory)
-            .unwrap();
+        p.handle_req2(1, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
         assert_eq!(p.instance(1).unwrap().device_count(), 0);
+    }
+
+    /// The message loop against a scripted SPMC: each call of the partition gets the next
+    /// scripted answer (FFA_ERROR(DENIED) when the script is out), and every call is recorded.
+    mod message_loop {
+        use alloc::{collections::VecDeque, vec::Vec};
+        use std::sync::{Arc, Mutex};
+
+        use ffa::{
+            Ffa,
+            arm_ffa::{
+                FfaError, Version,
+                interface_args::{DirectMsgArgs, TargetInfo},
+            },
+            conduit::low32,
+        };
+
+        use super::*;
+        use crate::scripted::Scripted;
+
+        /// A mapper that maps nothing (these scripts share no memory).
+        struct NoMapper;
+
+        impl NsMapper for NoMapper {
+            fn map(&mut self, _: ffa::memory::MemRange, _: bool) -> Result<u64, MapError> {
+                Err(MapError::NoSpace)
+            }
+            fn unmap(&mut self, _: u64, _: u32) {}
+            fn read(&self, _: u64, _: &mut [u8]) -> Result<(), MapError> {
+                Err(MapError::NotMapped)
+            }
+            fn write(&self, _: u64, _: &[u8]) -> Result<(), MapError> {
+                Err(MapError::NotMapped)
+            }
+        }
+
+        const MSG_WAIT: u32 = 0x8400_006b;
+        const DIRECT_RESP_32: u32 = 0x8400_0070;
+        const DIRECT_RESP2: u32 = 0xc400_008e;
+
+        fn regs(iface: Interface) -> [u64; 18] {
+            let mut r = [0; 18];
+            iface.to_regs(Version(1, 2), &mut r);
+            r
+        }
+
+        fn denied() -> [u64; 18] {
+            regs(Interface::Error {
+                target_info: TargetInfo::default(),
+                error_code: FfaError::Denied,
+                error_arg: 0,
+                is_32bit: true,
+            })
+        }
+
+        fn req2(src: u16, dst: u16, payload: [u64; bus::PAYLOAD_REGS]) -> [u64; 18] {
+            regs(Interface::MsgSendDirectReq2 {
+                src_id: src,
+                dst_id: dst,
+                uuid: VIRTIO_MSG_DEVICE_UUID,
+                args: DirectMsg2Args(payload),
+            })
+        }
+
+        /// Runs the loop over `script`; returns every call the partition made.
+        fn run_script(script: Vec<[u64; 18]>) -> Vec<[u64; 18]> {
+            let script = Arc::new(Mutex::new(VecDeque::from(script)));
+            let conduit =
+                Scripted::new(move |_| script.lock().unwrap().pop_front().unwrap_or_else(denied));
+            let mut ffa = Ffa::new(conduit.clone());
+            let mut p = partition();
+            let result = run(&mut ffa, &mut NoMapper, &mut p);
+            assert!(
+                result.is_err(),
+                "the loop ends only when FFA_MSG_WAIT keeps failing"
+            );
+            conduit.calls()
+        }
+
+        #[test]
+        fn a_refused_response_does_not_end_the_loop_and_widths_match() {
+            let calls = run_script(vec![
+                // FFA_MSG_WAIT → a 32-bit DIRECT_REQ that is not virtio-msg.
+                regs(Interface::MsgSendDirectReq {
+                    src_id: 1,
+                    dst_id: 0x8001,
+                    args: DirectMsgArgs::Args32([1, 2, 3, 4, 5]),
+                }),
+                // Its response is refused.
+                denied(),
+                // FFA_MSG_WAIT again → a virtio-msg request, which must still be served.
+                req2(2, 0x8001, g2_version()),
+            ]);
+            let fids: Vec<u32> = calls.iter().map(|r| low32(r[0])).collect();
+            assert_eq!(
+                fids[..4],
+                [MSG_WAIT, DIRECT_RESP_32, MSG_WAIT, DIRECT_RESP2]
+            );
+            // The 32-bit response: ids swapped, zero payload.
+            assert_eq!(calls[1][1], 0x8001 << 16 | 1);
+            // The DIRECT_RESP2 answers endpoint 2 with its VERSION response.
+            let answer: [u64; bus::PAYLOAD_REGS] = calls[3][4..18].try_into().unwrap();
+            assert_eq!(calls[3][1], 0x8001 << 16 | 2);
+            assert_eq!(&bus::regs_to_frame(&answer)[..2], &[0x03, msg::VERSION]);
+            // Then FFA_MSG_WAIT, failing every time: bounded.
+            assert_eq!(calls.len(), 4 + MAX_WAIT_FAILURES as usize);
+        }
+
+        #[test]
+        fn a_request_for_another_partition_is_answered_too() {
+            let calls = run_script(vec![req2(2, 0x8002, g2_version())]);
+            let fids: Vec<u32> = calls.iter().map(|r| low32(r[0])).collect();
+            assert_eq!(fids[..2], [MSG_WAIT, DIRECT_RESP2]);
+            assert_eq!(
+                calls[1][1],
+                0x8001 << 16 | 2,
+                "from this partition to the sender"
+            );
+            let answer: [u64; bus::PAYLOAD_REGS] = calls[1][4..18].try_into().unwrap();
+            assert_eq!(&bus::regs_to_frame(&answer)[..2], &[0x03, msg::ERROR]);
+        }
+
+        #[test]
+        fn the_17th_endpoint_gets_an_error_frame_through_the_loop() {
+            let mut script: Vec<[u64; 18]> = (0..=u16::try_from(MAX_ENDPOINTS).unwrap())
+                .map(|vm| req2(vm + 1, 0x8001, g2_version()))
+                .collect();
+            script.push(denied());
+            let calls = run_script(script);
+            let answers: Vec<[u8; 2]> = calls
+                .iter()
+                .filter(|r| low32(r[0]) == DIRECT_RESP2)
+                .map(|r| {
+                    let f = bus::regs_to_frame(&r[4..18].try_into().unwrap());
+                    [f[0], f[1]]
+                })
+                .collect();
+            assert_eq!(answers.len(), MAX_ENDPOINTS + 1);
+            assert!(
+                answers[..MAX_ENDPOINTS]
+                    .iter()
+                    .all(|a| *a == [0x03, msg::VERSION])
+            );
+            assert_eq!(answers[MAX_ENDPOINTS], [0x03, msg::ERROR]);
+        }
     }
 }

@@ -77,6 +77,10 @@ impl<'a> Frame<'a> {
 }
 
 /// What to answer a DIRECT_REQ2 with.
+///
+/// The all-zero busy sentinel means exactly "busy, retry" and nothing else: it is only ever
+/// the answer to a request that could be served later (and only to a G3 driver, which retries;
+/// see [`super::Dialect`]). Every other failure is an ERROR frame or a result code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reply {
     /// A frame of this many bytes was written to the output buffer.
@@ -85,11 +89,34 @@ pub enum Reply {
     Busy,
 }
 
-/// A written frame of `written` bytes, or the busy sentinel if it did not fit.
-fn frame_or_busy(written: Option<usize>) -> Reply {
+/// An ERROR frame naming no request (msg_id 0, dev_num 0, token 0): the answer when a frame
+/// could not be written (unreachable with a [`MAX_MSG_SIZE`] buffer, but never the busy
+/// sentinel either way).
+const FALLBACK_ERROR: [u8; 10] = [
+    TYPE_BUS | TYPE_RESPONSE,
+    msg::ERROR,
+    0,
+    0,
+    0,
+    0,
+    10,
+    0,
+    0,
+    0,
+];
+const _: () = assert!(FALLBACK_ERROR.len() <= MAX_MSG_SIZE);
+
+/// A written frame of `written` bytes, or [`FALLBACK_ERROR`] if it did not fit.
+fn frame_or_error(written: Option<usize>, out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
     match written {
         Some(n) => Reply::Frame(n),
-        None => Reply::Busy,
+        None => {
+            out.fill(0);
+            // Cannot panic: FALLBACK_ERROR is shorter than the buffer (asserted above).
+            let (head, _) = out.split_at_mut(FALLBACK_ERROR.len());
+            head.copy_from_slice(&FALLBACK_ERROR);
+            Reply::Frame(FALLBACK_ERROR.len())
+        }
     }
 }
 
@@ -98,14 +125,15 @@ pub(crate) fn error(request: &Header, out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
     let payload = msg::Word16 {
         value: u16::from(request.msg_id).into(),
     };
-    frame_or_busy(msg::write_bus_frame(
+    let written = msg::write_bus_frame(
         out,
         true,
         msg::ERROR,
         request.dev_num,
         request.token,
         payload.as_bytes(),
-    ))
+    );
+    frame_or_error(written, out)
 }
 
 /// ERROR frame for bytes that did not even parse as a header: echoes what can be read.
@@ -119,6 +147,19 @@ pub(crate) fn error_raw(bytes: &[u8], out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
         msg_size: 0,
     };
     error(&header, out)
+}
+
+/// The ERROR frame answering the request in `request` (what can be read of its header is
+/// echoed), as DIRECT_RESP2 payload registers: the answer to a request refused before any bus
+/// instance sees it (no room for another endpoint, a service the partition does not offer).
+/// Both driver dialects read it as a failed exchange; it is never the busy sentinel.
+pub fn refusal(request: &[u8]) -> [u64; PAYLOAD_REGS] {
+    let mut out = [0u8; MAX_MSG_SIZE];
+    let n = match error_raw(request, &mut out) {
+        Reply::Frame(n) => n,
+        Reply::Busy => FALLBACK_ERROR.len(),
+    };
+    frame_to_regs(out.get(..n).unwrap_or(&FALLBACK_ERROR))
 }
 
 /// The response to bus request `request` carrying `payload` (dev_num 0, msg_id and token
@@ -137,7 +178,8 @@ pub(crate) fn bus_response(
 /// The bare acknowledgement frame of a bus-level exchange: type 0x03, `msg_id`, dev_num 0,
 /// `token`, size 8.
 pub(crate) fn bus_ack(msg_id: u8, token: u16, out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
-    frame_or_busy(msg::write_bus_frame(out, true, msg_id, 0, token, &[]))
+    let written = msg::write_bus_frame(out, true, msg_id, 0, token, &[]);
+    frame_or_error(written, out)
 }
 
 /// A transport response to `request` with no payload (an 8-byte header).
@@ -147,8 +189,6 @@ pub(crate) fn empty_transport_response(request: &Header, out: &mut [u8; MAX_MSG_
         msg_size: HEADER_SIZE_U16,
         ..*request
     };
-    match h.write(out) {
-        Some(()) => Reply::Frame(HEADER_SIZE),
-        None => Reply::Busy,
-    }
+    let written = h.write(out).map(|()| HEADER_SIZE);
+    frame_or_error(written, out)
 }

@@ -92,9 +92,7 @@ impl BusInstance {
         services: &mut dyn BusServices,
     ) -> Reply {
         out.fill(0);
-        let Some(bytes) = frame.get(..frame.len().min(MAX_MSG_SIZE)) else {
-            return Reply::Busy;
-        };
+        let (bytes, _) = frame.split_at(frame.len().min(MAX_MSG_SIZE));
         let frame = match Frame::parse(bytes) {
             Ok(f) if !f.header.is_response() => f,
             Ok(f) => {

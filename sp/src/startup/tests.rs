@@ -55,6 +55,16 @@ fn spmc(version: u64, refuse: Option<u32>) -> Scripted {
     })
 }
 
+/// `calls`, then the message loop's FFA_MSG_WAIT, failing every time until the loop gives up.
+fn with_waits(calls: &[u32]) -> Vec<u32> {
+    let waits = usize::try_from(crate::partition::MAX_WAIT_FAILURES).unwrap();
+    calls
+        .iter()
+        .copied()
+        .chain([MSG_WAIT; 1].repeat(waits))
+        .collect()
+}
+
 /// What the platform was asked, in order.
 type Events = Arc<Mutex<Vec<String>>>;
 
@@ -154,7 +164,7 @@ fn with_manifest_buffers_the_calls_are_version_id_get_then_msg_wait() {
     let mut p = Test::new(conduit.clone(), true);
     let e = start(&mut p, BusConfig::default());
     assert!(matches!(e, StartError::Loop(_)), "{e}");
-    assert_eq!(conduit.function_ids(), [VERSION, ID_GET, MSG_WAIT]);
+    assert_eq!(conduit.function_ids(), with_waits(&[VERSION, ID_GET]));
     assert_eq!(
         p.events(),
         [
@@ -181,7 +191,7 @@ fn without_manifest_buffers_the_platform_s_own_are_mapped() {
         start(&mut p, BusConfig::default());
         assert_eq!(
             conduit.function_ids(),
-            [VERSION, ID_GET, RXTX_MAP_64, MSG_WAIT]
+            with_waits(&[VERSION, ID_GET, RXTX_MAP_64])
         );
         let map = conduit.calls()[2];
         assert_eq!(
