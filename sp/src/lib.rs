@@ -27,6 +27,7 @@ pub mod entropy;
 pub mod layout;
 pub mod mmu;
 pub mod partition;
+pub mod quota;
 pub mod registry;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod runtime;

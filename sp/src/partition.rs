@@ -6,7 +6,10 @@
 
 use alloc::collections::BTreeMap;
 
-use crate::registry::DeviceFactory;
+use crate::{
+    quota::{EndpointQuota, QuotaMapper},
+    registry::DeviceFactory,
+};
 use ffa::{
     Conduit, Ffa, VIRTIO_MSG_DEVICE_UUID,
     arm_ffa::{
@@ -18,14 +21,43 @@ use ffa::{
 };
 
 /// Most driver endpoints served at once (Hafnium supports 16 VMs).
+///
+/// Slot policy: an endpoint gets a slot (a bus instance) with its first request. When all are
+/// taken, the slot of the least recently served endpoint that holds nothing — no shared area
+/// and every device reset (status 0) — is given to the newcomer (that endpoint starts afresh
+/// if it comes back); if every endpoint holds something, the newcomer is refused with the
+/// ERROR frame. A VM-destroyed message frees a slot at once.
 pub const MAX_ENDPOINTS: usize = 16;
+
+/// One endpoint's state: its bus instance, its share of the mapping window, and when it was
+/// last served (for the slot policy).
+struct Endpoint {
+    instance: BusInstance,
+    quota: EndpointQuota,
+    last_served: u64,
+}
+
+impl Endpoint {
+    /// Holds nothing worth keeping: no area, every device reset.
+    fn holds_nothing(&self) -> bool {
+        self.instance.areas().is_empty()
+            && (0..self.instance.device_count()).all(|d| {
+                u16::try_from(d)
+                    .ok()
+                    .and_then(|d| self.instance.device(d))
+                    .is_none_or(|t| t.status() == 0)
+            })
+    }
+}
 
 /// The partition: one [`BusInstance`] per calling endpoint, created on first contact.
 pub struct Partition<F: DeviceFactory> {
     own_id: u16,
     factory: F,
     config: BusConfig,
-    instances: BTreeMap<u16, BusInstance>,
+    instances: BTreeMap<u16, Endpoint>,
+    /// Requests served so far (the clock of the slot policy).
+    served: u64,
 }
 
 impl<F: DeviceFactory> Partition<F> {
@@ -36,6 +68,7 @@ impl<F: DeviceFactory> Partition<F> {
             factory,
             config,
             instances: BTreeMap::new(),
+            served: 0,
         }
     }
 
@@ -46,7 +79,68 @@ impl<F: DeviceFactory> Partition<F> {
 
     /// The bus instance of endpoint `vm`, if it has talked to us.
     pub fn instance(&self, vm: u16) -> Option<&BusInstance> {
-        self.instances.get(&vm)
+        self.instances.get(&vm).map(|e| &e.instance)
+    }
+
+    /// What endpoint `vm` has mapped now (bytes, mappings), if it has talked to us.
+    pub fn mapped(&self, vm: u16) -> Option<(u64, usize)> {
+        self.instances
+            .get(&vm)
+            .map(|e| (e.quota.bytes(), e.quota.mappings()))
+    }
+
+    /// The endpoint a request for service `uuid` from `src` goes to, or the answer refusing it
+    /// (another service; no slot).
+    fn route(
+        &mut self,
+        src: u16,
+        uuid: ffa::arm_ffa::Uuid,
+        frame: &[u8],
+    ) -> Result<&mut Endpoint, [u64; bus::PAYLOAD_REGS]> {
+        if uuid != VIRTIO_MSG_DEVICE_UUID && !uuid.is_nil() {
+            log::debug!("direct request from {src:#x} for unknown service {uuid}");
+            return Err(bus::refusal(frame));
+        }
+        self.admit(src).ok_or_else(|| bus::refusal(frame))
+    }
+
+    /// The endpoint entry of `src`, made on first contact (see [`MAX_ENDPOINTS`] for the
+    /// slot policy); `None` if there is no slot for it.
+    fn admit(&mut self, src: u16) -> Option<&mut Endpoint> {
+        self.served = self.served.wrapping_add(1);
+        if !self.instances.contains_key(&src) {
+            if self.instances.len() >= MAX_ENDPOINTS {
+                let idle = self
+                    .instances
+                    .iter()
+                    .filter(|(_, e)| e.holds_nothing())
+                    .min_by_key(|(_, e)| e.last_served)
+                    .map(|(&vm, _)| vm);
+                let Some(idle) = idle else {
+                    log::warn!("no room for a bus instance for endpoint {src:#x}");
+                    return None;
+                };
+                log::info!("endpoint {idle:#x} holds nothing: its slot goes to {src:#x}");
+                self.instances.remove(&idle);
+            }
+            let devices = self.factory.create(src);
+            log::info!(
+                "endpoint {src:#x}: new bus instance with {} devices",
+                devices.len()
+            );
+            self.instances.insert(
+                src,
+                Endpoint {
+                    instance: BusInstance::new(src, devices, self.config),
+                    quota: EndpointQuota::default(),
+                    last_served: 0,
+                },
+            );
+        }
+        let served = self.served;
+        let endpoint = self.instances.get_mut(&src)?;
+        endpoint.last_served = served;
+        Some(endpoint)
     }
 
     /// Number of endpoints with state here.
@@ -67,39 +161,59 @@ impl<F: DeviceFactory> Partition<F> {
         services: &mut dyn BusServices,
     ) -> [u64; bus::PAYLOAD_REGS] {
         let frame = bus::regs_to_frame(payload);
-        if uuid != VIRTIO_MSG_DEVICE_UUID && !uuid.is_nil() {
-            log::debug!("direct request from {src:#x} for unknown service {uuid}");
-            return bus::refusal(&frame);
+        match self.route(src, uuid, &frame) {
+            Ok(endpoint) => answer_frame(&mut endpoint.instance, &frame, services),
+            Err(refusal) => refusal,
         }
-        if !self.instances.contains_key(&src) {
-            if self.instances.len() >= MAX_ENDPOINTS {
-                log::warn!("no room for a bus instance for endpoint {src:#x}");
-                return bus::refusal(&frame);
-            }
-            let devices = self.factory.create(src);
-            log::info!(
-                "endpoint {src:#x}: new bus instance with {} devices",
-                devices.len()
-            );
-            self.instances
-                .insert(src, BusInstance::new(src, devices, self.config));
-        }
-        let Some(instance) = self.instances.get_mut(&src) else {
-            return bus::refusal(&frame);
+    }
+
+    /// [`handle_req2`](Self::handle_req2) with the FF-A services of the message loop, the
+    /// mapper limited to the endpoint's share of the mapping window ([`crate::quota`]).
+    pub fn serve<C: Conduit, M: NsMapper>(
+        &mut self,
+        src: u16,
+        uuid: ffa::arm_ffa::Uuid,
+        payload: &[u64; bus::PAYLOAD_REGS],
+        ffa: &mut Ffa<C>,
+        mapper: &mut M,
+    ) -> [u64; bus::PAYLOAD_REGS] {
+        let own_id = self.own_id;
+        let frame = bus::regs_to_frame(payload);
+        let endpoint = match self.route(src, uuid, &frame) {
+            Ok(endpoint) => endpoint,
+            Err(refusal) => return refusal,
         };
-        let mut out = [0u8; MAX_MSG_SIZE];
-        match instance.handle(&frame, &mut out, services) {
-            Reply::Frame(n) => bus::frame_to_regs(out.get(..n).unwrap_or_default()),
-            Reply::Busy => [0; bus::PAYLOAD_REGS],
-        }
+        let mut mapper = QuotaMapper {
+            inner: mapper,
+            quota: &mut endpoint.quota,
+        };
+        let mut services = FfaServices {
+            ffa,
+            mapper: &mut mapper,
+            own_id,
+        };
+        answer_frame(&mut endpoint.instance, &frame, &mut services)
     }
 
     /// Endpoint `vm` is gone: reset its devices, relinquish its memory, forget it.
     pub fn endpoint_destroyed(&mut self, vm: u16, services: &mut dyn BusServices) {
-        if let Some(mut instance) = self.instances.remove(&vm) {
+        if let Some(mut endpoint) = self.instances.remove(&vm) {
             log::info!("endpoint {vm:#x} destroyed: dropping its bus instance");
-            instance.reset(services);
+            endpoint.instance.reset(services);
         }
+    }
+}
+
+/// The DIRECT_RESP2 payload `instance` answers `frame` with.
+fn answer_frame(
+    instance: &mut BusInstance,
+    frame: &[u8],
+    services: &mut dyn BusServices,
+) -> [u64; bus::PAYLOAD_REGS] {
+    let mut out = [0u8; MAX_MSG_SIZE];
+    match instance.handle(frame, &mut out, services) {
+        Reply::Frame(n) => bus::frame_to_regs(out.get(..n).unwrap_or_default()),
+        Reply::Busy => [0; bus::PAYLOAD_REGS],
     }
 }
 
@@ -174,12 +288,7 @@ fn answer<C: Conduit, M: NsMapper, F: DeviceFactory>(
             ref args,
         } => {
             let regs = if dst_id == own_id {
-                let mut services = FfaServices {
-                    ffa: &mut *ffa,
-                    mapper: &mut *mapper,
-                    own_id,
-                };
-                partition.handle_req2(src_id, uuid, &args.0, &mut services)
+                partition.serve(src_id, uuid, &args.0, ffa, mapper)
             } else {
                 // Not for us (the SPMC should never deliver it): answered all the same, as
                 // every request must be, with the ERROR frame.
@@ -320,6 +429,34 @@ mod tests {
         assert_eq!(u16::from_le_bytes([frame[4], frame[5]]), 1, "token echoed");
     }
 
+    /// A G2 SET_DEVICE_STATUS(ACKNOWLEDGE) for device 0: the endpoint then holds state.
+    fn g2_acknowledge() -> [u64; bus::PAYLOAD_REGS] {
+        let mut frame = [0u8; MAX_MSG_SIZE];
+        let n = virtio_msg::transport::TransportRequest::SetDeviceStatus { status: 1 }
+            .encode(virtio_msg::Layout::Pr28, 0, 1, &mut frame)
+            .unwrap();
+        bus::frame_to_regs(&frame[..n])
+    }
+
+    #[test]
+    fn a_full_partition_gives_the_slot_of_an_endpoint_that_holds_nothing() {
+        let mut p = partition();
+        for vm in 0..u16::try_from(MAX_ENDPOINTS).unwrap() {
+            p.handle_req2(vm, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
+        }
+        // Endpoint 0 is the least recently served one that holds nothing; endpoint 1 holds a
+        // device past reset.
+        p.handle_req2(1, VIRTIO_MSG_DEVICE_UUID, &g2_acknowledge(), &mut NoMemory);
+        let answer = p.handle_req2(0x7000, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
+        assert_eq!(kind(&answer), [0x03, msg::VERSION]);
+        assert!(p.instance(0).is_none() && p.instance(0x7000).is_some());
+        assert!(
+            p.instance(1).is_some(),
+            "an endpoint holding state keeps its slot"
+        );
+        assert_eq!(p.endpoints(), MAX_ENDPOINTS);
+    }
+
     #[test]
     fn one_instance_per_endpoint_and_a_bound_on_endpoints() {
         let mut p = partition();
@@ -327,6 +464,8 @@ mod tests {
             let answer = p.handle_req2(vm, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
             assert_eq!(kind(&answer), [0x03, msg::VERSION]);
             assert_eq!(p.instance(vm).unwrap().device_count(), 1);
+            // Each holds a device past reset: no slot can be given away.
+            p.handle_req2(vm, VIRTIO_MSG_DEVICE_UUID, &g2_acknowledge(), &mut NoMemory);
         }
         assert_eq!(p.endpoints(), MAX_ENDPOINTS);
         // The 17th endpoint is refused with an ERROR frame, not the busy sentinel.
@@ -490,9 +629,12 @@ mod tests {
 
         #[test]
         fn the_17th_endpoint_gets_an_error_frame_through_the_loop() {
-            let mut script: Vec<[u64; 18]> = (0..=u16::try_from(MAX_ENDPOINTS).unwrap())
-                .map(|vm| req2(vm + 1, 0x8001, g2_version()))
-                .collect();
+            let mut script: Vec<[u64; 18]> = Vec::new();
+            for vm in 0..u16::try_from(MAX_ENDPOINTS).unwrap() {
+                script.push(req2(vm + 1, 0x8001, g2_version()));
+                script.push(req2(vm + 1, 0x8001, g2_acknowledge()));
+            }
+            script.push(req2(0x7000, 0x8001, g2_version()));
             script.push(denied());
             let calls = run_script(script);
             let answers: Vec<[u8; 2]> = calls
@@ -503,13 +645,14 @@ mod tests {
                     [f[0], f[1]]
                 })
                 .collect();
-            assert_eq!(answers.len(), MAX_ENDPOINTS + 1);
+            assert_eq!(answers.len(), 2 * MAX_ENDPOINTS + 1);
             assert!(
-                answers[..MAX_ENDPOINTS]
+                answers[..2 * MAX_ENDPOINTS]
                     .iter()
+                    .step_by(2)
                     .all(|a| *a == [0x03, msg::VERSION])
             );
-            assert_eq!(answers[MAX_ENDPOINTS], [0x03, msg::ERROR]);
+            assert_eq!(answers[2 * MAX_ENDPOINTS], [0x03, msg::ERROR]);
         }
     }
 }

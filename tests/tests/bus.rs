@@ -339,3 +339,33 @@ fn concurrent_endpoints_are_served() {
     }
     healthy(&sys);
 }
+
+#[test]
+fn one_endpoint_cannot_take_the_others_share_of_the_mapping_window() {
+    let sys = system();
+    let mut vm1 = sys.connect(1, Dialect::G3, false).unwrap();
+    let mut vm2 = sys.connect(2, Dialect::G3, false).unwrap();
+    // 4 MiB areas: the fifth goes past one endpoint's 16 MiB share and is refused.
+    let pages = 1024;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(share(&mut vm1, pages));
+    }
+    let pa = vm1.platform().alloc(pages);
+    match vm1.session().share(pa, pages) {
+        Err(SessionError::Refused(_)) => {}
+        other => panic!("a share past the endpoint's quota was not refused: {other:?}"),
+    }
+    // The refused memory was given back (the NWd can reclaim it) and the other endpoint still
+    // finds its own share free.
+    let area2 = share(&mut vm2, pages);
+    // Unsharing gives the first endpoint its share back.
+    let first = held.remove(0);
+    vm1.session().unshare(&first).unwrap();
+    held.push(share(&mut vm1, pages));
+    vm2.session().unshare(&area2).unwrap();
+    for area in &held {
+        vm1.session().unshare(area).unwrap();
+    }
+    healthy(&sys);
+}
