@@ -29,6 +29,12 @@ use ffa::{
 /// ERROR frame. A VM-destroyed message frees a slot at once.
 pub const MAX_ENDPOINTS: usize = 16;
 
+// Every endpoint's share of the mapping window fits beside all the others'.
+const _: () = assert!(
+    crate::quota::ENDPOINT_MAX_BYTES * MAX_ENDPOINTS as u64 <= crate::mmu::NS_WINDOW_SIZE as u64
+        && crate::quota::ENDPOINT_MAX_MAPPINGS * MAX_ENDPOINTS <= crate::mmu::MAX_NS_MAPPINGS
+);
+
 /// One endpoint's state: its bus instance, its share of the mapping window, and when it was
 /// last served (for the slot policy).
 struct Endpoint {

@@ -3,7 +3,7 @@
 //!
 //! The stage-1 window for normal-world memory ([`crate::mmu::NS_WINDOW_SIZE`], 256 MiB) and its
 //! mapping slots ([`crate::mmu::MAX_NS_MAPPINGS`], 4096) are split evenly between the
-//! [`MAX_ENDPOINTS`] endpoints the partition serves: each endpoint may hold at most
+//! [`MAX_ENDPOINTS`](crate::partition::MAX_ENDPOINTS) endpoints the partition serves: each endpoint may hold at most
 //! [`ENDPOINT_MAX_BYTES`] (16 MiB) in at most [`ENDPOINT_MAX_MAPPINGS`] (256) mappings, and
 //! beyond that its AREA_SHARE is refused (the FF-A memory is relinquished and the driver gets
 //! the refusal), whatever the others hold. So every endpoint always finds its share free.
@@ -12,17 +12,10 @@ use alloc::collections::BTreeMap;
 
 use ffa::memory::{MapError, MemRange, NsMapper, PAGE_SIZE};
 
-use crate::partition::MAX_ENDPOINTS;
-
 /// Most normal-world memory one endpoint may have mapped at once.
 pub const ENDPOINT_MAX_BYTES: u64 = 16 << 20;
 /// Most mappings one endpoint may hold at once (an area takes one per FF-A address range).
 pub const ENDPOINT_MAX_MAPPINGS: usize = 256;
-
-const _: () = assert!(
-    ENDPOINT_MAX_BYTES * MAX_ENDPOINTS as u64 <= crate::mmu::NS_WINDOW_SIZE as u64
-        && ENDPOINT_MAX_MAPPINGS * MAX_ENDPOINTS <= crate::mmu::MAX_NS_MAPPINGS
-);
 
 /// What one endpoint has mapped: base → page count.
 #[derive(Debug, Default)]
