@@ -103,11 +103,30 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
         })
     }
 
-    /// Reads `n` random bytes.
+    /// Reads `n` random bytes into one buffer; refused (not aborted) if that much memory
+    /// cannot be had. [`read_with`](Self::read_with) streams instead.
     pub fn read(&mut self, n: usize) -> Result<Vec<u8>, HostError> {
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let want = (n - out.len()).min(BUFFER_BYTES);
+        let mut out = Vec::new();
+        out.try_reserve_exact(n)
+            .map_err(|_| HostError::Device("not enough memory for the bytes asked for"))?;
+        self.read_with(n, |chunk| {
+            out.extend_from_slice(chunk);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Reads `n` random bytes, handing them to `sink` as they come, one request at a time
+    /// (at most [`BUFFER_BYTES`] each): memory use does not grow with `n`.
+    pub fn read_with(
+        &mut self,
+        n: usize,
+        mut sink: impl FnMut(&[u8]) -> Result<(), HostError>,
+    ) -> Result<(), HostError> {
+        let mut chunk = alloc::vec![0u8; n.min(BUFFER_BYTES)];
+        let mut left = n;
+        while left > 0 {
+            let want = left.min(BUFFER_BYTES);
             let len = u32::try_from(want).unwrap_or(u32::MAX);
             let head = self
                 .queue
@@ -127,14 +146,14 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
                 return Err(HostError::Device("device returned no entropy"));
             }
             let got = usize::try_from(written).unwrap_or(0).min(want);
-            let start = out.len();
-            out.resize(start + got, 0);
-            let dst = out
-                .get_mut(start..)
+            let dst = chunk
+                .get_mut(..got)
                 .ok_or(HostError::Device("buffer accounting"))?;
             DriverMem::read(self.platform, self.buffer.pa, dst)?;
+            sink(dst)?;
+            left -= got;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Waits for the device's EVENT_USED the way the dialect's driver does: G3 fetches events

@@ -82,3 +82,21 @@ fn rng_reads_odd_sizes() {
     drop(rng);
     assert!(sys.faults().is_empty(), "{:?}", sys.faults());
 }
+
+#[test]
+fn reading_more_than_memory_holds_is_refused_not_aborted() {
+    let sys = SimSystem::start().expect("start");
+    let mut conn = sys.connect(9, Dialect::G3, false).expect("connect");
+    let mut rng = conn.rng().expect("rng");
+    assert!(rng.read(usize::MAX).is_err(), "refused, not an abort");
+    // And the driver still works after the refusal.
+    assert_eq!(rng.read(100).expect("read").len(), 100);
+    let mut sizes = Vec::new();
+    rng.read_with(200_000, |chunk| {
+        sizes.push(chunk.len());
+        Ok(())
+    })
+    .expect("streamed read");
+    assert_eq!(sizes.iter().sum::<usize>(), 200_000);
+    assert!(sizes.iter().all(|&n| n <= vmsg_host::rng::BUFFER_BYTES));
+}

@@ -97,16 +97,35 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             println!("ping {value:#010x}: echoed");
         }
         Command::Rng { bytes, raw } => {
-            let mut rng = conn.rng()?;
-            let data = rng.read(*bytes)?;
-            let mut out = std::io::stdout().lock();
-            if *raw {
-                out.write_all(&data)?;
-            } else {
-                for line in data.chunks(32) {
-                    writeln!(out, "{}", hex(line))?;
-                }
+            if *bytes > MAX_RNG_BYTES {
+                return Err(format!(
+                    "--bytes {bytes}: at most {MAX_RNG_BYTES} bytes ({} MiB) per run",
+                    MAX_RNG_BYTES >> 20
+                )
+                .into());
             }
+            let mut rng = conn.rng()?;
+            let mut out = std::io::stdout().lock();
+            // Streamed one request at a time: memory use does not grow with --bytes.
+            let mut failed = None;
+            rng.read_with(*bytes, |chunk| {
+                let written = if *raw {
+                    out.write_all(chunk)
+                } else {
+                    chunk
+                        .chunks(32)
+                        .try_for_each(|line| writeln!(out, "{}", hex(line)))
+                };
+                written.map_err(|e| {
+                    failed = Some(e);
+                    vmsg_host::HostError::Device("stdout closed")
+                })
+            })
+            .map_err(|e| {
+                failed
+                    .take()
+                    .map_or_else(|| e.to_string(), |io| io.to_string())
+            })?;
         }
         Command::Demo => {
             println!(
@@ -198,6 +217,9 @@ fn print_devices(conn: &mut SimConnection) -> Result<(), Box<dyn std::error::Err
     }
     Ok(())
 }
+
+/// Most bytes `vmsg rng` reads in one run (1 GiB).
+const MAX_RNG_BYTES: usize = 1 << 30;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -1,0 +1,39 @@
+//! The `vmsg` binary: `rng` streams what it reads and refuses absurd sizes instead of
+//! aborting in an allocation.
+
+use std::process::Command;
+
+fn vmsg(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vmsg"))
+        .args(args)
+        .output()
+        .expect("run vmsg")
+}
+
+#[test]
+fn rng_streams_exactly_the_bytes_asked_for() {
+    for dialect in ["g3", "g2"] {
+        let out = vmsg(&["--dialect", dialect, "rng", "--bytes", "300001", "--raw"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout.len(), 300_001, "{dialect}");
+    }
+    let out = vmsg(&["rng", "--bytes", "100"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "32 bytes of hex per line");
+    assert_eq!(lines.iter().map(|l| l.len()).sum::<usize>(), 200);
+}
+
+#[test]
+fn rng_refuses_absurd_sizes_with_a_clear_error() {
+    let out = vmsg(&["rng", "--bytes", "99999999999"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at most"), "{err}");
+    assert!(out.stdout.is_empty());
+}
