@@ -78,6 +78,14 @@ impl Dialect {
     /// Both dialects, in the order the latch tries them.
     const ALL: [Self; 2] = [Self::G3, Self::G2];
 
+    /// Its name, for log lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::G2 => "G2",
+            Self::G3 => "G3",
+        }
+    }
+
     /// The transport layout this dialect pairs with.
     pub fn layout(self) -> Layout {
         match self {
