@@ -150,3 +150,67 @@ fn reset_clears_everything_and_relinquishes_every_area() {
         0
     );
 }
+
+#[test]
+fn g2_unsupported_version_does_not_open_the_bus() {
+    let (mut bus, _) = instance(1);
+    let mut fake = Fake::default();
+    for (v, rev) in [(0x0002_0000, 1), (0x0001_0000, 0), (0, 0)] {
+        let req = msg::VersionReqG2 {
+            bus_version: v.into(),
+            transport_revision: rev.into(),
+        };
+        let resp = send(
+            &mut bus,
+            &mut fake,
+            &bus_frame(msg::VERSION, 1, req.as_bytes()),
+        )
+        .unwrap();
+        let r = msg::VersionRespG2::read_from_bytes(&resp[8..]).unwrap();
+        assert_eq!(
+            (r.bus_version.get(), r.bus_features.get(), r.area_num.get()),
+            (0, 0, 0)
+        );
+        // Nothing but VERSION and RESET is served.
+        assert_error(
+            &send(&mut bus, &mut fake, &get_devices(0, 255)).unwrap(),
+            0x02,
+            0,
+            3,
+        );
+        fake.offer(0x10, VM, 1);
+        let resp = send(&mut bus, &mut fake, &area_share(1, 0x10, 1, 0)).unwrap();
+        assert_error(&resp, msg::AREA_SHARE, 0, 30);
+        assert!(fake.retrieved.is_empty());
+        let mut out = [0u8; MAX_MSG_SIZE];
+        let n = TransportRequest::GetDeviceInfo
+            .encode(Layout::Pr28, 0, 21, &mut out)
+            .unwrap();
+        assert_error(&send(&mut bus, &mut fake, &out[..n]).unwrap(), 0x02, 0, 21);
+    }
+    // The version served opens it; a wrong one afterwards does not close it.
+    negotiate_g2(&mut bus, &mut fake);
+    assert!(header(&send(&mut bus, &mut fake, &get_devices(0, 255)).unwrap()).msg_id == 0x02);
+    let req = msg::VersionReqG2 {
+        bus_version: 0x0002_0000.into(),
+        transport_revision: 1.into(),
+    };
+    let resp = send(
+        &mut bus,
+        &mut fake,
+        &bus_frame(msg::VERSION, 1, req.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(
+        msg::VersionRespG2::read_from_bytes(&resp[8..])
+            .unwrap()
+            .bus_version
+            .get(),
+        0
+    );
+    let resp = send(&mut bus, &mut fake, &get_devices(0, 255)).unwrap();
+    assert_eq!(
+        (header(&resp).msg_id, header(&resp).msg_size),
+        (0x02, 8 + 6 + 32)
+    );
+}
