@@ -20,6 +20,7 @@
 //! - `negotiation`: VERSION, the dialect latch, bus features, the RESET answer;
 //! - `area_share`: AREA_SHARE / AREA_UNSHARE → retrieve / relinquish;
 //! - `area`: the area table, bus addresses and [`AreaMem`], the devices' view of shared memory;
+//! - `lifecycle`: the rate-limited memory-lifecycle log of an instance;
 //! - `events`: EVENT_CONFIGURE, the coalescing event queue, doorbells, EVENT_POLL;
 //! - `routing`: transport messages to devices, GET_DEVICES windows, PING;
 //! - `config`: [`BusConfig`] and what a handler knows of the endpoint;
@@ -36,6 +37,7 @@ mod dialect;
 mod events;
 mod frame;
 mod instance;
+mod lifecycle;
 pub mod msg;
 mod negotiation;
 mod routing;
@@ -43,7 +45,7 @@ mod services;
 #[cfg(test)]
 mod tests;
 
-pub use area::{AREA_OFFSET_MASK, AREA_SHIFT, AreaMem, AreaTable, bus_address};
+pub use area::{AREA_OFFSET_MASK, AREA_SHIFT, AreaMem, AreaState, AreaTable, bus_address};
 pub use config::BusConfig;
 pub use dialect::Dialect;
 pub use events::{EventQueue, PendingEvent};

@@ -18,10 +18,35 @@ pub const fn bus_address(area_id: u16, offset: u64) -> u64 {
     ((area_id as u64) << AREA_SHIFT) | (offset & AREA_OFFSET_MASK)
 }
 
-/// The areas one driver endpoint has shared, by area id.
+/// What the bus may do with an area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AreaState {
+    /// Retrieved and mapped; devices may use it.
+    Live,
+    /// Its relinquish failed: the memory is still retrieved (and mapped, if it ever was), so it
+    /// stays in the table, its id stays taken and it counts against the endpoint's quota, but
+    /// no device may use it (no new I/O, no new queue setup). It is relinquished later, exactly
+    /// once; see `area_share`.
+    RelinquishPending {
+        /// Whether the driver was answered BUSY and repeats AREA_UNSHARE (G3): the retry then
+        /// comes with that repeat. Otherwise the partition retries on its own.
+        driver_retries: bool,
+    },
+}
+
+/// One row of the table.
+#[derive(Debug)]
+struct Entry {
+    area: RetrievedArea,
+    state: AreaState,
+}
+
+/// The areas one driver endpoint has shared, by area id: every area the partition holds
+/// (retrieved and not yet relinquished), usable or not. It agrees with the mappings at every
+/// step: an area leaves the table only once its relinquish succeeded and it was unmapped.
 #[derive(Debug, Default)]
 pub struct AreaTable {
-    areas: BTreeMap<u16, RetrievedArea>,
+    areas: BTreeMap<u16, Entry>,
 }
 
 impl AreaTable {
@@ -30,52 +55,91 @@ impl AreaTable {
         Self::default()
     }
 
-    /// Number of areas.
+    /// Number of areas held (usable or relinquish pending).
     pub fn len(&self) -> usize {
         self.areas.len()
     }
 
-    /// Whether there are no areas.
+    /// Whether no area is held.
     pub fn is_empty(&self) -> bool {
         self.areas.is_empty()
     }
 
-    /// Whether `id` is in use.
+    /// Whether `id` is taken (usable or relinquish pending).
     pub fn contains(&self, id: u16) -> bool {
         self.areas.contains_key(&id)
     }
 
-    /// Records a retrieved area under `id` (which must be free).
-    pub fn insert(&mut self, id: u16, area: RetrievedArea) {
-        self.areas.insert(id, area);
+    /// The state of area `id`.
+    pub fn state(&self, id: u16) -> Option<AreaState> {
+        self.areas.get(&id).map(|e| e.state)
     }
 
-    /// Removes and returns area `id`.
-    pub fn remove(&mut self, id: u16) -> Option<RetrievedArea> {
-        self.areas.remove(&id)
+    /// Number of areas whose relinquish is pending.
+    pub fn pending(&self) -> usize {
+        self.areas
+            .values()
+            .filter(|e| e.state != AreaState::Live)
+            .count()
     }
 
-    /// Removes and returns every area.
-    pub fn drain(&mut self) -> impl Iterator<Item = (u16, RetrievedArea)> {
-        core::mem::take(&mut self.areas).into_iter()
+    /// Records an area under `id` (which must be free).
+    pub(crate) fn insert(&mut self, id: u16, area: RetrievedArea, state: AreaState) {
+        self.areas.insert(id, Entry { area, state });
     }
 
-    /// Area `id`.
+    /// Sets the state of area `id`.
+    pub(crate) fn set_state(&mut self, id: u16, state: AreaState) {
+        if let Some(e) = self.areas.get_mut(&id) {
+            e.state = state;
+        }
+    }
+
+    /// Forgets area `id`: only once it was relinquished and unmapped.
+    pub(crate) fn remove(&mut self, id: u16) -> Option<RetrievedArea> {
+        self.areas.remove(&id).map(|e| e.area)
+    }
+
+    /// The ids held, in order.
+    pub(crate) fn ids(&self) -> alloc::vec::Vec<u16> {
+        self.areas.keys().copied().collect()
+    }
+
+    /// The first area after `after` (wrapping) whose relinquish the partition retries itself.
+    pub(crate) fn next_self_retry(&self, after: u16) -> Option<u16> {
+        let self_retry = |e: &&Entry| {
+            e.state
+                == AreaState::RelinquishPending {
+                    driver_retries: false,
+                }
+        };
+        let pick = |(id, e): (&u16, &Entry)| self_retry(&e).then_some(*id);
+        self.areas
+            .range(after.saturating_add(1)..)
+            .find_map(pick)
+            .or_else(|| self.areas.range(..=after).find_map(pick))
+    }
+
+    /// Area `id`, whatever its state.
     pub fn get(&self, id: u16) -> Option<&RetrievedArea> {
-        self.areas.get(&id)
+        self.areas.get(&id).map(|e| &e.area)
     }
 
-    /// Whether `[addr, addr + len)` lies inside one area (and is writable if `write`).
+    /// Whether `[addr, addr + len)` lies inside one usable area (and is writable if `write`).
     pub fn covers(&self, addr: u64, len: u64, write: bool) -> bool {
         self.locate(addr, len)
             .is_some_and(|(area, _)| !write || area.writable)
     }
 
-    /// The area holding `[addr, addr + len)` and the offset of `addr` in it.
+    /// The usable area holding `[addr, addr + len)` and the offset of `addr` in it.
     fn locate(&self, addr: u64, len: u64) -> Option<(&RetrievedArea, u64)> {
         let id = u16::try_from(addr >> AREA_SHIFT).ok()?;
         let offset = addr & AREA_OFFSET_MASK;
-        let area = self.areas.get(&id)?;
+        let entry = self.areas.get(&id)?;
+        if entry.state != AreaState::Live {
+            return None;
+        }
+        let area = &entry.area;
         let end = offset.checked_add(len)?;
         (end <= area.len).then_some((area, offset))
     }

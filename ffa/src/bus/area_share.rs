@@ -1,16 +1,42 @@
 //! AREA_SHARE and AREA_UNSHARE: checking what a driver shares, retrieving and relinquishing the
 //! memory through the services, and the result codes answered.
+//!
+//! # Relinquish
+//!
+//! Every retrieved area is relinquished exactly once, and it stays in the area table (mapped,
+//! its id taken, counted against the quota) until that succeeded. A failed relinquish makes the
+//! area [`AreaState::RelinquishPending`]: no device may use it any more, and it is retried:
+//! - when the driver repeats AREA_UNSHARE for it (a G3 driver answered BUSY does, every second);
+//! - otherwise by the partition itself, one area per message from that endpoint; a G3 driver
+//!   then gets AREA_RELEASE for it, so it knows it may reclaim;
+//! - for every area at RESET, at a change of dialect and when the endpoint is destroyed
+//!   ([`relinquish_all`]); what is still pending after that stays pending.
+//!
+//! What the driver is answered for AREA_UNSHARE (what each relinquish error means is in
+//! `services`):
+//!
+//! | relinquish | G3 | G2 (never repeats AREA_UNSHARE) |
+//! |---|---|---|
+//! | succeeded | SUCCESS | SUCCESS |
+//! | transient (BUSY, RETRY, ABORTED, NO_MEMORY) | BUSY; retried at the driver's repeat | ERROR; retried by the partition |
+//! | refused (INVALID_PARAMETERS, DENIED) | ERROR; retried by the partition, then AREA_RELEASE | ERROR; retried by the partition |
+//! | unknown area id | ERROR | ERROR |
+//!
+//! Until the relinquish succeeds the driver's FFA_MEM_RECLAIM of that memory is refused by the
+//! SPMC; the area id cannot be shared again (AREA_SHARE answers ERROR).
 
 use virtio_msg::Header;
 use zerocopy::IntoBytes;
 
 use super::{
-    area::AreaTable,
+    area::{AreaState, AreaTable},
     config::Endpoint,
     dialect::Dialect,
+    events::{Events, PendingEvent},
     frame::{self, Frame, MAX_MSG_SIZE, Reply},
+    lifecycle::Lifecycle,
     msg::{self, attrs},
-    services::{BusServices, ServiceError},
+    services::{BusServices, RetrievedArea, ServiceError},
 };
 use crate::memory::ShareKind;
 
@@ -28,21 +54,34 @@ pub(crate) fn share(
     frame: &Frame<'_>,
     endpoint: &Endpoint,
     services: &mut dyn BusServices,
+    log: &mut Lifecycle,
     out: &mut [u8; MAX_MSG_SIZE],
 ) -> Reply {
     let Some(req) = frame.exact::<msg::AreaShareReq>() else {
         return frame::error(&frame.header, out);
     };
     let area_id = req.area_id.get();
+    let handle = req.mem_handle.get();
     let result = match retrieve(areas, &req, endpoint, services) {
-        Ok(()) => msg::RESULT_SUCCESS,
-        Err(ShareFailure::Busy) if endpoint.dialect.busy_allowed() => return Reply::Busy,
-        Err(ShareFailure::Busy) => msg::RESULT_ERROR,
+        Ok(()) => {
+            log.line(format_args!(
+                "area {area_id} shared: handle {handle:#x}, {} pages",
+                req.page_count.get()
+            ));
+            msg::RESULT_SUCCESS
+        }
+        Err(ShareFailure::Busy) if endpoint.dialect.busy_allowed() => {
+            log.line(format_args!(
+                "area {area_id}: retrieve busy, driver retries"
+            ));
+            return Reply::Busy;
+        }
+        Err(ShareFailure::Busy) => {
+            log.line(format_args!("area {area_id}: retrieve busy, refused"));
+            msg::RESULT_ERROR
+        }
         Err(ShareFailure::Refused(why)) => {
-            log::warn!(
-                "vm {:#x}: AREA_SHARE of area {area_id} refused: {why}",
-                endpoint.vm
-            );
+            log.line(format_args!("area {area_id} refused: {why}"));
             msg::RESULT_ERROR
         }
     };
@@ -62,8 +101,14 @@ fn retrieve(
     if area_id == 0 {
         return Err(ShareFailure::Refused("area id 0 is reserved"));
     }
-    if areas.contains(area_id) {
-        return Err(ShareFailure::Refused("area id already in use"));
+    match areas.state(area_id) {
+        None => {}
+        Some(AreaState::Live) => return Err(ShareFailure::Refused("area id already in use")),
+        Some(AreaState::RelinquishPending { .. }) => {
+            return Err(ShareFailure::Refused(
+                "area id held until its relinquish succeeds",
+            ));
+        }
     }
     if areas.len() >= usize::from(config.max_areas) {
         return Err(ShareFailure::Refused("too many areas"));
@@ -72,12 +117,19 @@ fn retrieve(
         return Err(ShareFailure::Refused("page count out of range"));
     }
     let kind = share_kind(req.sharing_attrs.get(), endpoint.dialect)?;
-    let area = services
-        .retrieve(endpoint.vm, req.mem_handle.get(), req.mem_tag.get(), kind)
-        .map_err(|e| match e {
-            ServiceError::Busy => ShareFailure::Busy,
-            _ => ShareFailure::Refused("memory retrieve failed"),
-        })?;
+    let handle = req.mem_handle.get();
+    let area = match services.retrieve(endpoint.vm, handle, req.mem_tag.get(), kind) {
+        Ok(area) => area,
+        Err(ServiceError::Busy) => return Err(ShareFailure::Busy),
+        Err(ServiceError::StillRetrieved) => {
+            // Retrieved, unusable, and the SPMC refused it back: we hold it until it does.
+            areas.insert(area_id, RetrievedArea::unmapped(handle), SELF_RETRY);
+            return Err(ShareFailure::Refused(
+                "memory unusable; relinquish failed, retried",
+            ));
+        }
+        Err(_) => return Err(ShareFailure::Refused("memory retrieve failed")),
+    };
     // The driver's page count must describe what was retrieved, in one of its page sizes.
     let consistent = endpoint
         .dialect
@@ -85,14 +137,19 @@ fn retrieve(
         .iter()
         .any(|s| u64::from(pages) * s == area.pages);
     if !consistent || !area.writable {
-        let _ = services.relinquish(&area);
-        return Err(ShareFailure::Refused(if consistent {
-            "memory is not writable"
-        } else {
-            "page count does not match the retrieved memory"
+        let relinquished = services.relinquish(&area).is_ok();
+        if !relinquished {
+            // Still ours (and mapped): keep it, unusable, until a retry gives it back.
+            areas.insert(area_id, area, SELF_RETRY);
+        }
+        return Err(ShareFailure::Refused(match (consistent, relinquished) {
+            (true, true) => "memory is not writable",
+            (false, true) => "page count does not match the retrieved memory",
+            (true, false) => "memory is not writable; relinquish failed, retried",
+            (false, false) => "page count does not match; relinquish failed, retried",
         }));
     }
-    areas.insert(area_id, area);
+    areas.insert(area_id, area, AreaState::Live);
     Ok(())
 }
 
@@ -123,53 +180,110 @@ fn share_kind(attrs: u32, dialect: Dialect) -> Result<ShareKind, ShareFailure> {
     }
 }
 
-/// Answers AREA_UNSHARE: relinquishes the area and forgets it; an area whose relinquish was
-/// busy stays recorded (the driver retries the unshare).
+/// An area whose relinquish the partition retries on its own.
+const SELF_RETRY: AreaState = AreaState::RelinquishPending {
+    driver_retries: false,
+};
+
+/// Answers AREA_UNSHARE: relinquishes the area and forgets it, or keeps it pending (see the
+/// module docs for the answers).
 pub(crate) fn unshare(
     areas: &mut AreaTable,
     frame: &Frame<'_>,
     endpoint: &Endpoint,
     services: &mut dyn BusServices,
+    log: &mut Lifecycle,
     out: &mut [u8; MAX_MSG_SIZE],
 ) -> Reply {
     let Some(req) = frame.exact::<msg::Word16>() else {
         return frame::error(&frame.header, out);
     };
     let area_id = req.value.get();
-    let result = match areas.remove(area_id) {
-        None => msg::RESULT_ERROR,
-        Some(area) => match services.relinquish(&area) {
-            Ok(()) => msg::RESULT_SUCCESS,
-            Err(ServiceError::Busy) => {
-                // Keep it (unmapped pages are re-mapped on the next retrieve only; the
-                // driver retries the unshare).
-                areas.insert(area_id, area);
-                msg::RESULT_BUSY
-            }
-            Err(e) => {
-                log::warn!(
-                    "vm {:#x}: relinquish of area {area_id} failed: {e}",
-                    endpoint.vm
-                );
-                msg::RESULT_ERROR
-            }
-        },
-    };
-    let result = if result == msg::RESULT_BUSY && !endpoint.dialect.busy_allowed() {
+    log.line(format_args!("AREA_UNSHARE area {area_id}"));
+    let result = if !areas.contains(area_id) {
         msg::RESULT_ERROR
     } else {
-        result
+        match relinquish(areas, area_id, services, log) {
+            Ok(()) => msg::RESULT_SUCCESS,
+            Err(ServiceError::Busy | ServiceError::NoSpace) if endpoint.dialect.busy_allowed() => {
+                // The driver repeats AREA_UNSHARE; the retry comes with it.
+                areas.set_state(
+                    area_id,
+                    AreaState::RelinquishPending {
+                        driver_retries: true,
+                    },
+                );
+                msg::RESULT_BUSY
+            }
+            Err(_) => msg::RESULT_ERROR,
+        }
     };
     area_response(&frame.header, area_id, result, out)
 }
 
-/// Relinquishes every area and empties the table (RESET, or the endpoint is gone).
-pub(crate) fn relinquish_all(areas: &mut AreaTable, vm: u16, services: &mut dyn BusServices) {
-    for (id, area) in areas.drain() {
-        if let Err(e) = services.relinquish(&area) {
-            log::warn!("vm {vm:#x}: relinquish of area {id} failed: {e}");
+/// Relinquishes area `id` (usable or pending): forgets it if that succeeded, else leaves it in
+/// the table, pending a retry by the partition (the caller may change that).
+fn relinquish(
+    areas: &mut AreaTable,
+    id: u16,
+    services: &mut dyn BusServices,
+    log: &mut Lifecycle,
+) -> Result<(), ServiceError> {
+    let Some(area) = areas.get(id) else {
+        return Ok(());
+    };
+    let handle = area.handle;
+    match services.relinquish(area) {
+        Ok(()) => {
+            areas.remove(id);
+            log.line(format_args!("area {id} relinquished: handle {handle:#x}"));
+            Ok(())
+        }
+        Err(e) => {
+            areas.set_state(id, SELF_RETRY);
+            log.line(format_args!(
+                "area {id}: relinquish of handle {handle:#x} failed ({e}); kept, retried"
+            ));
+            Err(e)
         }
     }
+}
+
+/// Retries the relinquish of one area the partition retries itself (the first after `cursor`,
+/// which is updated), on a message from the endpoint. A G3 driver is told with AREA_RELEASE.
+pub(crate) fn retry_pending(
+    areas: &mut AreaTable,
+    cursor: &mut u16,
+    endpoint: Option<&Endpoint>,
+    events: &mut Events,
+    services: &mut dyn BusServices,
+    log: &mut Lifecycle,
+) {
+    let Some(id) = areas.next_self_retry(*cursor) else {
+        return;
+    };
+    *cursor = id;
+    if relinquish(areas, id, services, log).is_ok()
+        && let Some(endpoint) = endpoint
+    {
+        events.queue(PendingEvent::AreaRelease { area: id }, endpoint, services);
+    }
+}
+
+/// Relinquishes every area (RESET, a change of dialect, the endpoint is gone); those whose
+/// relinquish fails stay in the table, pending. Returns (relinquished, still pending).
+pub(crate) fn relinquish_all(
+    areas: &mut AreaTable,
+    services: &mut dyn BusServices,
+    log: &mut Lifecycle,
+) -> (usize, usize) {
+    let mut done = 0;
+    for id in areas.ids() {
+        if relinquish(areas, id, services, log).is_ok() {
+            done += 1;
+        }
+    }
+    (done, areas.len())
 }
 
 /// The AREA_SHARE / AREA_UNSHARE response: area id and result.

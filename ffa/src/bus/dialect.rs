@@ -30,8 +30,9 @@ pub(crate) enum Handshake {
     /// The bus is open to other messages only once a version is agreed.
     ProbeAndEcho,
     /// G2: one 16-byte request ([`msg::VersionReqG2`]) that must name bus 1.0 / revision 1,
-    /// answered with [`msg::VersionRespG2`] (zero versions if not supported; the driver then
-    /// fails its probe). Any VERSION of this form opens the bus.
+    /// answered with [`msg::VersionRespG2`]. Only a request naming that version opens the bus;
+    /// any other is answered with zero versions and features (the driver then fails its probe)
+    /// and the bus stays closed to everything but VERSION and RESET.
     Single,
 }
 
@@ -43,11 +44,6 @@ impl Handshake {
                 Self::ProbeAndEcho => size_of::<msg::VersionReqG3>(),
                 Self::Single => size_of::<msg::VersionReqG2>(),
             }
-    }
-
-    /// Whether the bus waits for an agreed version before serving other messages.
-    pub(crate) const fn needs_agreement(self) -> bool {
-        matches!(self, Self::ProbeAndEcho)
     }
 }
 
@@ -77,6 +73,14 @@ pub(crate) enum DeviceListing {
 impl Dialect {
     /// Both dialects, in the order the latch tries them.
     const ALL: [Self; 2] = [Self::G3, Self::G2];
+
+    /// Its name, for log lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::G2 => "G2",
+            Self::G3 => "G3",
+        }
+    }
 
     /// The transport layout this dialect pairs with.
     pub fn layout(self) -> Layout {
@@ -195,7 +199,7 @@ mod tests {
         let g2 = Dialect::G2;
         let g3 = Dialect::G3;
         assert_eq!((g2.layout(), g3.layout()), (Layout::Pr28, Layout::V1Review));
-        assert!(!g2.handshake().needs_agreement() && g3.handshake().needs_agreement());
+        assert_eq!((g2.name(), g3.name()), ("G2", "G3"));
         assert!(!g2.busy_allowed() && g3.busy_allowed());
         assert!(!g2.offers_notifications() && g3.offers_notifications());
         assert!(g2.accepts_zero_share_attrs() && !g3.accepts_zero_share_attrs());

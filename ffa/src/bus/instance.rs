@@ -16,6 +16,7 @@ use super::{
     dialect::Dialect,
     events::Events,
     frame::{self, Frame, MAX_MSG_SIZE, MAX_MSG_SIZE_U16, Reply},
+    lifecycle::Lifecycle,
     msg,
     negotiation::{self, Negotiation},
     routing,
@@ -30,6 +31,10 @@ pub struct BusInstance {
     devices: Vec<DeviceTransport>,
     areas: AreaTable,
     events: Events,
+    /// The memory-lifecycle log (rate-limited).
+    log: Lifecycle,
+    /// The last area whose pending relinquish was retried.
+    retry_cursor: u16,
 }
 
 impl BusInstance {
@@ -50,6 +55,8 @@ impl BusInstance {
                 .collect(),
             areas: AreaTable::new(),
             events: Events::new(capacity),
+            log: Lifecycle::new(vm),
+            retry_cursor: 0,
         }
     }
 
@@ -63,9 +70,15 @@ impl BusInstance {
         self.negotiation.dialect()
     }
 
-    /// The shared areas.
+    /// The shared areas (usable, and those whose relinquish is pending).
     pub fn areas(&self) -> &AreaTable {
         &self.areas
+    }
+
+    /// Whether the instance still holds normal-world memory (areas not yet relinquished). An
+    /// instance that does must not be dropped: call [`BusInstance::reset`] again later.
+    pub fn holds_memory(&self) -> bool {
+        !self.areas.is_empty()
     }
 
     /// Number of devices.
@@ -84,8 +97,29 @@ impl BusInstance {
     }
 
     /// Handles one frame from the endpoint and writes the answer frame into `out`. The header
-    /// is parsed here, once; every handler gets the parsed frame (header and payload).
+    /// is parsed here, once; every handler gets the parsed frame (header and payload). After
+    /// the answer, one area whose relinquish is pending is retried.
     pub fn handle(
+        &mut self,
+        frame: &[u8],
+        out: &mut [u8; MAX_MSG_SIZE],
+        services: &mut dyn BusServices,
+    ) -> Reply {
+        self.log.tick();
+        let reply = self.handle_frame(frame, out, services);
+        let endpoint = self.endpoint();
+        area_share::retry_pending(
+            &mut self.areas,
+            &mut self.retry_cursor,
+            endpoint.as_ref(),
+            &mut self.events,
+            services,
+            &mut self.log,
+        );
+        reply
+    }
+
+    fn handle_frame(
         &mut self,
         frame: &[u8],
         out: &mut [u8; MAX_MSG_SIZE],
@@ -116,22 +150,29 @@ impl BusInstance {
     }
 
     /// Forgets the endpoint: resets every device, relinquishes every area, drops events and
-    /// negotiation (RESET, or the endpoint was destroyed).
-    pub fn reset(&mut self, services: &mut dyn BusServices) {
+    /// negotiation (RESET, a change of dialect, or the endpoint was destroyed). Areas whose
+    /// relinquish fails stay held, pending (see `area_share`); returns how many.
+    pub fn reset(&mut self, services: &mut dyn BusServices) -> usize {
         for dev in &mut self.devices {
             dev.reset();
         }
-        area_share::relinquish_all(&mut self.areas, self.vm, services);
+        let (returned, pending) =
+            area_share::relinquish_all(&mut self.areas, services, &mut self.log);
+        self.log.line(format_args!(
+            "reset: {returned} areas returned, {pending} pending"
+        ));
         self.events.reset();
         self.negotiation.forget();
+        pending
     }
 
     /// Latches `dialect`; a different one from before means a new driver: start over.
     fn latch(&mut self, dialect: Dialect, services: &mut dyn BusServices) {
         if self.negotiation.dialect().is_some_and(|d| d != dialect) {
             log::info!(
-                "vm {:#x}: driver changed dialect to {dialect:?}; resetting the bus instance",
-                self.vm
+                "vm {:#x}: driver changed dialect to {}; resetting the bus instance",
+                self.vm,
+                dialect.name()
             );
             self.reset(services);
         }
@@ -179,10 +220,22 @@ impl BusInstance {
                 routing::get_devices(frame, self.devices.len(), &endpoint, out)
             }
             ids::bus::PING => routing::ping(frame, out),
-            msg::AREA_SHARE => area_share::share(&mut self.areas, frame, &endpoint, services, out),
-            msg::AREA_UNSHARE => {
-                area_share::unshare(&mut self.areas, frame, &endpoint, services, out)
-            }
+            msg::AREA_SHARE => area_share::share(
+                &mut self.areas,
+                frame,
+                &endpoint,
+                services,
+                &mut self.log,
+                out,
+            ),
+            msg::AREA_UNSHARE => area_share::unshare(
+                &mut self.areas,
+                frame,
+                &endpoint,
+                services,
+                &mut self.log,
+                out,
+            ),
             msg::EVENT_CONFIGURE => self.events.configure(frame, &endpoint, out),
             msg::EVENT_POLL => self.events.poll(frame, &endpoint, &self.devices, out),
             _ => frame::error(header, out),
@@ -204,6 +257,10 @@ impl BusInstance {
             );
             return frame::error(&frame.header, out);
         };
+        if self.negotiation.negotiated() == Some(dialect) {
+            self.log
+                .line(format_args!("VERSION again ({})", dialect.name()));
+        }
         self.latch(dialect, services);
         self.negotiation.version(frame, self.vm, self.config, out)
     }
@@ -241,5 +298,17 @@ impl BusInstance {
             services,
             out,
         )
+    }
+}
+
+impl Drop for BusInstance {
+    fn drop(&mut self) {
+        if self.holds_memory() {
+            log::error!(
+                "vm {:#x}: bus instance dropped holding {} areas; their memory stays retrieved",
+                self.vm,
+                self.areas.len()
+            );
+        }
     }
 }

@@ -22,7 +22,7 @@ const SUPPORTED: (u32, u32) = (msg::BUS_VERSION_1_0, msg::TRANSPORT_REVISION_1);
 pub(crate) struct Negotiation {
     /// The dialect latched so far.
     dialect: Option<Dialect>,
-    /// Whether a version was agreed (needed by [`Handshake::ProbeAndEcho`]).
+    /// Whether a version was agreed: the bus is open only once one is, in both handshakes.
     agreed: bool,
 }
 
@@ -39,8 +39,7 @@ impl Negotiation {
 
     /// The dialect, if the bus is open to messages other than VERSION and RESET.
     pub(crate) fn negotiated(&self) -> Option<Dialect> {
-        self.dialect
-            .filter(|d| !d.handshake().needs_agreement() || self.agreed)
+        self.dialect.filter(|_| self.agreed)
     }
 
     /// Latches `dialect` if none is latched; returns whether it was latched now.
@@ -75,7 +74,7 @@ impl Negotiation {
         };
         match dialect.handshake() {
             Handshake::ProbeAndEcho => self.probe_and_echo(frame, &endpoint, out),
-            Handshake::Single => single(frame, &endpoint, out),
+            Handshake::Single => self.single(frame, &endpoint, out),
         }
     }
 
@@ -116,31 +115,39 @@ impl Negotiation {
         };
         frame::bus_response(&frame.header, resp.as_bytes(), out)
     }
-}
 
-/// G2 VERSION: one request naming the version it needs.
-fn single(frame: &Frame<'_>, endpoint: &Endpoint, out: &mut [u8; MAX_MSG_SIZE]) -> Reply {
-    let Some(req) = frame.exact::<msg::VersionReqG2>() else {
-        return frame::error(&frame.header, out);
-    };
-    let asked = (req.bus_version.get(), req.transport_revision.get());
-    let ok = asked == SUPPORTED;
-    if !ok {
-        log::warn!(
-            "vm {:#x}: G2 VERSION {:#x}/{} not supported",
-            endpoint.vm,
-            asked.0,
-            asked.1
-        );
+    /// G2 VERSION: one request naming the version it needs; anything else is refused with
+    /// zero versions (the G2 driver's "unsupported") and leaves the bus closed.
+    fn single(
+        &mut self,
+        frame: &Frame<'_>,
+        endpoint: &Endpoint,
+        out: &mut [u8; MAX_MSG_SIZE],
+    ) -> Reply {
+        let Some(req) = frame.exact::<msg::VersionReqG2>() else {
+            return frame::error(&frame.header, out);
+        };
+        let asked = (req.bus_version.get(), req.transport_revision.get());
+        let ok = asked == SUPPORTED;
+        // Only the version served opens the bus; once open, a wrong one does not close it.
+        self.agreed |= ok;
+        if !ok {
+            log::warn!(
+                "vm {:#x}: G2 VERSION {:#x}/{} not supported",
+                endpoint.vm,
+                asked.0,
+                asked.1
+            );
+        }
+        let resp = msg::VersionRespG2 {
+            bus_version: if ok { SUPPORTED.0 } else { 0 }.into(),
+            transport_revision: if ok { SUPPORTED.1 } else { 0 }.into(),
+            transport_features: 0.into(),
+            bus_features: if ok { bus_features(endpoint) } else { 0 }.into(),
+            area_num: if ok { endpoint.config.max_areas } else { 0 }.into(),
+        };
+        frame::bus_response(&frame.header, resp.as_bytes(), out)
     }
-    let resp = msg::VersionRespG2 {
-        bus_version: if ok { SUPPORTED.0 } else { 0 }.into(),
-        transport_revision: if ok { SUPPORTED.1 } else { 0 }.into(),
-        transport_features: 0.into(),
-        bus_features: if ok { bus_features(endpoint) } else { 0 }.into(),
-        area_num: if ok { endpoint.config.max_areas } else { 0 }.into(),
-    };
-    frame::bus_response(&frame.header, resp.as_bytes(), out)
 }
 
 /// The bus features offered: direct messaging both ways, plus notifications both ways if the

@@ -32,6 +32,20 @@ pub struct RetrievedArea {
     pub pages: u64,
 }
 
+impl RetrievedArea {
+    /// Memory `handle`, retrieved but not mapped (see [`ServiceError::StillRetrieved`]): only
+    /// good for relinquishing it.
+    pub fn unmapped(handle: u64) -> Self {
+        Self {
+            handle,
+            segments: Vec::new(),
+            len: 0,
+            writable: false,
+            pages: 0,
+        }
+    }
+}
+
 /// A failed service request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {
@@ -44,6 +58,11 @@ pub enum ServiceError {
     /// The partition has no room (mapping space, memory).
     #[error("no space")]
     NoSpace,
+    /// The memory was retrieved but could not be used (response mismatch, mapping failed), and
+    /// relinquishing it failed as well: the partition still holds it, unmapped, and must
+    /// relinquish it later ([`RetrievedArea::unmapped`]).
+    #[error("retrieved, unusable, relinquish failed")]
+    StillRetrieved,
 }
 
 /// Services the bus uses while handling a frame. The partition runtime implements them over
@@ -57,7 +76,10 @@ pub trait BusServices {
         tag: u64,
         kind: ShareKind,
     ) -> Result<RetrievedArea, ServiceError>;
-    /// Unmaps and relinquishes an area retrieved by [`BusServices::retrieve`].
+    /// Relinquishes an area retrieved by [`BusServices::retrieve`], then unmaps it. On error the
+    /// memory is still the partition's and stays mapped (the caller keeps the area and retries):
+    /// [`ServiceError::Busy`] and [`ServiceError::NoSpace`] are transient, [`ServiceError::Refused`]
+    /// is what the SPMC says it will keep saying.
     fn relinquish(&mut self, area: &RetrievedArea) -> Result<(), ServiceError>;
     /// Reads mapped memory (inside one segment).
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MapError>;
@@ -77,17 +99,45 @@ pub struct FfaServices<'a, C: Conduit, M: NsMapper> {
     pub own_id: u16,
 }
 
+/// What an FF-A memory call's error means to the bus.
+///
+/// FFA_MEM_RELINQUISH under Hafnium (`src/api.c` `api_ffa_mem_relinquish`, `src/ffa_memory.c`
+/// `ffa_memory_relinquish`, `ffa_relinquish_check_update`) answers:
+/// - INVALID_PARAMETERS: no TX buffer, a malformed descriptor, an unknown handle, memory not
+///   fully sent or retrieved, not a borrower, clear asked for shared memory: it will keep
+///   saying so ([`ServiceError::Refused`]);
+/// - DENIED: the pages are not in the borrowed state, or a read-only borrower asked to clear
+///   ([`ServiceError::Refused`]);
+/// - NO_MEMORY: the page-table pool ran out while preparing the unmap, or clearing failed; the
+///   mapping was rolled back, so it may succeed later ([`ServiceError::NoSpace`]);
+/// - ABORTED: copying the descriptor from the TX buffer faulted; transient
+///   ([`ServiceError::Busy`]).
+///
+/// Hafnium never answers BUSY or RETRY to a relinquish; another SPMC may, and those are
+/// transient too ([`ServiceError::Busy`]).
 fn service_error(e: crate::calls::Error) -> ServiceError {
     match e {
-        crate::calls::Error::Ffa(arm_ffa::FfaError::Busy | arm_ffa::FfaError::Retry) => {
-            ServiceError::Busy
-        }
+        crate::calls::Error::Ffa(
+            arm_ffa::FfaError::Busy | arm_ffa::FfaError::Retry | arm_ffa::FfaError::Aborted,
+        ) => ServiceError::Busy,
         crate::calls::Error::Ffa(arm_ffa::FfaError::NoMemory) => ServiceError::NoSpace,
         _ => ServiceError::Refused,
     }
 }
 
 impl<C: Conduit, M: NsMapper> FfaServices<'_, C, M> {
+    /// Relinquishes memory retrieved but not usable (nothing of it mapped); returns `error`,
+    /// or [`ServiceError::StillRetrieved`] if the relinquish failed.
+    fn give_back(&mut self, handle: u64, error: ServiceError) -> ServiceError {
+        match self.ffa.mem_relinquish(handle, self.own_id) {
+            Ok(()) => error,
+            Err(e) => {
+                log::warn!("FFA_MEM_RELINQUISH of unusable handle {handle:#x} failed: {e}");
+                ServiceError::StillRetrieved
+            }
+        }
+    }
+
     fn unmap_all(&mut self, mapped: &[(Segment, u32)]) {
         for (seg, pages) in mapped {
             self.mapper.unmap(seg.base, *pages);
@@ -130,8 +180,7 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
         let writable = me.is_some_and(|r| r.access == DataAccess::ReadWrite);
         if !valid {
             log::warn!("retrieve response for handle {handle:#x} does not match the request");
-            let _ = self.ffa.mem_relinquish(handle, self.own_id);
-            return Err(ServiceError::Refused);
+            return Err(self.give_back(handle, ServiceError::Refused));
         }
         let mut mapped: Vec<(Segment, u32)> = Vec::with_capacity(response.ranges.len());
         for range in &response.ranges {
@@ -150,8 +199,7 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
                         range.address
                     );
                     self.unmap_all(&mapped);
-                    let _ = self.ffa.mem_relinquish(handle, self.own_id);
-                    return Err(ServiceError::NoSpace);
+                    return Err(self.give_back(handle, ServiceError::NoSpace));
                 }
             }
         }
@@ -166,10 +214,8 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
     }
 
     fn relinquish(&mut self, area: &RetrievedArea) -> Result<(), ServiceError> {
-        for seg in &area.segments {
-            let pages = u32::try_from(seg.len / crate::memory::PAGE_SIZE).unwrap_or(u32::MAX);
-            self.mapper.unmap(seg.base, pages);
-        }
+        // Relinquish first: until the SPMC agrees, the memory is ours and stays mapped, so the
+        // area table (which keeps the area) and the mappings still agree.
         self.ffa
             .mem_relinquish(area.handle, self.own_id)
             .map_err(|e| {
@@ -178,7 +224,12 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
                     area.handle
                 );
                 service_error(e)
-            })
+            })?;
+        for seg in &area.segments {
+            let pages = u32::try_from(seg.len / crate::memory::PAGE_SIZE).unwrap_or(u32::MAX);
+            self.mapper.unmap(seg.base, pages);
+        }
+        Ok(())
     }
 
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MapError> {

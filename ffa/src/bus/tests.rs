@@ -5,7 +5,7 @@
 use std::{
     boxed::Box,
     cell::RefCell,
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, VecDeque},
     vec,
     vec::Vec,
 };
@@ -27,6 +27,7 @@ use crate::memory::{MapError, ShareKind};
 mod area_share;
 mod events;
 mod negotiation;
+mod relinquish;
 mod routing;
 
 /// A memory owner's share: (owner, pages, writable).
@@ -46,6 +47,14 @@ struct Fake {
     notified: Vec<(u16, u16)>,
     busy: bool,
     relinquished: Vec<u64>,
+    /// Answers for the next relinquish calls of each handle, in order; a failed relinquish
+    /// leaves the area retrieved and mapped (as FfaServices does).
+    relinquish_fails: BTreeMap<u64, VecDeque<ServiceError>>,
+    /// Relinquish calls made (successful or not).
+    relinquish_calls: usize,
+    /// Make the next retrieve succeed with the SPMC but fail for the partition, whose
+    /// relinquish of it also fails ([`ServiceError::StillRetrieved`]).
+    strand_next_retrieve: bool,
 }
 
 impl Fake {
@@ -62,6 +71,14 @@ impl Fake {
                 writable: true,
             },
         );
+    }
+
+    /// Makes the next relinquish calls of `handle` fail with `errors`, in order.
+    fn fail_relinquish(&mut self, handle: u64, errors: impl IntoIterator<Item = ServiceError>) {
+        self.relinquish_fails
+            .entry(handle)
+            .or_default()
+            .extend(errors);
     }
 
     fn locate(&self, addr: u64, len: usize) -> Result<(u64, usize), MapError> {
@@ -95,6 +112,10 @@ impl BusServices for Fake {
         if share.owner != owner || self.retrieved.contains(&handle) {
             return Err(ServiceError::Refused);
         }
+        if core::mem::take(&mut self.strand_next_retrieve) {
+            self.retrieved.insert(handle);
+            return Err(ServiceError::StillRetrieved);
+        }
         let len = share.pages * 4096;
         self.memory
             .borrow_mut()
@@ -114,6 +135,18 @@ impl BusServices for Fake {
     }
 
     fn relinquish(&mut self, area: &RetrievedArea) -> Result<(), ServiceError> {
+        self.relinquish_calls += 1;
+        if let Some(e) = self
+            .relinquish_fails
+            .get_mut(&area.handle)
+            .and_then(VecDeque::pop_front)
+        {
+            assert!(
+                self.retrieved.contains(&area.handle),
+                "relinquish of an unretrieved handle"
+            );
+            return Err(e);
+        }
         assert!(
             self.retrieved.remove(&area.handle),
             "relinquish of an unretrieved handle"

@@ -7,7 +7,7 @@
 //! RX/TX buffer, or part of one memory transaction (a handle). Validation follows the FF-A
 //! rules as Hafnium (the SPMC we target) enforces them; the error codes are Hafnium's.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use arm_ffa::FfaError;
 
@@ -84,6 +84,10 @@ pub(super) struct Memory {
     next_pa: u64,
     txns: BTreeMap<u64, Txn>,
     next_handle: u64,
+    /// Fault injection for tests: the next FFA_MEM_RELINQUISH calls of a handle that would
+    /// succeed answer these errors instead, changing nothing (as Hafnium's NO_MEMORY does: it
+    /// rolls the page tables back).
+    relinquish_faults: BTreeMap<u64, VecDeque<FfaError>>,
 }
 
 /// Page frame number of `addr`.
@@ -119,6 +123,7 @@ impl Memory {
             next_pa: base,
             txns: BTreeMap::new(),
             next_handle: 1,
+            relinquish_faults: BTreeMap::new(),
         }
     }
 
@@ -568,6 +573,13 @@ impl Memory {
         if clear && !writable {
             return Err((Denied, "read-only borrower cannot clear"));
         }
+        if let Some(e) = self
+            .relinquish_faults
+            .get_mut(&handle)
+            .and_then(VecDeque::pop_front)
+        {
+            return Err((e, "injected relinquish failure"));
+        }
         me.retrieved = None;
         if clear {
             let ranges = txn.ranges.clone();
@@ -611,6 +623,14 @@ impl Memory {
                 r.retrieved = None;
             }
         }
+    }
+
+    /// Makes the next relinquish calls of `handle` that would succeed fail with `errors`.
+    pub fn fail_relinquish(&mut self, handle: u64, errors: &[FfaError]) {
+        self.relinquish_faults
+            .entry(handle)
+            .or_default()
+            .extend(errors.iter().copied());
     }
 
     /// Handles of transactions not yet reclaimed.

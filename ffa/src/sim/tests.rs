@@ -4,5 +4,6 @@
 mod memory;
 mod messaging;
 mod notifications;
+mod relinquish;
 mod setup;
 mod support;

@@ -235,6 +235,12 @@ impl World {
         self.inner.lock().mem.handles()
     }
 
+    /// Fault injection: the next FFA_MEM_RELINQUISH calls of `handle` that would succeed
+    /// answer `errors` instead, one each, and change nothing.
+    pub fn fail_relinquish(&self, handle: u64, errors: &[FfaError]) {
+        self.inner.lock().mem.fail_relinquish(handle, errors);
+    }
+
     /// Whether `endpoint` currently has the memory of `handle` retrieved.
     pub fn is_retrieved(&self, handle: u64, endpoint: u16) -> bool {
         self.inner.lock().mem.is_retrieved(handle, endpoint)

@@ -223,3 +223,92 @@ fn frames_and_registers_round_trip() {
     assert_eq!(bus_address(0xFFFF, 0x1234), 0xFFFF_0000_0000_1234);
     let _ = HEADER_SIZE;
 }
+
+/// Takes device 0 to FEATURES_OK, where SET_VQUEUE is accepted.
+fn to_features_ok(bus: &mut BusInstance, fake: &mut Fake, layout: Layout) {
+    use virtio_msg::transport::status::*;
+    for s in [ACKNOWLEDGE, ACKNOWLEDGE | DRIVER] {
+        transport(
+            bus,
+            fake,
+            layout,
+            TransportRequest::SetDeviceStatus { status: s },
+        );
+    }
+    let features = (virtio_msg::device::VIRTIO_F_VERSION_1
+        | virtio_msg::device::VIRTIO_F_ACCESS_PLATFORM)
+        .to_le_bytes();
+    transport(
+        bus,
+        fake,
+        layout,
+        TransportRequest::SetDriverFeatures {
+            block_index: 0,
+            blocks: virtio_msg::transport::FeatureBlocks::from_le_bytes(&features).unwrap(),
+        },
+    );
+    transport(
+        bus,
+        fake,
+        layout,
+        TransportRequest::SetDeviceStatus {
+            status: ACKNOWLEDGE | DRIVER | FEATURES_OK,
+        },
+    );
+}
+
+/// SET_VQUEUE of queue 0 (size 64), then its size as read back.
+fn set_vqueue(bus: &mut BusInstance, fake: &mut Fake, desc: u64, drv: u64, dev: u64) -> u32 {
+    transport(
+        bus,
+        fake,
+        Layout::V1Review,
+        TransportRequest::SetVqueue {
+            index: 0,
+            flags: 1,
+            size: 64,
+            desc_addr: desc,
+            driver_addr: drv,
+            device_addr: dev,
+        },
+    );
+    let resp = transport(
+        bus,
+        fake,
+        Layout::V1Review,
+        TransportRequest::GetVqueue { index: 0 },
+    );
+    cur_size(&resp, Layout::V1Review)
+}
+
+#[test]
+fn set_vqueue_at_features_ok_with_rings_outside_areas_is_not_configured() {
+    let (mut bus, _) = instance(1);
+    let mut fake = Fake::default();
+    negotiate_g3(&mut bus, &mut fake);
+    // Area 1: 4 pages; the good rings are at 0, 0x1000 and 0x2000 in it.
+    let ring = setup_queue(&mut bus, &mut fake, Layout::V1Review);
+    to_features_ok(&mut bus, &mut fake, Layout::V1Review);
+    for (desc, drv, dev) in [
+        // Raw physical addresses (area 0).
+        (0x8000_0000, 0x8000_1000, 0x8000_2000),
+        // Each ring alone outside: unknown area, past the end, straddling the end.
+        (bus_address(7, 0), ring + 0x1000, ring + 0x2000),
+        (ring, bus_address(7, 0x1000), ring + 0x2000),
+        (ring, ring + 0x1000, bus_address(7, 0x2000)),
+        (ring + 0x4000, ring + 0x1000, ring + 0x2000),
+        (ring, ring + 0x1000, ring + 0x4000 - 8),
+        (ring + 0x4000 - 16 * 32, ring + 0x1000, ring + 0x2000),
+    ] {
+        assert_eq!(
+            set_vqueue(&mut bus, &mut fake, desc, drv, dev),
+            0,
+            "rings {desc:#x} {drv:#x} {dev:#x} outside the areas were accepted"
+        );
+    }
+    // Inside: configured.
+    assert_eq!(
+        set_vqueue(&mut bus, &mut fake, ring, ring + 0x1000, ring + 0x2000),
+        64
+    );
+}
