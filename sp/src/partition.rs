@@ -62,6 +62,9 @@ pub struct Partition<F: DeviceFactory> {
     factory: F,
     config: BusConfig,
     instances: BTreeMap<u16, Endpoint>,
+    /// Instances of destroyed endpoints that still hold memory whose relinquish failed: kept
+    /// (never forgotten while retrieved) and retried with every message until empty.
+    draining: alloc::vec::Vec<BusInstance>,
     /// Requests served so far (the clock of the slot policy).
     served: u64,
 }
@@ -74,6 +77,7 @@ impl<F: DeviceFactory> Partition<F> {
             factory,
             config,
             instances: BTreeMap::new(),
+            draining: alloc::vec::Vec::new(),
             served: 0,
         }
     }
@@ -205,8 +209,24 @@ impl<F: DeviceFactory> Partition<F> {
     pub fn endpoint_destroyed(&mut self, vm: u16, services: &mut dyn BusServices) {
         if let Some(mut endpoint) = self.instances.remove(&vm) {
             log::info!("endpoint {vm:#x} destroyed: dropping its bus instance");
-            endpoint.instance.reset(services);
+            if endpoint.instance.reset(services) > 0 {
+                log::warn!("endpoint {vm:#x}: memory not relinquished yet; retried later");
+                self.draining.push(endpoint.instance);
+            }
         }
+    }
+
+    /// Instances of destroyed endpoints still holding memory (see
+    /// [`endpoint_destroyed`](Self::endpoint_destroyed)).
+    pub fn draining(&self) -> usize {
+        self.draining.len()
+    }
+
+    /// Retries the relinquish of what destroyed endpoints still hold; forgets an instance only
+    /// once it holds nothing.
+    pub fn retry_draining(&mut self, services: &mut dyn BusServices) {
+        self.draining
+            .retain_mut(|instance| instance.reset(services) > 0);
     }
 }
 
@@ -244,6 +264,15 @@ pub fn run<C: Conduit, M: NsMapper, F: DeviceFactory>(
 ) -> Result<(), ffa::Error> {
     let mut msg = wait(ffa)?;
     loop {
+        if partition.draining() > 0 {
+            let own_id = partition.own_id();
+            let mut services = FfaServices {
+                ffa: &mut *ffa,
+                mapper: &mut *mapper,
+                own_id,
+            };
+            partition.retry_draining(&mut services);
+        }
         let Some(answer) = answer(ffa, mapper, partition, &msg) else {
             log::warn!(
                 "unexpected message (function {:#x}); waiting for the next one",

@@ -369,3 +369,34 @@ fn one_endpoint_cannot_take_the_others_share_of_the_mapping_window() {
     }
     healthy(&sys);
 }
+
+#[test]
+fn vm_destroyed_keeps_memory_whose_relinquish_failed_and_retries_it() {
+    let sys = system();
+    let mut vm = sys.connect(1, Dialect::G3, false).unwrap();
+    let area = share(&mut vm, 1);
+    // The SPMC refuses the relinquish twice (Hafnium answers NO_MEMORY when its page tables
+    // cannot be updated): the partition must not forget the memory it still holds.
+    sys.world().fail_relinquish(
+        area.handle,
+        &[
+            ffa::arm_ffa::FfaError::NoMemory,
+            ffa::arm_ffa::FfaError::NoMemory,
+        ],
+    );
+    sys.world().send_vm_destroyed(sys.sp_id(), 1).unwrap();
+    assert!(
+        sys.world().is_retrieved(area.handle, sys.sp_id()),
+        "the relinquish failed: the memory is still the partition's"
+    );
+    // Any later message gives the partition a chance to retry; the second retry succeeds.
+    let mut other = sys.connect(2, Dialect::G3, false).unwrap();
+    other.session().ping(1).unwrap();
+    other.session().ping(2).unwrap();
+    assert!(
+        !sys.world().is_retrieved(area.handle, sys.sp_id()),
+        "retried until relinquished"
+    );
+    vm.session().ffa().mem_reclaim(area.handle).unwrap();
+    healthy(&sys);
+}
