@@ -63,6 +63,13 @@ fn share_pages<C: Conduit, P: Platform>(
     })
 }
 
+/// Unshares `area` and frees its pages (best effort: on a failed open).
+fn release<C: Conduit, P: Platform>(session: &mut BusSession<C>, platform: &P, area: &SharedArea) {
+    if session.unshare(area).is_ok() {
+        platform.free_pages(area.pa, area.pages);
+    }
+}
+
 impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
     /// Initialises device `dev_num` of `conn` as an entropy device.
     pub fn open(conn: &'c mut Connection<C, P>, dev_num: u16) -> Result<Self, HostError> {
@@ -73,21 +80,41 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
         if info.device_id != virtio_ids::ENTROPY {
             return Err(HostError::Device("not an entropy device"));
         }
-        client.initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)?;
-        let vq = client.get_vqueue(0)?;
-        let max = u16::try_from(vq.max_size).unwrap_or(u16::MAX);
-        let size = QUEUE_SIZE.min(max);
-        if size == 0 {
-            return Err(HostError::Device("queue 0 does not exist"));
-        }
-
-        // Rings and data buffer: the endpoint's own pages, shared with the partition.
-        let ring_len = DriverQueue::layout(size)?.total;
+        drop(client);
+        // Rings (sized for the largest queue asked for) and the data buffer: the endpoint's own
+        // pages, shared with the partition before the device is initialised, as the Linux G2
+        // driver shares its DMA pool before any device probes (the partition refuses G2's
+        // FEATURES_OK while nothing is shared).
+        let ring_len = DriverQueue::layout(QUEUE_SIZE)?.total;
         let ring_pages = u32::try_from(ring_len.div_ceil(PAGE_SIZE)).unwrap_or(u32::MAX);
         let ring = share_pages(session, platform, ring_pages)?;
         let buffer_pages = u32::try_from(BUFFER_BYTES as u64 / PAGE_SIZE).unwrap_or(1);
-        let buffer = share_pages(session, platform, buffer_pages)?;
-        let queue = DriverQueue::new(platform, size, ring.pa, ring.bus(0))?;
+        let buffer = match share_pages(session, platform, buffer_pages) {
+            Ok(b) => b,
+            Err(e) => {
+                release(session, platform, &ring);
+                return Err(e);
+            }
+        };
+        let queue = (|| {
+            let mut client = DeviceClient::new(&mut *session, dev_num, layout)?;
+            client.initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)?;
+            let vq = client.get_vqueue(0)?;
+            let max = u16::try_from(vq.max_size).unwrap_or(u16::MAX);
+            let size = QUEUE_SIZE.min(max);
+            if size == 0 {
+                return Err(HostError::Device("queue 0 does not exist"));
+            }
+            DriverQueue::new(platform, size, ring.pa, ring.bus(0)).map_err(HostError::from)
+        })();
+        let queue = match queue {
+            Ok(q) => q,
+            Err(e) => {
+                release(session, platform, &buffer);
+                release(session, platform, &ring);
+                return Err(e);
+            }
+        };
 
         let mut client = DeviceClient::new(&mut *session, dev_num, layout)?;
         client.set_vqueue(0, queue.queue_config())?;
