@@ -124,31 +124,11 @@ pub fn run_check<B: Backend>(backend: &mut B, check: &'static Check, dialect: Di
         return Outcome::NotApplicable(String::from(check.not_applicable));
     }
     let outcome = match backend.connect(dialect) {
-        Ok(mut conn) => {
-            // A G2 driver shares its whole DMA pool (area 1) before any device probes, and the
-            // partition refuses G2's FEATURES_OK while nothing is shared: so does this one.
-            let pool = match dialect {
-                Dialect::G2 => wire::share(&mut conn, 1).map(Some),
-                Dialect::G3 => Ok(None),
-            };
-            match pool {
-                Ok(pool) => {
-                    let outcome = match execute(check.id, &mut conn) {
-                        Ok(()) => Outcome::Pass,
-                        Err(Stop::Fail(r)) => Outcome::Fail(r),
-                        Err(Stop::NotApplicable(r)) => Outcome::NotApplicable(r),
-                    };
-                    // The check may have reset the bus (and so returned the pool) already.
-                    if let Some(pool) = pool {
-                        let _ = wire::unshare(&mut conn, &pool);
-                    }
-                    outcome
-                }
-                Err(Stop::Fail(r)) | Err(Stop::NotApplicable(r)) => {
-                    Outcome::Fail(format!("no DMA pool: {r}"))
-                }
-            }
-        }
+        Ok(mut conn) => match execute(check.id, &mut conn) {
+            Ok(()) => Outcome::Pass,
+            Err(Stop::Fail(r)) => Outcome::Fail(r),
+            Err(Stop::NotApplicable(r)) => Outcome::NotApplicable(r),
+        },
         Err(e) => Outcome::Fail(format!("no session: {e}")),
     };
     backend.disconnect();

@@ -82,9 +82,8 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
         }
         drop(client);
         // Rings (sized for the largest queue asked for) and the data buffer: the endpoint's own
-        // pages, shared with the partition before the device is initialised, as the Linux G2
-        // driver shares its DMA pool before any device probes (the partition refuses G2's
-        // FEATURES_OK while nothing is shared).
+        // pages, shared with the partition before the device is initialised (so that a failed
+        // initialisation gives them back in one place).
         let ring_len = DriverQueue::layout(QUEUE_SIZE)?.total;
         let ring_pages = u32::try_from(ring_len.div_ceil(PAGE_SIZE)).unwrap_or(u32::MAX);
         let ring = share_pages(session, platform, ring_pages)?;

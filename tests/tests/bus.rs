@@ -400,32 +400,3 @@ fn vm_destroyed_keeps_memory_whose_relinquish_failed_and_retries_it() {
     vm.session().ffa().mem_reclaim(area.handle).unwrap();
     healthy(&sys);
 }
-
-#[test]
-fn a_g2_driver_that_shares_no_memory_fails_at_features_ok() {
-    // A G2 driver built without its DMA pool shares nothing and hands raw physical addresses,
-    // which are never served: its FEATURES_OK is refused, which the virtio core notices at
-    // probe (it re-reads the status and fails with -ENODEV), instead of a hang at first I/O.
-    let sys = system();
-    let mut vm = sys.connect(1, Dialect::G2, false).unwrap();
-    let layout = vm.session().info().dialect.layout();
-    let features = VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM;
-    let refused = DeviceClient::new(vm.session(), 0, layout)
-        .unwrap()
-        .initialize(features);
-    assert!(refused.is_err(), "FEATURES_OK accepted with nothing shared");
-    // With its pool shared, the same driver gets FEATURES_OK.
-    let _pool = share(&mut vm, 1);
-    DeviceClient::new(vm.session(), 0, layout)
-        .unwrap()
-        .initialize(features)
-        .expect("FEATURES_OK with memory shared");
-    // G3 shares as it goes: nothing needed before FEATURES_OK.
-    let mut g3 = sys.connect(2, Dialect::G3, false).unwrap();
-    let layout = g3.session().info().dialect.layout();
-    DeviceClient::new(g3.session(), 0, layout)
-        .unwrap()
-        .initialize(features)
-        .expect("G3 FEATURES_OK");
-    healthy(&sys);
-}

@@ -162,17 +162,6 @@ impl Dialect {
 
     // ---- events ------------------------------------------------------------------------------
 
-    /// Whether FEATURES_OK needs memory shared first. A G2 driver with its DMA pool shares the
-    /// whole pool (AREA_SHARE, area 1) before any device probes; one without it hands raw
-    /// physical addresses, which are never served. Refusing FEATURES_OK is the one answer the
-    /// G2 probe checks (the virtio core re-reads the status and fails with -ENODEV), so such a
-    /// driver fails at probe instead of hanging in its first I/O. G3 shares memory for each
-    /// mapping as it goes, after FEATURES_OK, and notices unusable rings itself (it reads
-    /// GET_VQUEUE's ENABLED flag back).
-    pub(crate) fn features_ok_needs_shared_memory(self) -> bool {
-        matches!(self, Self::G2)
-    }
-
     /// Whether device → driver events are queued (and notifications rung). G2 drivers never
     /// poll for events; they watch the used rings themselves.
     pub(crate) fn queues_events(self) -> bool {

@@ -8,7 +8,7 @@ use virtio_msg::{
     bus::{BusRequest, BusResponse},
     device::{DeviceTransport, Event as EngineEvent},
     header::HEADER_SIZE,
-    transport::{TransportRequest, status::FEATURES_OK},
+    transport::TransportRequest,
 };
 
 use super::{
@@ -42,24 +42,10 @@ pub(crate) fn transport(
 ) -> Reply {
     let header = &frame.header;
     let layout = endpoint.dialect.layout();
-    let Ok(mut request) = TransportRequest::decode_payload(header, frame.payload, layout) else {
+    let Ok(request) = TransportRequest::decode_payload(header, frame.payload, layout) else {
         return frame::error(header, out);
     };
-    if let TransportRequest::SetDeviceStatus { status } = request
-        && status & FEATURES_OK != 0
-        && endpoint.dialect.features_ok_needs_shared_memory()
-        && areas.is_empty()
-    {
-        log::warn!(
-            "vm {:#x}: FEATURES_OK refused: no memory shared, so the driver would hand raw \
-             physical addresses, which are never served (a G2 driver needs \
-             VIRTIO_MSG_FFA_DMA_OPS and a restricted-dma-pool)",
-            endpoint.vm
-        );
-        request = TransportRequest::SetDeviceStatus {
-            status: status & !FEATURES_OK,
-        };
-    }
+
     let dev = header.dev_num;
     if usize::from(dev) >= devices.len() {
         if matches!(request, TransportRequest::EventAvail { .. }) {
