@@ -1,5 +1,6 @@
 //! A virtio-rng driver over the virtio-msg FF-A bus, initialised the way the Linux driver does
-//! it: reset, ACKNOWLEDGE, DRIVER, features (VERSION_1 and ACCESS_PLATFORM), FEATURES_OK,
+//! it: (G2: the connection's DMA pool shared first) reset, ACKNOWLEDGE, DRIVER, features
+//! (VERSION_1 and ACCESS_PLATFORM), FEATURES_OK,
 //! the queue's rings and a data buffer each shared with FFA_MEM_SHARE + AREA_SHARE,
 //! SET_VQUEUE with bus addresses, DRIVER_OK.
 
@@ -66,6 +67,7 @@ fn share_pages<C: Conduit, P: Platform>(
 impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
     /// Initialises device `dev_num` of `conn` as an entropy device.
     pub fn open(conn: &'c mut Connection<C, P>, dev_num: u16) -> Result<Self, HostError> {
+        conn.share_dma_pool()?;
         let (session, platform) = conn.parts();
         let layout = session.info().dialect.layout();
         let mut client = DeviceClient::new(&mut *session, dev_num, layout)?;
