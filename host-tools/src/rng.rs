@@ -105,38 +105,69 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
         })
     }
 
-    /// Reads `n` random bytes.
+    /// Reads `n` random bytes into memory. The buffer is reserved fallibly: a size the
+    /// process cannot hold is refused, never an abort. For large amounts use
+    /// [`read_to`](Self::read_to), which streams.
     pub fn read(&mut self, n: usize) -> Result<Vec<u8>, HostError> {
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let want = (n - out.len()).min(BUFFER_BYTES);
-            let len = u32::try_from(want).unwrap_or(u32::MAX);
-            let head = self
-                .queue
-                .add(self.platform, &[], &[(self.buffer.bus(0), len)])?;
-            self.queue.publish(self.platform)?;
-            let layout = self.session.info().dialect.layout();
-            DeviceClient::new(&mut *self.session, self.dev_num, layout)?.notify_avail(0)?;
-            self.wait_used()?;
-            let (done, written) = self
-                .queue
-                .pop_used(self.platform)?
-                .ok_or(HostError::Device("no buffer returned after EVENT_USED"))?;
-            if done != head {
-                return Err(HostError::Device("device returned an unknown buffer"));
-            }
-            if written == 0 {
-                return Err(HostError::Device("device returned no entropy"));
-            }
-            let got = usize::try_from(written).unwrap_or(0).min(want);
-            let start = out.len();
-            out.resize(start + got, 0);
-            let dst = out
-                .get_mut(start..)
-                .ok_or(HostError::Device("buffer accounting"))?;
-            DriverMem::read(self.platform, self.buffer.pa, dst)?;
-        }
+        let mut out = Vec::new();
+        out.try_reserve_exact(n)
+            .map_err(|_| HostError::Device("not enough memory for the requested bytes"))?;
+        let total = u64::try_from(n).map_err(|_| HostError::Device("read size"))?;
+        self.read_to(total, &mut |chunk| {
+            out.extend_from_slice(chunk);
+            Ok(())
+        })?;
         Ok(out)
+    }
+
+    /// Reads `n` random bytes and hands them to `sink` as they arrive, one device request
+    /// (at most [`BUFFER_BYTES`]) at a time, so memory use does not grow with `n`. Returns the
+    /// number of bytes handed over (`n`, unless `sink` or the device failed first).
+    pub fn read_to(
+        &mut self,
+        n: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), HostError>,
+    ) -> Result<u64, HostError> {
+        let mut chunk = Vec::new();
+        chunk
+            .try_reserve_exact(BUFFER_BYTES)
+            .map_err(|_| HostError::Device("no memory for the read buffer"))?;
+        let mut done: u64 = 0;
+        while done < n {
+            let want = usize::try_from(n - done).map_or(BUFFER_BYTES, |r| r.min(BUFFER_BYTES));
+            let got = self.request(want, &mut chunk)?;
+            sink(got)?;
+            done += u64::try_from(got.len()).map_err(|_| HostError::Device("read size"))?;
+        }
+        Ok(done)
+    }
+
+    /// One device request for up to `want` (≤ [`BUFFER_BYTES`]) bytes, copied into `chunk`;
+    /// returns the bytes the device wrote (at least one).
+    fn request<'b>(&mut self, want: usize, chunk: &'b mut Vec<u8>) -> Result<&'b [u8], HostError> {
+        let len = u32::try_from(want).unwrap_or(u32::MAX);
+        let head = self
+            .queue
+            .add(self.platform, &[], &[(self.buffer.bus(0), len)])?;
+        self.queue.publish(self.platform)?;
+        let layout = self.session.info().dialect.layout();
+        DeviceClient::new(&mut *self.session, self.dev_num, layout)?.notify_avail(0)?;
+        self.wait_used()?;
+        let (done, written) = self
+            .queue
+            .pop_used(self.platform)?
+            .ok_or(HostError::Device("no buffer returned after EVENT_USED"))?;
+        if done != head {
+            return Err(HostError::Device("device returned an unknown buffer"));
+        }
+        if written == 0 {
+            return Err(HostError::Device("device returned no entropy"));
+        }
+        let got = usize::try_from(written).unwrap_or(0).min(want);
+        chunk.clear();
+        chunk.resize(got, 0);
+        DriverMem::read(self.platform, self.buffer.pa, chunk)?;
+        Ok(chunk)
     }
 
     /// Waits for the device's EVENT_USED the way the dialect's driver does: G3 fetches events

@@ -45,9 +45,9 @@ enum Command {
     },
     /// Reads random bytes from the virtio-rng device.
     Rng {
-        /// Number of bytes.
+        /// Number of bytes (at most 1 GiB; streamed to stdout as they arrive).
         #[arg(long, default_value_t = 32)]
-        bytes: usize,
+        bytes: u64,
         /// Writes raw bytes to stdout instead of hex.
         #[arg(long)]
         raw: bool,
@@ -84,16 +84,16 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             println!("ping {value:#010x}: echoed");
         }
         Command::Rng { bytes, raw } => {
-            let mut rng = conn.rng()?;
-            let data = rng.read(*bytes)?;
-            let mut out = std::io::stdout().lock();
-            if *raw {
-                out.write_all(&data)?;
-            } else {
-                for line in data.chunks(32) {
-                    writeln!(out, "{}", hex(line))?;
-                }
+            if *bytes > MAX_RNG_BYTES {
+                return Err(format!(
+                    "--bytes {bytes} is more than the {MAX_RNG_BYTES}-byte (1 GiB) limit; \
+                     run vmsg rng several times for more"
+                )
+                .into());
             }
+            let mut rng = conn.rng()?;
+            let out = std::io::stdout().lock();
+            stream_rng(&mut rng, *bytes, *raw, out)?;
         }
         Command::Demo => {
             println!(
@@ -137,6 +137,65 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             if !faults.is_empty() {
                 return Err(format!("partition faulted: {faults:?}").into());
             }
+        }
+    }
+    Ok(())
+}
+
+/// Most bytes one `vmsg rng` reads.
+const MAX_RNG_BYTES: u64 = 1 << 30;
+
+/// Streams `bytes` random bytes to `out` as the device delivers them: raw, or as hex lines
+/// of 32 bytes. Memory use does not grow with `bytes`.
+fn stream_rng(
+    rng: &mut vmsg_host::rng::RngDriver<
+        '_,
+        impl ffa::conduit::Conduit,
+        impl vmsg_host::platform::Platform,
+    >,
+    bytes: u64,
+    raw: bool,
+    mut out: impl Write,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut line: Vec<u8> = Vec::with_capacity(32);
+    let mut failed: Option<std::io::Error> = None;
+    let mut sink = |chunk: &[u8]| {
+        let written = if raw {
+            out.write_all(chunk)
+        } else {
+            write_hex_lines(&mut out, &mut line, chunk)
+        };
+        written.map_err(|e| {
+            failed = Some(e);
+            vmsg_host::connection::HostError::Device("writing the output failed")
+        })
+    };
+    let result = rng.read_to(bytes, &mut sink);
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    result?;
+    if !line.is_empty() {
+        writeln!(out, "{}", hex(&line))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Writes `chunk` as hex lines of 32 bytes, carrying an incomplete line over in `line`.
+fn write_hex_lines(
+    out: &mut impl Write,
+    line: &mut Vec<u8>,
+    mut chunk: &[u8],
+) -> std::io::Result<()> {
+    while !chunk.is_empty() {
+        let take = (32 - line.len()).min(chunk.len());
+        let (head, rest) = chunk.split_at(take);
+        line.extend_from_slice(head);
+        chunk = rest;
+        if line.len() == 32 {
+            writeln!(out, "{}", hex(line))?;
+            line.clear();
         }
     }
     Ok(())
