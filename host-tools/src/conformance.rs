@@ -124,10 +124,15 @@ pub fn run_check<B: Backend>(backend: &mut B, check: &'static Check, dialect: Di
         return Outcome::NotApplicable(String::from(check.not_applicable));
     }
     let outcome = match backend.connect(dialect) {
-        Ok(mut conn) => match execute(check.id, &mut conn) {
-            Ok(()) => Outcome::Pass,
-            Err(Stop::Fail(r)) => Outcome::Fail(r),
-            Err(Stop::NotApplicable(r)) => Outcome::NotApplicable(r),
+        // A G2 driver shares its DMA pool at bus probe, before any device (the partition
+        // refuses G2's FEATURES_OK while nothing is shared): so does every G2 session here.
+        Ok(mut conn) => match conn.share_dma_pool() {
+            Err(e) => Outcome::Fail(format!("no DMA pool: {e}")),
+            Ok(()) => match execute(check.id, &mut conn) {
+                Ok(()) => Outcome::Pass,
+                Err(Stop::Fail(r)) => Outcome::Fail(r),
+                Err(Stop::NotApplicable(r)) => Outcome::NotApplicable(r),
+            },
         },
         Err(e) => Outcome::Fail(format!("no session: {e}")),
     };

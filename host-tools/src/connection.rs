@@ -3,14 +3,17 @@
 
 use alloc::vec::Vec;
 
-use ffa::conduit::Conduit;
+use ffa::{bus::Dialect, conduit::Conduit};
 use virtio_msg::{driver::DeviceClient, transport::DeviceInfo};
 
 use crate::{
     platform::Platform,
-    session::{self, BusSession},
+    session::{self, BusSession, SharedArea},
     virtqueue,
 };
+
+/// Pages of the DMA pool a G2 connection shares ([`Connection::share_dma_pool`]).
+pub const G2_POOL_PAGES: u32 = 1;
 
 /// Virtio device type ids.
 pub mod virtio_ids {
@@ -72,12 +75,49 @@ pub enum HostError {
 pub struct Connection<C: Conduit, P: Platform> {
     session: BusSession<C>,
     platform: P,
+    /// The G2 DMA pool, once shared.
+    pool: Option<SharedArea>,
 }
 
 impl<C: Conduit, P: Platform> Connection<C, P> {
     /// Wraps an open bus session and the platform whose memory it shares.
     pub fn new(session: BusSession<C>, platform: P) -> Self {
-        Self { session, platform }
+        Self {
+            session,
+            platform,
+            pool: None,
+        }
+    }
+
+    /// G2: shares the connection's DMA pool, once, as the Linux G2 driver shares its
+    /// restricted-dma-pool at bus probe before it sets up any device. The partition refuses
+    /// FEATURES_OK to a G2 endpoint that has shared no memory (its rings could only be raw
+    /// physical addresses), so call this before a device's status sequence. The drivers here
+    /// still share their rings and buffers as areas of their own; the pool stands in for the
+    /// Linux pool's place in the order. G3 shares memory per allocation: nothing to do.
+    pub fn share_dma_pool(&mut self) -> Result<(), HostError> {
+        if self.session.info().dialect != Dialect::G2 || self.pool.is_some() {
+            return Ok(());
+        }
+        let pa = self
+            .platform
+            .alloc_pages(G2_POOL_PAGES)
+            .ok_or(HostError::Device("out of driver memory"))?;
+        match self.session.share(pa, G2_POOL_PAGES) {
+            Ok(area) => {
+                self.pool = Some(area);
+                Ok(())
+            }
+            Err(e) => {
+                self.platform.free_pages(pa, G2_POOL_PAGES);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The G2 DMA pool, if [`share_dma_pool`](Self::share_dma_pool) shared one.
+    pub fn dma_pool(&self) -> Option<SharedArea> {
+        self.pool
     }
 
     /// The bus session.

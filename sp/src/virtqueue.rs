@@ -231,9 +231,9 @@ impl SplitQueue {
                 return Err(DeviceError::Queue);
             }
             if flags & VIRTQ_DESC_F_WRITE != 0 {
-                chain.writable.push((addr, len));
+                push_buffer(&mut chain.writable, (addr, len))?;
             } else if chain.writable.is_empty() {
-                chain.readable.push((addr, len));
+                push_buffer(&mut chain.readable, (addr, len))?;
             } else {
                 log::debug!("virtqueue: readable descriptor {index} after a writable one");
                 return Err(DeviceError::Queue);
@@ -296,3 +296,17 @@ fn read_u16<M: SharedMem + ?Sized>(mem: &M, addr: u64) -> Result<u16, DeviceErro
 
 #[cfg(test)]
 mod tests;
+
+/// Appends a buffer to a chain's list. The list grows with the driver's chain (up to the queue
+/// size), so the memory is reserved fallibly: running out fails the request, not the image.
+fn push_buffer(list: &mut Vec<(u64, u32)>, buffer: (u64, u32)) -> Result<(), DeviceError> {
+    list.try_reserve(1).map_err(|_| {
+        log::warn!(
+            "virtqueue: out of memory for a chain of {} buffers",
+            list.len() + 1
+        );
+        DeviceError::Backend
+    })?;
+    list.push(buffer);
+    Ok(())
+}

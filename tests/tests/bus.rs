@@ -400,3 +400,31 @@ fn vm_destroyed_keeps_memory_whose_relinquish_failed_and_retries_it() {
     vm.session().ffa().mem_reclaim(area.handle).unwrap();
     healthy(&sys);
 }
+
+/// A G2 driver built without its DMA pool shares no memory before it sets up a device; its
+/// rings would be raw physical addresses. It must fail at probe (FEATURES_OK refused, which
+/// virtio core's `virtio_features_ok` notices), not be accepted and left hanging.
+#[test]
+fn g2_driver_without_dma_pool_fails_at_features_ok() {
+    let sys = system();
+    let mut vm = sys.connect(1, Dialect::G2, false).unwrap();
+    let mut client = DeviceClient::new(vm.session(), 0, Layout::Pr28).unwrap();
+    assert!(
+        client
+            .initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)
+            .is_err(),
+        "FEATURES_OK accepted from a G2 driver that shared no memory"
+    );
+    assert_eq!(
+        client.get_status().unwrap() & 0x8,
+        0,
+        "FEATURES_OK read back"
+    );
+    // The same endpoint with its pool shared is served.
+    client.reset().unwrap();
+    vm.share_dma_pool().unwrap();
+    let mut rng = vm.rng().unwrap();
+    assert_eq!(rng.read(64).unwrap().len(), 64);
+    drop(rng);
+    healthy(&sys);
+}

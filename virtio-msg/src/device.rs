@@ -13,7 +13,7 @@ mod model;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{DEFAULT_MAX_SIZE, DeviceTransport, Event, MAX_QUEUES};
+pub use engine::{DEFAULT_MAX_SIZE, DeviceTransport, Event, MAX_QUEUES, Refusal};
 pub use model::{
     ConfigRejected, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_RING_PACKED,
     VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, VirtioDevice,

@@ -160,6 +160,14 @@ impl Dialect {
         }
     }
 
+    /// Whether the driver shares all the memory it will use before it sets up any device, so
+    /// that an endpoint with no area at FEATURES_OK has no shared memory at all (its rings
+    /// would be raw physical addresses). G2 shares its whole DMA pool at bus probe, before the
+    /// first GET_DEVICE_INFO; G3 exports ring memory per allocation, after FEATURES_OK.
+    pub(crate) fn shares_memory_before_devices(self) -> bool {
+        matches!(self, Self::G2)
+    }
+
     // ---- events ------------------------------------------------------------------------------
 
     /// Whether device → driver events are queued (and notifications rung). G2 drivers never
@@ -203,6 +211,7 @@ mod tests {
         assert!(!g2.busy_allowed() && g3.busy_allowed());
         assert!(!g2.offers_notifications() && g3.offers_notifications());
         assert!(g2.accepts_zero_share_attrs() && !g3.accepts_zero_share_attrs());
+        assert!(g2.shares_memory_before_devices() && !g3.shares_memory_before_devices());
         assert!(!g2.queues_events() && g3.queues_events());
         assert!(!g2.serves_event_poll() && g3.serves_event_poll());
         assert!(!g2.binds_event_delivery() && g3.binds_event_delivery());

@@ -87,9 +87,9 @@ impl EventQueue {
             *slot = event;
             return false;
         }
-        if self.queue.len() >= self.capacity {
+        if self.queue.len() >= self.capacity || self.queue.try_reserve(1).is_err() {
             self.dropped = self.dropped.saturating_add(1);
-            log::warn!("event queue full, dropping {event:?}");
+            log::warn!("event queue full or out of memory, dropping {event:?}");
             return false;
         }
         self.queue.push_back(event);

@@ -1,14 +1,29 @@
 //! Routing: transport messages to the device they address (with the SET_VQUEUE ring check and
 //! the EVENT_AVAIL acknowledgement), and the standard bus messages about the devices:
 //! GET_DEVICES (which device numbers exist) and PING.
-
-use alloc::vec::Vec;
+//!
+//! A driver whose memory the partition will not touch (it hands raw physical addresses: the
+//! G2 driver built without its DMA pool) must fail at probe with a clear message on both
+//! sides, never be left hanging. Neither Linux driver checks a SET_VQUEUE answer, so:
+//! - G2 shares its whole DMA pool at bus probe, before any device (`virtio_msg_ffa_probe`
+//!   calls `virtio_msg_ffa_share_rmem` before the `virtio_msg_register` loop). A G2 endpoint
+//!   that has shared nothing when it sets FEATURES_OK has no pool: FEATURES_OK is refused, and
+//!   virtio core's `virtio_features_ok` re-reads the status and fails the probe ("device
+//!   refuses features", -ENODEV). G2 never reads SET_VQUEUE's answer, a GET_VQUEUE after it, or
+//!   the status after DRIVER_OK, and drops EVENT_CONFIG, so FEATURES_OK is its only check.
+//! - G3 exports ring memory per allocation, after FEATURES_OK, and confirms every SET_VQUEUE
+//!   with a GET_VQUEUE read-back (`virtio_msg_vq_confirm`: enabled, same size and addresses,
+//!   else -EPROTO and the probe fails). A SET_VQUEUE whose rings lie outside every shared area
+//!   therefore leaves the queue unconfigured, and the engine refuses the driver (DRIVER_OK not
+//!   taken, DEVICE_NEEDS_RESET), in either dialect.
+//!
+//! Either way one WARN line names the cause.
 
 use virtio_msg::{
     bus::{BusRequest, BusResponse},
-    device::{DeviceTransport, Event as EngineEvent},
+    device::{DeviceTransport, Event as EngineEvent, Refusal},
     header::HEADER_SIZE,
-    transport::TransportRequest,
+    transport::{TransportRequest, status},
 };
 
 use super::{
@@ -56,39 +71,52 @@ pub(crate) fn transport(
         }
         return frame::error(header, out);
     }
-    if let TransportRequest::SetVqueue {
-        size,
-        desc_addr,
-        driver_addr,
-        device_addr,
-        ..
-    } = request
-        && !rings_in_areas(
-            areas,
-            endpoint.vm,
+    let mut raised = Raised::default();
+    let Some(engine) = devices.get_mut(usize::from(dev)) else {
+        return frame::error(header, out);
+    };
+    match request {
+        TransportRequest::SetVqueue {
+            index,
             size,
             desc_addr,
             driver_addr,
             device_addr,
-        )
-    {
-        // Leave the queue unconfigured; the driver sees it on read-back.
-        return frame::empty_transport_response(header, out);
+            ..
+        } if size != 0 && !rings_in_areas(areas, size, desc_addr, driver_addr, device_addr) => {
+            if engine.refuse_vqueue(index, RAW_ADDRESSES, &mut |e| raised.push(e)) {
+                log::warn!(
+                    "vm {:#x} dev {dev}: SET_VQUEUE {index} puts its rings outside every shared \
+                     area (desc {desc_addr:#x}, driver {driver_addr:#x}, device \
+                     {device_addr:#x}): {RAW_ADDRESSES_HELP}; queue left unconfigured, \
+                     DRIVER_OK will be refused",
+                    endpoint.vm
+                );
+            }
+            raised.queue(dev, events, endpoint, services);
+            // No status field in the answer; the driver sees the refusal on read-back.
+            return frame::empty_transport_response(header, out);
+        }
+        TransportRequest::SetDeviceStatus { status: new } => {
+            // G2 shares its pool before any device: nothing shared by FEATURES_OK means none.
+            let no_memory = new & status::FEATURES_OK != 0
+                && engine.status() & status::FEATURES_OK == 0
+                && endpoint.dialect.shares_memory_before_devices()
+                && areas.is_empty();
+            if no_memory && engine.refuse_driver(RAW_ADDRESSES, &mut |e| raised.push(e)) {
+                log::warn!(
+                    "vm {:#x} dev {dev}: FEATURES_OK with no memory shared: \
+                     {RAW_ADDRESSES_HELP}; FEATURES_OK refused",
+                    endpoint.vm
+                );
+            }
+        }
+        _ => {}
     }
     let mem_services: &dyn BusServices = services;
     let mut mem = AreaMem::new(areas, mem_services);
-    let Some(engine) = devices.get_mut(usize::from(dev)) else {
-        return frame::error(header, out);
-    };
-    let mut raised = Vec::new();
     let written = engine.handle_frame(header, &request, &mut mem, out, &mut |e| raised.push(e));
-    for e in raised {
-        let pending = match e {
-            EngineEvent::Used { vq } => PendingEvent::Used { dev, vq },
-            EngineEvent::Config => PendingEvent::Config { dev },
-        };
-        events.queue(pending, endpoint, services);
-    }
+    raised.queue(dev, events, endpoint, services);
     if matches!(request, TransportRequest::EventAvail { .. }) {
         // Events get the bare acknowledgement frame (type 0x03, id 0, dev_num 0, size 8).
         out.fill(0);
@@ -100,27 +128,57 @@ pub(crate) fn transport(
     }
 }
 
-/// Whether the three rings of a `size`-entry split queue lie inside shared areas.
-fn rings_in_areas(
-    areas: &AreaTable,
-    vm: u16,
-    size: u32,
-    desc: u64,
-    driver: u64,
-    device: u64,
-) -> bool {
-    let size = u64::from(size);
-    let ok = areas.covers(desc, 16 * size, false)
-        && areas.covers(driver, 6 + 2 * size, false)
-        && areas.covers(device, 6 + 8 * size, true);
-    if !ok && size != 0 {
-        log::warn!(
-            "vm {vm:#x}: SET_VQUEUE with rings outside every shared area (desc {desc:#x}, \
-             driver {driver:#x}, device {device:#x}). Raw physical addresses are never \
-             served: a G2 driver needs VIRTIO_MSG_FFA_DMA_OPS and a restricted-dma-pool"
-        );
+/// Why a driver is refused when its rings lie outside every shared area.
+const RAW_ADDRESSES: Refusal = "rings outside every shared area (raw physical addresses)";
+
+/// What the log says about such a driver.
+const RAW_ADDRESSES_HELP: &str = "the driver hands raw physical addresses and will not be \
+     served (a G2 driver needs VIRTIO_MSG_FFA_DMA_OPS and a restricted-dma-pool \
+     reserved-memory node compatible with \"virtio-msg,ffa\")";
+
+/// Most events one transport request raises: EVENT_AVAIL raises one EVENT_USED or one
+/// EVENT_CONFIG, a status change or a refusal one EVENT_CONFIG.
+const MAX_RAISED: usize = 4;
+
+/// The events the engine raised while handling one request, held without allocating until
+/// the engine is done with the endpoint's memory.
+#[derive(Default)]
+struct Raised {
+    events: [Option<EngineEvent>; MAX_RAISED],
+}
+
+impl Raised {
+    fn push(&mut self, e: EngineEvent) {
+        match self.events.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(e),
+            None => log::warn!("more than {MAX_RAISED} events for one request: {e:?} dropped"),
+        }
     }
-    ok
+
+    /// Queues the events for the driver and empties the list.
+    fn queue(
+        &mut self,
+        dev: u16,
+        events: &mut Events,
+        endpoint: &Endpoint,
+        services: &mut dyn BusServices,
+    ) {
+        for e in self.events.iter_mut().filter_map(Option::take) {
+            let pending = match e {
+                EngineEvent::Used { vq } => PendingEvent::Used { dev, vq },
+                EngineEvent::Config => PendingEvent::Config { dev },
+            };
+            events.queue(pending, endpoint, services);
+        }
+    }
+}
+
+/// Whether the three rings of a `size`-entry split queue lie inside shared areas.
+fn rings_in_areas(areas: &AreaTable, size: u32, desc: u64, driver: u64, device: u64) -> bool {
+    let size = u64::from(size);
+    areas.covers(desc, 16 * size, false)
+        && areas.covers(driver, 6 + 2 * size, false)
+        && areas.covers(device, 6 + 8 * size, true)
 }
 
 /// Answers GET_DEVICES for an endpoint serving `ndev` devices (device number = index).

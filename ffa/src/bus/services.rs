@@ -182,7 +182,19 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
             log::warn!("retrieve response for handle {handle:#x} does not match the request");
             return Err(self.give_back(handle, ServiceError::Refused));
         }
-        let mut mapped: Vec<(Segment, u32)> = Vec::with_capacity(response.ranges.len());
+        // One entry per constituent of the driver's share: reserved fallibly.
+        let mut mapped: Vec<(Segment, u32)> = Vec::new();
+        let mut segments: Vec<Segment> = Vec::new();
+        if mapped.try_reserve_exact(response.ranges.len()).is_err()
+            || segments.try_reserve_exact(response.ranges.len()).is_err()
+        {
+            log::warn!(
+                "retrieve of handle {handle:#x}: no memory for {} ranges",
+                response.ranges.len()
+            );
+            let _ = self.ffa.mem_relinquish(handle, self.own_id);
+            return Err(ServiceError::NoSpace);
+        }
         for range in &response.ranges {
             match self.mapper.map(*range, writable) {
                 Ok(base) => mapped.push((
@@ -204,9 +216,10 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
             }
         }
         let len = mapped.iter().map(|(s, _)| s.len).sum();
+        segments.extend(mapped.iter().map(|(s, _)| *s));
         Ok(RetrievedArea {
             handle,
-            segments: mapped.into_iter().map(|(s, _)| s).collect(),
+            segments,
             len,
             writable,
             pages: response.total_pages(),

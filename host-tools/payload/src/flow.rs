@@ -366,6 +366,7 @@ fn initialise_other<C: Conduit, P: Platform, W: Write>(
     let n = dev.dev_num;
     let layout = conn.session().info().dialect.layout();
     let result = (|| -> Result<u64, HostError> {
+        conn.share_dma_pool()?;
         let mut client = DeviceClient::new(conn.session(), n, layout)?;
         let features = client.initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)?;
         client.reset()?;

@@ -99,8 +99,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Rng { bytes, raw } => {
             if *bytes > MAX_RNG_BYTES {
                 return Err(format!(
-                    "--bytes {bytes}: at most {MAX_RNG_BYTES} bytes ({} MiB) per run",
-                    MAX_RNG_BYTES >> 20
+                    "--bytes {bytes}: at most 1 GiB ({MAX_RNG_BYTES} bytes) per run"
                 )
                 .into());
             }

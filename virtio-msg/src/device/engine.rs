@@ -25,6 +25,15 @@
 //! - Driver-caused changes (SET_DEVICE_STATUS, SET_CONFIG) raise no EVENT_CONFIG (the response
 //!   carries the result, as the 2026 text says); device-caused ones do
 //!   ([`DeviceTransport::config_changed`], DEVICE_NEEDS_RESET).
+//! - A driver the bus will not serve (it hands memory the device may not touch, see
+//!   [`DeviceTransport::refuse_driver`]) must fail at probe, not hang: the engine refuses
+//!   FEATURES_OK (virtio core re-reads the status after setting it and fails the probe with
+//!   -ENODEV, `virtio_features_ok`), and refuses DRIVER_OK with DEVICE_NEEDS_RESET set. A
+//!   refused SET_VQUEUE leaves the queue unconfigured, which the 2026 driver sees on its
+//!   GET_VQUEUE read-back (`virtio_msg_vq_confirm`) and fails the probe.
+//! - Buffers sized by the driver's requests (config reads, feature blocks) are bounded by the
+//!   message size and reserved fallibly: an allocation failure gets the "no response" answer,
+//!   never an abort.
 
 mod queues;
 
@@ -90,8 +99,8 @@ struct Queue {
     live: bool,
 }
 
-/// Why a SET_VQUEUE was refused (for the log).
-type Refusal = &'static str;
+/// Why a SET_VQUEUE or a driver was refused (for the log).
+pub type Refusal = &'static str;
 
 /// The transport state machine of one device.
 pub struct DeviceTransport {
@@ -107,6 +116,9 @@ pub struct DeviceTransport {
     queues: Vec<Queue>,
     /// `activate` succeeded and no reset happened since.
     active: bool,
+    /// The bus will not serve this driver (why); FEATURES_OK and DRIVER_OK are refused until
+    /// the next reset.
+    refused: Option<Refusal>,
     /// Backing store of responses that borrow bytes (config data, feature blocks).
     scratch: Vec<u8>,
 }
@@ -141,6 +153,7 @@ impl DeviceTransport {
             generation: 0,
             queues: vec![Queue::default(); num_queues],
             active: false,
+            refused: None,
             scratch: Vec::new(),
         }
     }
@@ -217,6 +230,49 @@ impl DeviceTransport {
         self.unknown_features = false;
         self.status = 0;
         self.active = false;
+        self.refused = None;
+    }
+
+    /// The bus will not serve the driver of this device (`why`: it hands memory the device may
+    /// not touch, such as raw physical addresses). Until the next reset FEATURES_OK and
+    /// DRIVER_OK are refused, so that the driver fails at probe instead of waiting forever;
+    /// a device already running gets DEVICE_NEEDS_RESET (and EVENT_CONFIG). Returns whether
+    /// this is news (not refused already since the last reset), for the caller to log once.
+    pub fn refuse_driver(&mut self, why: Refusal, events: &mut dyn FnMut(Event)) -> bool {
+        if self.refused.is_some() {
+            return false;
+        }
+        self.refused = Some(why);
+        if self.status & status::DRIVER_OK != 0 {
+            self.needs_reset(events);
+        }
+        true
+    }
+
+    /// Why the driver is refused, if [`refuse_driver`](Self::refuse_driver) was called since
+    /// the last reset.
+    pub fn refusal(&self) -> Option<Refusal> {
+        self.refused
+    }
+
+    /// The bus refused a SET_VQUEUE for queue `index` (its rings are outside the memory the
+    /// driver shared): the queue is left unconfigured (a live one is left as it is, as for
+    /// any refused SET_VQUEUE) and the driver is refused ([`refuse_driver`](Self::refuse_driver),
+    /// whose result this returns).
+    pub fn refuse_vqueue(
+        &mut self,
+        index: u32,
+        why: Refusal,
+        events: &mut dyn FnMut(Event),
+    ) -> bool {
+        if let Some(q) = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.queues.get_mut(i))
+            .filter(|q| !q.live)
+        {
+            *q = Queue::default();
+        }
+        self.refuse_driver(why, events)
     }
 
     /// The device changed its configuration on its own: bumps the generation and returns the
@@ -389,6 +445,10 @@ impl DeviceTransport {
         let n = usize::try_from(num_blocks).unwrap_or(usize::MAX).min(fit);
         let features = self.device.features();
         self.scratch.clear();
+        if self.scratch.try_reserve(n.saturating_mul(4)).is_err() {
+            log::warn!("GET_DEVICE_FEATURES: no memory for {n} blocks");
+            return None;
+        }
         let mut block = u64::from(block_index);
         for _ in 0..n {
             self.scratch
@@ -449,6 +509,10 @@ impl DeviceTransport {
             return None;
         }
         self.scratch.clear();
+        if self.scratch.try_reserve(len).is_err() {
+            log::warn!("GET_CONFIG: no memory for {len} bytes");
+            return None;
+        }
         self.scratch.resize(len, 0);
         if len > 0 {
             self.device.read_config(offset, &mut self.scratch);
@@ -496,7 +560,9 @@ impl DeviceTransport {
     /// the first out-of-order bit ends the update. FEATURES_OK is refused (left clear) unless
     /// the driver's features are a subset of the device's and include VERSION_1. DRIVER_OK
     /// activates the device; if that fails DEVICE_NEEDS_RESET is set and EVENT_CONFIG raised.
-    /// FAILED is accepted at any time. While DEVICE_NEEDS_RESET is set only FAILED and reset
+    /// While the driver is refused ([`refuse_driver`](Self::refuse_driver)) FEATURES_OK is not
+    /// taken, and DRIVER_OK is not taken but sets DEVICE_NEEDS_RESET (the device cannot go
+    /// live). FAILED is accepted at any time. While DEVICE_NEEDS_RESET is set only FAILED and reset
     /// are taken. The response reports the resulting status.
     fn set_status(&mut self, new: u32, events: &mut dyn FnMut(Event)) {
         if new == 0 {
@@ -540,6 +606,15 @@ impl DeviceTransport {
                 );
                 return;
             }
+            if let Some(why) = self.refused
+                && (bit == status::FEATURES_OK || bit == status::DRIVER_OK)
+            {
+                log::info!("SET_DEVICE_STATUS {new:#x}: driver not served ({why}): not taken");
+                if bit == status::DRIVER_OK {
+                    self.needs_reset(events);
+                }
+                return;
+            }
             self.status |= bit;
             if bit == status::DRIVER_OK {
                 self.activate(events);
@@ -554,7 +629,13 @@ impl DeviceTransport {
     }
 
     fn activate(&mut self, events: &mut dyn FnMut(Event)) {
-        let queues: Vec<Option<QueueConfig>> = self.queues.iter().map(|q| q.config).collect();
+        let mut queues: Vec<Option<QueueConfig>> = Vec::new();
+        if queues.try_reserve_exact(self.queues.len()).is_err() {
+            log::warn!("device activation: out of memory; DEVICE_NEEDS_RESET set");
+            self.needs_reset(events);
+            return;
+        }
+        queues.extend(self.queues.iter().map(|q| q.config));
         match self.device.activate(self.driver_features, &queues) {
             Ok(()) => {
                 self.active = true;

@@ -1101,3 +1101,49 @@ fn needs_reset_blocks_queue_setup() {
     rig.set_vq(0, 64, [DESC, DRV, DEV]);
     assert_eq!(rig.get_vq(0).1, 0);
 }
+
+#[test]
+fn a_refused_driver_fails_features_ok_or_driver_ok_until_reset() {
+    both(|layout| {
+        // Refused before FEATURES_OK: FEATURES_OK is not taken (the driver's probe fails when
+        // it re-reads the status); the refusal is news only once.
+        let mut rig = Rig::new(layout);
+        rig.set_status(ACKNOWLEDGE);
+        rig.set_status(ACKNOWLEDGE | DRIVER);
+        rig.set_features(FEATURES);
+        let events = &mut rig.events;
+        assert!(rig.t.refuse_driver("test", &mut |e| events.push(e)));
+        assert!(!rig.t.refuse_driver("test", &mut |e| events.push(e)));
+        assert_eq!(rig.t.refusal(), Some("test"));
+        let s = rig.set_status(ACKNOWLEDGE | DRIVER | FEATURES_OK);
+        assert_eq!(s, ACKNOWLEDGE | DRIVER, "{layout:?}");
+        assert!(rig.events.is_empty());
+        // A reset forgets the refusal.
+        rig.set_status(0);
+        assert_eq!(rig.t.refusal(), None);
+        rig.ready();
+
+        // Refused after FEATURES_OK with a queue refused: the queue is unconfigured and
+        // DRIVER_OK sets DEVICE_NEEDS_RESET instead of activating the device.
+        let mut rig = Rig::new(layout);
+        assert_ne!(rig.negotiate(FEATURES) & FEATURES_OK, 0);
+        rig.set_vq(0, 128, [DESC, DRV, DEV]);
+        let events = &mut rig.events;
+        assert!(rig.t.refuse_vqueue(0, "test", &mut |e| events.push(e)));
+        assert_eq!(rig.t.queue(0), None);
+        let s = rig.set_status(ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK);
+        assert_eq!(s, ACKNOWLEDGE | DRIVER | FEATURES_OK | DEVICE_NEEDS_RESET);
+        assert_eq!(rig.events, vec![Event::Config]);
+        assert!(!rig.t.is_active());
+        assert_eq!(rig.dev.state().activations, 0);
+
+        // Refused while running: DEVICE_NEEDS_RESET at once, the device stops serving.
+        let mut rig = Rig::new(layout);
+        rig.ready();
+        let events = &mut rig.events;
+        assert!(rig.t.refuse_vqueue(1, "test", &mut |e| events.push(e)));
+        assert_ne!(rig.status() & DEVICE_NEEDS_RESET, 0);
+        assert_eq!(rig.events, vec![Event::Config]);
+        assert!(!rig.t.is_active());
+    });
+}

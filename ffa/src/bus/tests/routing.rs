@@ -180,6 +180,13 @@ fn set_vqueue_outside_areas_leaves_queue_unconfigured() {
         );
         assert_eq!(cur_size(&resp, Layout::V1Review), 0);
     }
+    // The refused driver is served again only after a reset.
+    transport(
+        &mut bus,
+        &mut fake,
+        Layout::V1Review,
+        TransportRequest::SetDeviceStatus { status: 0 },
+    );
     init_device(&mut bus, &mut fake, Layout::V1Review, ring, 64);
     let resp = transport(
         &mut bus,
@@ -188,6 +195,179 @@ fn set_vqueue_outside_areas_leaves_queue_unconfigured() {
         TransportRequest::GetVqueue { index: 0 },
     );
     assert_eq!(cur_size(&resp, Layout::V1Review), 64);
+}
+
+/// Takes device 0 through ACKNOWLEDGE, DRIVER, the features and FEATURES_OK; returns the
+/// status SET_DEVICE_STATUS(FEATURES_OK) answered.
+fn to_features_ok(bus: &mut BusInstance, fake: &mut Fake, layout: Layout) -> u32 {
+    use virtio_msg::transport::status::*;
+    for s in [ACKNOWLEDGE, ACKNOWLEDGE | DRIVER] {
+        transport(
+            bus,
+            fake,
+            layout,
+            TransportRequest::SetDeviceStatus { status: s },
+        );
+    }
+    let features = (virtio_msg::device::VIRTIO_F_VERSION_1
+        | virtio_msg::device::VIRTIO_F_ACCESS_PLATFORM)
+        .to_le_bytes();
+    transport(
+        bus,
+        fake,
+        layout,
+        TransportRequest::SetDriverFeatures {
+            block_index: 0,
+            blocks: virtio_msg::transport::FeatureBlocks::from_le_bytes(&features).unwrap(),
+        },
+    );
+    let resp = transport(
+        bus,
+        fake,
+        layout,
+        TransportRequest::SetDeviceStatus {
+            status: ACKNOWLEDGE | DRIVER | FEATURES_OK,
+        },
+    );
+    status_of(&resp, layout, 0x08)
+}
+
+/// The status in a GET/SET_DEVICE_STATUS answer.
+fn status_of(resp: &[u8], layout: Layout, msg_id: u8) -> u32 {
+    match TransportResponse::decode(resp, layout, msg_id).unwrap().1 {
+        TransportResponse::DeviceStatus { status }
+        | TransportResponse::SetDeviceStatus { status } => status,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A driver whose rings lie outside every shared area, once its device is past FEATURES_OK
+/// (where the engine itself would take the queue): the queue stays unconfigured and DRIVER_OK
+/// is refused with DEVICE_NEEDS_RESET. This is the only check between such a driver and a
+/// device that reads raw physical addresses: with `rings_in_areas` always true this fails.
+#[test]
+fn rings_outside_areas_refuse_the_driver_in_both_dialects() {
+    use virtio_msg::transport::status::*;
+    for (layout, negotiate) in [
+        (
+            Layout::V1Review,
+            negotiate_g3 as fn(&mut BusInstance, &mut Fake),
+        ),
+        (Layout::Pr28, |b: &mut BusInstance, f: &mut Fake| {
+            negotiate_g2(b, f);
+        }),
+    ] {
+        let (mut bus, mocks) = instance(1);
+        let mut fake = Fake::default();
+        negotiate(&mut bus, &mut fake);
+        let ring = setup_queue(&mut bus, &mut fake, layout);
+        assert_ne!(to_features_ok(&mut bus, &mut fake, layout) & FEATURES_OK, 0);
+        let resp = transport(
+            &mut bus,
+            &mut fake,
+            layout,
+            TransportRequest::SetVqueue {
+                index: 0,
+                flags: if layout == Layout::V1Review { 1 } else { 0 },
+                size: 64,
+                desc_addr: 0x8000_0000,
+                driver_addr: 0x8000_1000,
+                device_addr: 0x8000_2000,
+            },
+        );
+        assert_eq!(header(&resp).msg_size, 8, "{layout:?}");
+        let resp = transport(
+            &mut bus,
+            &mut fake,
+            layout,
+            TransportRequest::GetVqueue { index: 0 },
+        );
+        assert_eq!(
+            cur_size(&resp, layout),
+            0,
+            "{layout:?}: queue configured at raw PAs"
+        );
+        let resp = transport(
+            &mut bus,
+            &mut fake,
+            layout,
+            TransportRequest::SetDeviceStatus {
+                status: ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK,
+            },
+        );
+        let status = status_of(&resp, layout, 0x08);
+        assert_eq!(status & DRIVER_OK, 0, "{layout:?}: DRIVER_OK taken");
+        assert_ne!(status & DEVICE_NEEDS_RESET, 0, "{layout:?}");
+        let resp = transport(
+            &mut bus,
+            &mut fake,
+            layout,
+            TransportRequest::GetDeviceStatus,
+        );
+        assert_eq!(status_of(&resp, layout, 0x07), status);
+        assert!(
+            mocks[0].state().activations == 0,
+            "{layout:?}: device went live"
+        );
+        // After a reset the same driver with rings inside its area is served.
+        transport(
+            &mut bus,
+            &mut fake,
+            layout,
+            TransportRequest::SetDeviceStatus { status: 0 },
+        );
+        init_device(&mut bus, &mut fake, layout, ring, 64);
+        let resp = transport(
+            &mut bus,
+            &mut fake,
+            layout,
+            TransportRequest::GetDeviceStatus,
+        );
+        assert_ne!(status_of(&resp, layout, 0x07) & DRIVER_OK, 0, "{layout:?}");
+    }
+}
+
+/// A G2 driver shares its DMA pool at bus probe, before any device; one that has shared
+/// nothing by FEATURES_OK hands raw physical addresses (built without its pool). FEATURES_OK
+/// is refused, which virtio core notices at probe. G3 shares memory later and is not affected.
+#[test]
+fn g2_driver_without_shared_memory_is_refused_features_ok() {
+    use virtio_msg::transport::status::*;
+    let (mut bus, _) = instance(2);
+    let mut fake = Fake::default();
+    negotiate_g2(&mut bus, &mut fake);
+    assert_eq!(
+        to_features_ok(&mut bus, &mut fake, Layout::Pr28) & FEATURES_OK,
+        0,
+        "FEATURES_OK taken from a G2 driver that shared no memory"
+    );
+    let resp = transport(
+        &mut bus,
+        &mut fake,
+        Layout::Pr28,
+        TransportRequest::GetDeviceStatus,
+    );
+    assert_eq!(status_of(&resp, Layout::Pr28, 0x07) & FEATURES_OK, 0);
+    // With its pool shared (the driver reloaded: reset first), the same driver is served.
+    transport(
+        &mut bus,
+        &mut fake,
+        Layout::Pr28,
+        TransportRequest::SetDeviceStatus { status: 0 },
+    );
+    setup_queue(&mut bus, &mut fake, Layout::Pr28);
+    assert_ne!(
+        to_features_ok(&mut bus, &mut fake, Layout::Pr28) & FEATURES_OK,
+        0
+    );
+
+    let (mut bus, _) = instance(1);
+    let mut fake = Fake::default();
+    negotiate_g3(&mut bus, &mut fake);
+    assert_ne!(
+        to_features_ok(&mut bus, &mut fake, Layout::V1Review) & FEATURES_OK,
+        0
+    );
 }
 
 #[test]
@@ -222,39 +402,6 @@ fn frames_and_registers_round_trip() {
     assert_eq!(&regs_to_frame(&regs)[..104], &frame[..]);
     assert_eq!(bus_address(0xFFFF, 0x1234), 0xFFFF_0000_0000_1234);
     let _ = HEADER_SIZE;
-}
-
-/// Takes device 0 to FEATURES_OK, where SET_VQUEUE is accepted.
-fn to_features_ok(bus: &mut BusInstance, fake: &mut Fake, layout: Layout) {
-    use virtio_msg::transport::status::*;
-    for s in [ACKNOWLEDGE, ACKNOWLEDGE | DRIVER] {
-        transport(
-            bus,
-            fake,
-            layout,
-            TransportRequest::SetDeviceStatus { status: s },
-        );
-    }
-    let features = (virtio_msg::device::VIRTIO_F_VERSION_1
-        | virtio_msg::device::VIRTIO_F_ACCESS_PLATFORM)
-        .to_le_bytes();
-    transport(
-        bus,
-        fake,
-        layout,
-        TransportRequest::SetDriverFeatures {
-            block_index: 0,
-            blocks: virtio_msg::transport::FeatureBlocks::from_le_bytes(&features).unwrap(),
-        },
-    );
-    transport(
-        bus,
-        fake,
-        layout,
-        TransportRequest::SetDeviceStatus {
-            status: ACKNOWLEDGE | DRIVER | FEATURES_OK,
-        },
-    );
 }
 
 /// SET_VQUEUE of queue 0 (size 64), then its size as read back.
