@@ -284,10 +284,44 @@ pub fn run<C: Conduit, M: NsMapper, F: DeviceFactory>(
         msg = match ffa.call(&answer) {
             Ok(next) => next,
             Err(e) => {
-                log::warn!("response refused by the SPMC ({e}); waiting for the next message");
-                wait(ffa)?
+                // While the request is still pending the SPMC refuses FFA_MSG_WAIT (Hafnium
+                // answers DENIED), so first try the plainest answer of the request's own ABI.
+                log::warn!("response refused by the SPMC ({e}); answering with a refusal");
+                match fallback(partition.own_id(), &msg).map(|f| ffa.call(&f)) {
+                    Some(Ok(next)) => next,
+                    _ => {
+                        log::warn!("refusal not taken either; waiting for the next message");
+                        wait(ffa)?
+                    }
+                }
             }
         };
+    }
+}
+
+/// The plainest response to request `msg` from this partition (`own_id`): for DIRECT_REQ2 the
+/// bus ERROR frame, for DIRECT_REQ an all-zero payload of the request's width. `None` if `msg`
+/// is not a request.
+fn fallback(own_id: u16, msg: &Interface) -> Option<Interface> {
+    match *msg {
+        Interface::MsgSendDirectReq2 {
+            src_id, ref args, ..
+        } => Some(Interface::MsgSendDirectResp2 {
+            src_id: own_id,
+            dst_id: src_id,
+            args: DirectMsg2Args(bus::refusal(&bus::regs_to_frame(&args.0))),
+        }),
+        Interface::MsgSendDirectReq {
+            src_id, ref args, ..
+        } => Some(Interface::MsgSendDirectResp {
+            src_id: own_id,
+            dst_id: src_id,
+            args: match args {
+                DirectMsgArgs::Args32(_) => DirectMsgArgs::Args32([0; 5]),
+                _ => DirectMsgArgs::Args64([0; 15]),
+            },
+        }),
+        _ => None,
     }
 }
 
@@ -630,13 +664,14 @@ mod tests {
                 }),
                 // Its response is refused.
                 denied(),
-                // FFA_MSG_WAIT again → a virtio-msg request, which must still be served.
+                // The fallback is taken → a virtio-msg request, which must still be served.
                 req2(2, 0x8001, g2_version()),
             ]);
             let fids: Vec<u32> = calls.iter().map(|r| low32(r[0])).collect();
+            // The refused 32-bit answer is followed by the 32-bit fallback, which the SPMC takes.
             assert_eq!(
                 fids[..4],
-                [MSG_WAIT, DIRECT_RESP_32, MSG_WAIT, DIRECT_RESP2]
+                [MSG_WAIT, DIRECT_RESP_32, DIRECT_RESP_32, DIRECT_RESP2]
             );
             // The 32-bit response: ids swapped, zero payload.
             assert_eq!(calls[1][1], 0x8001 << 16 | 1);
@@ -644,8 +679,34 @@ mod tests {
             let answer: [u64; bus::PAYLOAD_REGS] = calls[3][4..18].try_into().unwrap();
             assert_eq!(calls[3][1], 0x8001 << 16 | 2);
             assert_eq!(&bus::regs_to_frame(&answer)[..2], &[0x03, msg::VERSION]);
-            // Then FFA_MSG_WAIT, failing every time: bounded.
-            assert_eq!(calls.len(), 4 + MAX_WAIT_FAILURES as usize);
+            // Then the script is out: that answer is refused, so is its fallback, and
+            // FFA_MSG_WAIT fails every time: bounded.
+            assert_eq!(calls.len(), 5 + MAX_WAIT_FAILURES as usize);
+        }
+
+        #[test]
+        fn a_refused_response_is_followed_by_a_refusal_before_waiting() {
+            // The SPMC refuses the VERSION answer, takes the ERROR-frame fallback, then sends
+            // nothing more.
+            let calls = run_script(vec![
+                req2(2, 0x8001, g2_version()),
+                denied(),
+                req2(3, 0x8001, g2_version()),
+            ]);
+            let fids: Vec<u32> = calls.iter().map(|r| low32(r[0])).collect();
+            assert_eq!(
+                fids[..4],
+                [MSG_WAIT, DIRECT_RESP2, DIRECT_RESP2, DIRECT_RESP2]
+            );
+            let frame = |i: usize| bus::regs_to_frame(&calls[i][4..18].try_into().unwrap());
+            assert_eq!(&frame(1)[..2], &[0x03, msg::VERSION]);
+            assert_eq!(&frame(2)[..2], &[0x03, msg::ERROR], "the fallback");
+            assert_eq!(calls[2][1], 0x8001 << 16 | 2, "to the same sender");
+            assert_eq!(
+                &frame(3)[..2],
+                &[0x03, msg::VERSION],
+                "the next request served"
+            );
         }
 
         #[test]
@@ -680,7 +741,8 @@ mod tests {
                     [f[0], f[1]]
                 })
                 .collect();
-            assert_eq!(answers.len(), 2 * MAX_ENDPOINTS + 1);
+            // The last answer was refused (the script ends), then its fallback went out.
+            assert_eq!(answers.len(), 2 * MAX_ENDPOINTS + 2);
             assert!(
                 answers[..2 * MAX_ENDPOINTS]
                     .iter()
