@@ -314,7 +314,9 @@ fn transport(
     send(bus, fake, &out[..n]).unwrap()
 }
 
-fn init_device(bus: &mut BusInstance, fake: &mut Fake, layout: Layout, ring: u64, size: u32) {
+/// Takes device 0 through ACKNOWLEDGE, DRIVER, the features and FEATURES_OK; returns the
+/// status SET_DEVICE_STATUS(FEATURES_OK) answered.
+fn to_features_ok(bus: &mut BusInstance, fake: &mut Fake, layout: Layout) -> u32 {
     use virtio_msg::transport::status::*;
     for s in [ACKNOWLEDGE, ACKNOWLEDGE | DRIVER] {
         transport(
@@ -336,7 +338,7 @@ fn init_device(bus: &mut BusInstance, fake: &mut Fake, layout: Layout, ring: u64
             blocks: virtio_msg::transport::FeatureBlocks::from_le_bytes(&features).unwrap(),
         },
     );
-    transport(
+    let resp = transport(
         bus,
         fake,
         layout,
@@ -344,6 +346,21 @@ fn init_device(bus: &mut BusInstance, fake: &mut Fake, layout: Layout, ring: u64
             status: ACKNOWLEDGE | DRIVER | FEATURES_OK,
         },
     );
+    status_of(&resp, layout, 0x08)
+}
+
+/// The status in a GET/SET_DEVICE_STATUS answer.
+fn status_of(resp: &[u8], layout: Layout, msg_id: u8) -> u32 {
+    match TransportResponse::decode(resp, layout, msg_id).unwrap().1 {
+        TransportResponse::DeviceStatus { status }
+        | TransportResponse::SetDeviceStatus { status } => status,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn init_device(bus: &mut BusInstance, fake: &mut Fake, layout: Layout, ring: u64, size: u32) {
+    use virtio_msg::transport::status::*;
+    to_features_ok(bus, fake, layout);
     transport(
         bus,
         fake,

@@ -197,50 +197,6 @@ fn set_vqueue_outside_areas_leaves_queue_unconfigured() {
     assert_eq!(cur_size(&resp, Layout::V1Review), 64);
 }
 
-/// Takes device 0 through ACKNOWLEDGE, DRIVER, the features and FEATURES_OK; returns the
-/// status SET_DEVICE_STATUS(FEATURES_OK) answered.
-fn to_features_ok(bus: &mut BusInstance, fake: &mut Fake, layout: Layout) -> u32 {
-    use virtio_msg::transport::status::*;
-    for s in [ACKNOWLEDGE, ACKNOWLEDGE | DRIVER] {
-        transport(
-            bus,
-            fake,
-            layout,
-            TransportRequest::SetDeviceStatus { status: s },
-        );
-    }
-    let features = (virtio_msg::device::VIRTIO_F_VERSION_1
-        | virtio_msg::device::VIRTIO_F_ACCESS_PLATFORM)
-        .to_le_bytes();
-    transport(
-        bus,
-        fake,
-        layout,
-        TransportRequest::SetDriverFeatures {
-            block_index: 0,
-            blocks: virtio_msg::transport::FeatureBlocks::from_le_bytes(&features).unwrap(),
-        },
-    );
-    let resp = transport(
-        bus,
-        fake,
-        layout,
-        TransportRequest::SetDeviceStatus {
-            status: ACKNOWLEDGE | DRIVER | FEATURES_OK,
-        },
-    );
-    status_of(&resp, layout, 0x08)
-}
-
-/// The status in a GET/SET_DEVICE_STATUS answer.
-fn status_of(resp: &[u8], layout: Layout, msg_id: u8) -> u32 {
-    match TransportResponse::decode(resp, layout, msg_id).unwrap().1 {
-        TransportResponse::DeviceStatus { status }
-        | TransportResponse::SetDeviceStatus { status } => status,
-        other => panic!("{other:?}"),
-    }
-}
-
 /// A driver whose rings lie outside every shared area, once its device is past FEATURES_OK
 /// (where the engine itself would take the queue): the queue stays unconfigured and DRIVER_OK
 /// is refused with DEVICE_NEEDS_RESET. This is the only check between such a driver and a
