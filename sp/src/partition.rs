@@ -300,8 +300,9 @@ pub fn run<C: Conduit, M: NsMapper, F: DeviceFactory>(
 }
 
 /// The plainest response to request `msg` from this partition (`own_id`): for DIRECT_REQ2 the
-/// bus ERROR frame, for DIRECT_REQ an all-zero payload of the request's width. `None` if `msg`
-/// is not a request.
+/// bus ERROR frame, for DIRECT_REQ an all-zero payload of the request's width (an SPMC may
+/// refuse a 64-bit answer to a 32-bit request; the simulated one does, as the FF-A rules say).
+/// `None` if `msg` is not a request.
 fn fallback(own_id: u16, msg: &Interface) -> Option<Interface> {
     match *msg {
         Interface::MsgSendDirectReq2 {
@@ -355,20 +356,16 @@ fn answer<C: Conduit, M: NsMapper, F: DeviceFactory>(
             dst_id,
             uuid,
             ref args,
-        } => {
-            let regs = if dst_id == own_id {
-                partition.serve(src_id, uuid, &args.0, ffa, mapper)
-            } else {
-                // Not for us (the SPMC should never deliver it): answered all the same, as
-                // every request must be, with the ERROR frame.
-                log::warn!("direct request from {src_id:#x} for {dst_id:#x}, not for us");
-                bus::refusal(&bus::regs_to_frame(&args.0))
-            };
-            Interface::MsgSendDirectResp2 {
-                src_id: own_id,
-                dst_id: src_id,
-                args: DirectMsg2Args(regs),
-            }
+        } if dst_id == own_id => Interface::MsgSendDirectResp2 {
+            src_id: own_id,
+            dst_id: src_id,
+            args: DirectMsg2Args(partition.serve(src_id, uuid, &args.0, ffa, mapper)),
+        },
+        Interface::MsgSendDirectReq2 { src_id, dst_id, .. } => {
+            // Not for us (the SPMC should never deliver it): answered all the same, as every
+            // request must be, with the ERROR frame.
+            log::warn!("direct request from {src_id:#x} for {dst_id:#x}, not for us");
+            return fallback(own_id, msg);
         }
         Interface::MsgSendDirectReq {
             src_id,
@@ -400,21 +397,9 @@ fn answer<C: Conduit, M: NsMapper, F: DeviceFactory>(
                 sp_status: VmAvailabilityStatus::Success,
             },
         },
-        Interface::MsgSendDirectReq {
-            src_id, ref args, ..
-        } => {
+        Interface::MsgSendDirectReq { src_id, .. } => {
             log::warn!("direct request from {src_id:#x} not served (not a virtio-msg request)");
-            // The same width as the request: an SPMC may refuse a 64-bit answer to a 32-bit
-            // request (the simulated one does, as the FF-A rules say).
-            let args = match args {
-                DirectMsgArgs::Args32(_) => DirectMsgArgs::Args32([0; 5]),
-                _ => DirectMsgArgs::Args64([0; 15]),
-            };
-            Interface::MsgSendDirectResp {
-                src_id: own_id,
-                dst_id: src_id,
-                args,
-            }
+            return fallback(own_id, msg);
         }
         _ => return None,
     };
@@ -592,23 +577,7 @@ mod tests {
         };
 
         use super::*;
-        use crate::scripted::Scripted;
-
-        /// A mapper that maps nothing (these scripts share no memory).
-        struct NoMapper;
-
-        impl NsMapper for NoMapper {
-            fn map(&mut self, _: ffa::memory::MemRange, _: bool) -> Result<u64, MapError> {
-                Err(MapError::NoSpace)
-            }
-            fn unmap(&mut self, _: u64, _: u32) {}
-            fn read(&self, _: u64, _: &mut [u8]) -> Result<(), MapError> {
-                Err(MapError::NotMapped)
-            }
-            fn write(&self, _: u64, _: &[u8]) -> Result<(), MapError> {
-                Err(MapError::NotMapped)
-            }
-        }
+        use crate::scripted::{NoMapper, Scripted};
 
         const MSG_WAIT: u32 = 0x8400_006b;
         const DIRECT_RESP_32: u32 = 0x8400_0070;

@@ -1,11 +1,15 @@
-//! A scripted [`Conduit`] for host tests: it records every call and answers from a function.
+//! Test doubles for host tests: a scripted [`Conduit`] that records every call and answers from
+//! a function, and [`NoMapper`], an [`NsMapper`] with nothing to map.
 
 extern crate std;
 
 use alloc::{boxed::Box, sync::Arc, vec, vec::Vec};
 use std::sync::{Mutex, PoisonError};
 
-use ffa::Conduit;
+use ffa::{
+    Conduit,
+    memory::{MapError, MemRange, NsMapper},
+};
 
 type Answer = dyn Fn(&[u64; 18]) -> [u64; 18] + Send + Sync;
 
@@ -89,5 +93,23 @@ impl Conduit for Scripted {
 
     fn rx(&self) -> &[u8] {
         &self.rx
+    }
+}
+
+/// A mapper that maps nothing: every map is refused, every access is to unmapped memory (for
+/// tests whose partition shares no memory).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoMapper;
+
+impl NsMapper for NoMapper {
+    fn map(&mut self, _: MemRange, _: bool) -> Result<u64, MapError> {
+        Err(MapError::NoSpace)
+    }
+    fn unmap(&mut self, _: u64, _: u32) {}
+    fn read(&self, _: u64, _: &mut [u8]) -> Result<(), MapError> {
+        Err(MapError::NotMapped)
+    }
+    fn write(&self, _: u64, _: &[u8]) -> Result<(), MapError> {
+        Err(MapError::NotMapped)
     }
 }

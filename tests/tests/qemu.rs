@@ -33,11 +33,11 @@ use std::{
 
 use std::sync::Mutex;
 
-use ffa::{
-    bus::BusConfig,
-    memory::{MapError, MemRange, NsMapper},
+use ffa::bus::BusConfig;
+use sp::{
+    scripted::{NoMapper, Scripted},
+    startup::StartError,
 };
-use sp::{scripted::Scripted, startup::StartError};
 use vmsg_host::{
     sim::partition::{HostPartition, PackageHead},
     spkg,
@@ -300,22 +300,6 @@ fn sp_without_valid_boot_info_falls_back_to_its_own_buffers() {
     expected.push("INFO  stopped");
     assert_lines(s.name, &lines, &expected);
     assert_same_startup(s.name, &lines, &host_startup(true));
-}
-
-/// A mapper with nothing to map (start-up maps nothing itself).
-struct NoMapper;
-
-impl NsMapper for NoMapper {
-    fn map(&mut self, _: MemRange, _: bool) -> Result<u64, MapError> {
-        Err(MapError::NoSpace)
-    }
-    fn unmap(&mut self, _: u64, _: u32) {}
-    fn read(&self, _: u64, _: &mut [u8]) -> Result<(), MapError> {
-        Err(MapError::NotMapped)
-    }
-    fn write(&self, _: u64, _: &[u8]) -> Result<(), MapError> {
-        Err(MapError::NotMapped)
-    }
 }
 
 /// Runs the start-up on the host as the simulated world does, with the image's manifest and

@@ -4,10 +4,10 @@
 use alloc::{string::String, vec::Vec};
 use std::sync::{Arc, Mutex};
 
-use ffa::memory::{MapError, MemRange};
-
 use super::*;
-use crate::{bootinfo::BootInfoError, devices::rng::CountingEntropy, scripted::Scripted};
+use crate::{
+    bootinfo::BootInfoError, devices::rng::CountingEntropy, scripted::NoMapper, scripted::Scripted,
+};
 
 const VERSION: u32 = 0x8400_0063;
 const ID_GET: u32 = 0x8400_0069;
@@ -15,22 +15,6 @@ const RXTX_MAP_64: u32 = 0xc400_0066;
 const MSG_WAIT: u32 = 0x8400_006b;
 const SUCCESS_32: u64 = 0x8400_0061;
 const ERROR_32: u64 = 0x8400_0060;
-
-/// A mapper that maps nothing (start-up maps nothing itself).
-struct NoMapper;
-
-impl NsMapper for NoMapper {
-    fn map(&mut self, _: MemRange, _: bool) -> Result<u64, MapError> {
-        Err(MapError::NoSpace)
-    }
-    fn unmap(&mut self, _: u64, _: u32) {}
-    fn read(&self, _: u64, _: &mut [u8]) -> Result<(), MapError> {
-        Err(MapError::NotMapped)
-    }
-    fn write(&self, _: u64, _: &[u8]) -> Result<(), MapError> {
-        Err(MapError::NotMapped)
-    }
-}
 
 /// An SPMC speaking `version` (w0 of the FFA_VERSION answer); `refuse` names one call it
 /// answers with FFA_ERROR(DENIED). FFA_MSG_WAIT always fails, ending the loop.
