@@ -19,27 +19,11 @@ use virtio_msg::{
 use zerocopy::IntoBytes;
 
 use super::{
-    check::{Applies, Check, Stop, Verdict, ensure},
+    check::{Applies, Check, Stop, Verdict, check, ensure},
     device,
     wire::{self, Answer},
 };
 use crate::{connection::Connection, platform::Platform, session::BusSession};
-
-const fn check(
-    id: &'static str,
-    clause: &'static str,
-    applies: Applies,
-    description: &'static str,
-    not_applicable: &'static str,
-) -> Check {
-    Check {
-        id,
-        clause,
-        applies,
-        description,
-        not_applicable,
-    }
-}
 
 const G2_NO_RESET: &str = "the G2 driver never sends RESET";
 const G2_NO_EVENTS: &str = "documented: G2 gets no events and no EVENT_POLL (see FB-POLL-2)";

@@ -45,6 +45,23 @@ pub struct Check {
     pub not_applicable: &'static str,
 }
 
+/// A [`Check`] (for the `const` check tables of the `device` and `bus` groups).
+pub(super) const fn check(
+    id: &'static str,
+    clause: &'static str,
+    applies: Applies,
+    description: &'static str,
+    not_applicable: &'static str,
+) -> Check {
+    Check {
+        id,
+        clause,
+        applies,
+        description,
+        not_applicable,
+    }
+}
+
 /// The outcome of a check in one dialect.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {

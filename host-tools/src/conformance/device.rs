@@ -15,7 +15,7 @@ use virtio_msg::{
 };
 
 use super::{
-    check::{Applies, Check, Stop, Verdict, ensure},
+    check::{Applies, Check, Stop, Verdict, check, ensure},
     wire::{self, Answer},
 };
 use crate::{
@@ -24,22 +24,6 @@ use crate::{
     session::{BusSession, Event, SharedArea},
     virtqueue::DriverQueue,
 };
-
-const fn check(
-    id: &'static str,
-    clause: &'static str,
-    applies: Applies,
-    description: &'static str,
-    not_applicable: &'static str,
-) -> Check {
-    Check {
-        id,
-        clause,
-        applies,
-        description,
-        not_applicable,
-    }
-}
 
 pub(super) const V1: Check = check(
     "V1",
