@@ -46,7 +46,7 @@ mod services;
 mod tests;
 
 pub use area::{AREA_OFFSET_MASK, AREA_SHIFT, AreaMem, AreaState, AreaTable, bus_address};
-pub use config::BusConfig;
+pub use config::{BusConfig, WORK_PER_MESSAGE};
 pub use dialect::Dialect;
 pub use events::{EventQueue, PendingEvent};
 pub use frame::{MAX_MSG_SIZE, PAYLOAD_REGS, Reply, frame_to_regs, refusal, regs_to_frame};

@@ -3,6 +3,10 @@
 
 use super::dialect::Dialect;
 
+/// The default [`BusConfig::work_per_message`]: 256 KiB, four of virtio-rng's largest requests
+/// (a few hundred thousand instructions), far above what a Linux driver asks per kick.
+pub const WORK_PER_MESSAGE: u64 = 256 * 1024;
+
 /// Partition-wide settings of the bus.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BusConfig {
@@ -12,6 +16,10 @@ pub struct BusConfig {
     pub max_areas: u16,
     /// Most 4 KiB pages one area may span.
     pub max_area_pages: u64,
+    /// Device work one message may cause, in bytes (virtio_msg::device::Budget): what one kick
+    /// did not get to is resumed at the endpoint's next message, so that no endpoint holds the
+    /// partition, and every other endpoint, for longer than this.
+    pub work_per_message: u64,
 }
 
 impl Default for BusConfig {
@@ -20,6 +28,7 @@ impl Default for BusConfig {
             notifications: true,
             max_areas: 256,
             max_area_pages: 16 * 1024,
+            work_per_message: WORK_PER_MESSAGE,
         }
     }
 }

@@ -5,7 +5,7 @@ use alloc::{boxed::Box, vec::Vec};
 
 use virtio_msg::{
     Layout,
-    device::{DeviceTransport, VirtioDevice},
+    device::{Budget, DeviceTransport, VirtioDevice},
     ids,
 };
 
@@ -96,8 +96,16 @@ impl BusInstance {
         self.events.len()
     }
 
+    /// Whether a device has work that an earlier message's budget did not cover (it is
+    /// resumed at the endpoint's next message).
+    pub fn has_pending_work(&self) -> bool {
+        self.devices.iter().any(DeviceTransport::has_pending_work)
+    }
+
     /// Handles one frame from the endpoint and writes the answer frame into `out`. The header
-    /// is parsed here, once; every handler gets the parsed frame (header and payload). After
+    /// is parsed here, once; every handler gets the parsed frame (header and payload). The
+    /// message gets one work budget ([`BusConfig::work_per_message`]): device work left by
+    /// earlier messages is resumed first, then the frame is served with what is left. After
     /// the answer, one area whose relinquish is pending is retried.
     pub fn handle(
         &mut self,
@@ -106,7 +114,19 @@ impl BusInstance {
         services: &mut dyn BusServices,
     ) -> Reply {
         self.log.tick();
-        let reply = self.handle_frame(frame, out, services);
+        let mut budget = Budget::bytes(self.config.work_per_message);
+        let endpoint = self.endpoint();
+        if let Some(endpoint) = &endpoint {
+            let ctx = routing::Devices {
+                devices: &mut self.devices,
+                areas: &self.areas,
+                events: &mut self.events,
+                endpoint,
+                services,
+            };
+            routing::resume(ctx, &mut budget);
+        }
+        let reply = self.handle_frame(frame, out, services, &mut budget);
         let endpoint = self.endpoint();
         area_share::retry_pending(
             &mut self.areas,
@@ -124,6 +144,7 @@ impl BusInstance {
         frame: &[u8],
         out: &mut [u8; MAX_MSG_SIZE],
         services: &mut dyn BusServices,
+        budget: &mut Budget,
     ) -> Reply {
         out.fill(0);
         let (bytes, _) = frame.split_at(frame.len().min(MAX_MSG_SIZE));
@@ -145,7 +166,7 @@ impl BusInstance {
         if frame.header.is_bus() {
             self.handle_bus(&frame, out, services)
         } else {
-            self.handle_transport(&frame, out, services)
+            self.handle_transport(&frame, out, services, budget)
         }
     }
 
@@ -285,19 +306,19 @@ impl BusInstance {
         frame: &Frame<'_>,
         out: &mut [u8; MAX_MSG_SIZE],
         services: &mut dyn BusServices,
+        budget: &mut Budget,
     ) -> Reply {
         let Some(endpoint) = self.endpoint() else {
             return frame::error(&frame.header, out);
         };
-        routing::transport(
-            frame,
-            &mut self.devices,
-            &self.areas,
-            &mut self.events,
-            &endpoint,
+        let ctx = routing::Devices {
+            devices: &mut self.devices,
+            areas: &self.areas,
+            events: &mut self.events,
+            endpoint: &endpoint,
             services,
-            out,
-        )
+        };
+        routing::transport(frame, ctx, budget, out)
     }
 }
 

@@ -21,7 +21,7 @@
 
 use virtio_msg::{
     bus::{BusRequest, BusResponse},
-    device::{DeviceTransport, Event as EngineEvent, Refusal},
+    device::{Budget, DeviceTransport, Event as EngineEvent, Refusal},
     header::HEADER_SIZE,
     transport::{TransportRequest, status},
 };
@@ -44,17 +44,31 @@ const _: () = assert!(MAX_WINDOW as usize == (MAX_MSG_SIZE - HEADER_SIZE - 6) * 
 /// Bytes of the GET_DEVICES fields before the bitmap (offset, count, next_offset).
 const DEVICES_FIELDS: usize = 6;
 
+/// An endpoint's devices with what serving them needs: the memory they work on, where their
+/// events go, the endpoint and the partition's services.
+pub(crate) struct Devices<'a> {
+    pub(crate) devices: &'a mut [DeviceTransport],
+    pub(crate) areas: &'a AreaTable,
+    pub(crate) events: &'a mut Events,
+    pub(crate) endpoint: &'a Endpoint,
+    pub(crate) services: &'a mut dyn BusServices,
+}
+
 /// Hands a transport request to the device it addresses and answers with the device's
 /// response; queues the events the device raised.
 pub(crate) fn transport(
     frame: &Frame<'_>,
-    devices: &mut [DeviceTransport],
-    areas: &AreaTable,
-    events: &mut Events,
-    endpoint: &Endpoint,
-    services: &mut dyn BusServices,
+    ctx: Devices<'_>,
+    budget: &mut Budget,
     out: &mut [u8; MAX_MSG_SIZE],
 ) -> Reply {
+    let Devices {
+        devices,
+        areas,
+        events,
+        endpoint,
+        services,
+    } = ctx;
     let header = &frame.header;
     let layout = endpoint.dialect.layout();
     let Ok(request) = TransportRequest::decode_payload(header, frame.payload, layout) else {
@@ -115,7 +129,9 @@ pub(crate) fn transport(
     }
     let mem_services: &dyn BusServices = services;
     let mut mem = AreaMem::new(areas, mem_services);
-    let written = engine.handle_frame(header, &request, &mut mem, out, &mut |e| raised.push(e));
+    let written = engine.handle_frame(header, &request, &mut mem, budget, out, &mut |e| {
+        raised.push(e)
+    });
     raised.queue(dev, events, endpoint, services);
     if matches!(request, TransportRequest::EventAvail { .. }) {
         // Events get the bare acknowledgement frame (type 0x03, id 0, dev_num 0, size 8).
@@ -125,6 +141,32 @@ pub(crate) fn transport(
     match written {
         Some(n) => Reply::Frame(n),
         None => frame::error(header, out),
+    }
+}
+
+/// Resumes the device work earlier kicks left pending (see `Budget`), device by device while
+/// `budget` lasts, and queues the events it raises. Called before each message of the
+/// endpoint is handled.
+pub(crate) fn resume(ctx: Devices<'_>, budget: &mut Budget) {
+    let Devices {
+        devices,
+        areas,
+        events,
+        endpoint,
+        services,
+    } = ctx;
+    for (dev, engine) in (0u16..).zip(devices.iter_mut()) {
+        if budget.is_spent() {
+            return;
+        }
+        if !engine.has_pending_work() {
+            continue;
+        }
+        let mut raised = Raised::default();
+        let mem_services: &dyn BusServices = services;
+        let mut mem = AreaMem::new(areas, mem_services);
+        engine.resume(&mut mem, budget, &mut |e| raised.push(e));
+        raised.queue(dev, events, endpoint, services);
     }
 }
 

@@ -9,7 +9,7 @@ use sp::{
 };
 use virtio_msg::{
     SharedMem,
-    device::{QueueConfig, VirtioDevice},
+    device::{Budget, QueueConfig, VirtioDevice},
     mem::VecMem,
 };
 
@@ -283,7 +283,10 @@ fn rng_round_trip_over_70000_requests() {
         }
         q.publish(&area).unwrap();
         let mut mem = area.0.borrow_mut();
-        assert!(rng.notify(0, &mut *mem as &mut dyn SharedMem).unwrap());
+        assert!(
+            rng.notify(0, &mut *mem as &mut dyn SharedMem, &mut Budget::unlimited())
+                .unwrap()
+        );
         drop(mem);
         for (head, off, len) in lens {
             assert_eq!(q.pop_used(&area).unwrap(), Some((head, len)));

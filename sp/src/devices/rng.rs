@@ -6,16 +6,18 @@
 //! returns each with the number of bytes written.
 //!
 //! Bounds against a hostile driver: one notify handles at most `size` chains (whatever the
-//! available index says), and each chain gets at most [`MAX_BYTES_PER_REQUEST`] bytes — the
-//! spec lets the device use less than the whole buffer (§5.4.6.1), and the cap keeps the time
-//! one notify spends in the partition bounded even when a driver offers gigabytes. Entropy
+//! available index says) and stops once its [`Budget`] is spent (the engine resumes the rest
+//! at the driver's next message), and each chain gets at most [`MAX_BYTES_PER_REQUEST`]
+//! bytes — the spec lets the device use less than the whole buffer (§5.4.6.1), and the cap
+//! keeps the time one chain takes bounded even when a driver offers gigabytes. Entropy
 //! is copied out in [`CHUNK`]-byte pieces through a stack buffer, so nothing is allocated per
 //! request.
 
 use virtio_msg::{
     SharedMem,
     device::{
-        DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1, VirtioDevice,
+        Budget, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1,
+        VirtioDevice,
     },
 };
 
@@ -155,7 +157,12 @@ impl<S: EntropySource> VirtioDevice for Rng<S> {
         }
     }
 
-    fn notify(&mut self, index: u32, mem: &mut dyn SharedMem) -> Result<bool, DeviceError> {
+    fn notify(
+        &mut self,
+        index: u32,
+        mem: &mut dyn SharedMem,
+        budget: &mut Budget,
+    ) -> Result<bool, DeviceError> {
         if index != 0 {
             return Ok(false);
         }
@@ -163,26 +170,31 @@ impl<S: EntropySource> VirtioDevice for Rng<S> {
         let Some(mut queue) = self.queue.take() else {
             return Ok(false);
         };
-        let result = self.serve(&mut queue, mem);
+        let result = self.serve(&mut queue, mem, budget);
         self.queue = Some(queue);
         result
     }
 }
 
 impl<S: EntropySource> Rng<S> {
-    /// Serves at most `size` available chains of `queue`.
+    /// Serves at most `size` available chains of `queue`, and none once `budget` is spent.
     fn serve(
         &mut self,
         queue: &mut SplitQueue,
         mem: &mut dyn SharedMem,
+        budget: &mut Budget,
     ) -> Result<bool, DeviceError> {
         let mut used = false;
         for _ in 0..queue.size() {
+            if budget.is_spent() {
+                break;
+            }
             let Some(chain) = queue.pop(&*mem)? else {
                 break;
             };
             let written = self.fill_chain(mem, &chain.writable)?;
             queue.push_used(mem, chain.head, written)?;
+            budget.spend_chain(u64::from(written));
             used = true;
         }
         Ok(used)

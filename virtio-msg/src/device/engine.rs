@@ -39,7 +39,7 @@ mod queues;
 
 use alloc::{boxed::Box, vec, vec::Vec};
 
-use super::model::{QueueConfig, VIRTIO_F_VERSION_1, VirtioDevice};
+use super::model::{Budget, QueueConfig, VIRTIO_F_VERSION_1, VirtioDevice};
 use crate::{
     header::Header,
     layout::Layout,
@@ -97,6 +97,8 @@ struct Queue {
     config: Option<QueueConfig>,
     /// Handed to the device (by `activate` or `activate_queue`): notifications reach it.
     live: bool,
+    /// The last notification ran out of budget: chains may be waiting (see [`Budget`]).
+    pending: bool,
 }
 
 /// Why a SET_VQUEUE or a driver was refused (for the log).
@@ -295,22 +297,72 @@ impl DeviceTransport {
         }
     }
 
-    /// Services queue `index` as an EVENT_AVAIL would, for device-initiated work (a backend
-    /// has input, or the bus polls). Ignored unless the device is active and the queue live.
-    pub fn kick(&mut self, index: u32, mem: &mut dyn SharedMem, events: &mut dyn FnMut(Event)) {
+    /// Whether a queue's last notification ran out of budget, so that chains may still wait
+    /// for [`resume`](Self::resume).
+    pub fn has_pending_work(&self) -> bool {
+        self.is_active() && self.queues.iter().any(|q| q.live && q.pending)
+    }
+
+    /// Serves the queues whose last notification ran out of budget, in queue order, while
+    /// `budget` lasts; a queue that runs out again stays pending. The bus calls it at each
+    /// message from the driver, before the message itself, so that work left by one kick is
+    /// done before newer work and never waits for more than the driver's next message.
+    pub fn resume(
+        &mut self,
+        mem: &mut dyn SharedMem,
+        budget: &mut Budget,
+        events: &mut dyn FnMut(Event),
+    ) {
+        if !self.is_active() {
+            return;
+        }
+        for i in 0..self.queues.len() {
+            if budget.is_spent() {
+                return;
+            }
+            let pending = self.queues.get(i).is_some_and(|q| q.live && q.pending);
+            if pending && let Ok(index) = u32::try_from(i) {
+                self.kick(index, mem, budget, events);
+            }
+        }
+    }
+
+    /// Services queue `index` as an EVENT_AVAIL would, within `budget` (what the budget did not
+    /// cover stays pending for [`resume`](Self::resume)); also for device-initiated work (a
+    /// backend has input, or the bus polls). Ignored unless the device is active and the queue
+    /// live.
+    pub fn kick(
+        &mut self,
+        index: u32,
+        mem: &mut dyn SharedMem,
+        budget: &mut Budget,
+        events: &mut dyn FnMut(Event),
+    ) {
         if !self.is_active() {
             log::debug!("queue {index} notified while the device is not running: ignored");
             return;
         }
-        let live = usize::try_from(index)
+        let Some(queue) = usize::try_from(index)
             .ok()
-            .and_then(|i| self.queues.get(i))
-            .is_some_and(|q| q.live);
-        if !live {
+            .and_then(|i| self.queues.get_mut(i))
+            .filter(|q| q.live)
+        else {
             log::debug!("queue {index} notified but not configured: ignored");
             return;
+        };
+        // A notification with nothing left to spend serves nothing: the queue waits.
+        queue.pending = true;
+        if budget.is_spent() {
+            return;
         }
-        match self.device.notify(index, mem) {
+        let result = self.device.notify(index, mem, budget);
+        if let Some(queue) = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.queues.get_mut(i))
+        {
+            queue.pending = result.is_ok() && budget.is_spent();
+        }
+        match result {
             Ok(true) => events(Event::Used { vq: index }),
             Ok(false) => {}
             Err(e) => {
@@ -327,10 +379,11 @@ impl DeviceTransport {
         &mut self,
         request: &TransportRequest<'_>,
         mem: &mut dyn SharedMem,
+        budget: &mut Budget,
         events: &mut dyn FnMut(Event),
     ) -> Option<TransportResponse<'_>> {
         let limit = usize::from(self.max_size);
-        self.dispatch(request, mem, events, limit)
+        self.dispatch(request, mem, budget, events, limit)
     }
 
     /// [`handle`](Self::handle), then encodes the response to `request` (whose header it
@@ -341,12 +394,13 @@ impl DeviceTransport {
         request_header: &Header,
         request: &TransportRequest<'_>,
         mem: &mut dyn SharedMem,
+        budget: &mut Budget,
         out: &mut [u8],
         events: &mut dyn FnMut(Event),
     ) -> Option<usize> {
         let limit = usize::from(self.max_size).min(out.len());
         let layout = self.layout;
-        let response = self.dispatch(request, mem, events, limit)?;
+        let response = self.dispatch(request, mem, budget, events, limit)?;
         let out = out.get_mut(..limit)?;
         match response.encode(layout, request_header, out) {
             Ok(n) => Some(n),
@@ -364,6 +418,7 @@ impl DeviceTransport {
         &mut self,
         request: &TransportRequest<'_>,
         mem: &mut dyn SharedMem,
+        budget: &mut Budget,
         events: &mut dyn FnMut(Event),
         limit: usize,
     ) -> Option<TransportResponse<'_>> {
@@ -415,7 +470,7 @@ impl DeviceTransport {
             }
             TransportRequest::GetShm { index } => Some(self.shm(index)),
             TransportRequest::EventAvail { vq_index, .. } => {
-                self.kick(vq_index, mem, events);
+                self.kick(vq_index, mem, budget, events);
                 None
             }
         }

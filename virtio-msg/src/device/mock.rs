@@ -7,7 +7,7 @@ use core::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::model::{
-    ConfigRejected, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1,
+    Budget, ConfigRejected, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1,
     VirtioDevice,
 };
 use crate::mem::SharedMem;
@@ -39,6 +39,8 @@ pub struct MockState {
     pub notify_result: Result<bool, DeviceError>,
     /// On `notify`, write these bytes at this address through the shared memory first.
     pub notify_write: Option<(u64, Vec<u8>)>,
+    /// Budget bytes one `notify` spends (0: none).
+    pub notify_cost: u64,
     /// Record: the last successful `activate` (features, queues).
     pub activated: Option<(u64, Vec<Option<QueueConfig>>)>,
     /// Record: number of `activate` calls.
@@ -72,6 +74,7 @@ impl Default for MockState {
             fail_activate: false,
             notify_result: Ok(true),
             notify_write: None,
+            notify_cost: 0,
             activated: None,
             activations: 0,
             resets: 0,
@@ -186,9 +189,15 @@ impl VirtioDevice for MockDevice {
     fn reset_queue(&mut self, index: u32) {
         self.state().queue_resets.push(index);
     }
-    fn notify(&mut self, index: u32, mem: &mut dyn SharedMem) -> Result<bool, DeviceError> {
+    fn notify(
+        &mut self,
+        index: u32,
+        mem: &mut dyn SharedMem,
+        budget: &mut Budget,
+    ) -> Result<bool, DeviceError> {
         let mut state = self.state();
         state.notifies.push(index);
+        budget.spend(state.notify_cost);
         if let Some((addr, bytes)) = &state.notify_write {
             mem.write(*addr, bytes)?;
         }

@@ -25,6 +25,55 @@ pub struct QueueConfig {
     pub device_addr: u64,
 }
 
+/// How much work one notification may do: the bound that keeps one driver's kick from holding
+/// the partition (and so every other driver) for as long as the driver likes.
+///
+/// The bus gives each incoming message one budget, counted in bytes of device work (bytes
+/// moved, plus [`Budget::CHAIN_COST`] for each chain's walk). A device spends it as it serves
+/// chains and stops *before* a chain once it is spent (a started chain is finished, so one
+/// chain may overrun it by up to its own cost). Work it left is not lost: the engine marks the
+/// queue pending and the bus resumes it, with a new budget, at the driver's next message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    left: u64,
+}
+
+impl Budget {
+    /// What taking one chain from the available ring and returning it costs besides its bytes
+    /// (its descriptor walk and used-ring write), so that empty chains are not free.
+    pub const CHAIN_COST: u64 = 64;
+
+    /// A budget of `bytes`.
+    pub const fn bytes(bytes: u64) -> Self {
+        Self { left: bytes }
+    }
+
+    /// A budget that is never spent (tests, and device-initiated work with no driver waiting).
+    pub const fn unlimited() -> Self {
+        Self { left: u64::MAX }
+    }
+
+    /// Spends `bytes` (saturating at zero).
+    pub fn spend(&mut self, bytes: u64) {
+        self.left = self.left.saturating_sub(bytes);
+    }
+
+    /// Spends one chain that moved `bytes`.
+    pub fn spend_chain(&mut self, bytes: u64) {
+        self.spend(bytes.saturating_add(Self::CHAIN_COST));
+    }
+
+    /// Whether nothing is left: the device must not start another chain.
+    pub fn is_spent(&self) -> bool {
+        self.left == 0
+    }
+
+    /// What is left.
+    pub fn left(&self) -> u64 {
+        self.left
+    }
+}
+
 /// A device's fatal error: the transport sets DEVICE_NEEDS_RESET and reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceError {
@@ -94,9 +143,16 @@ pub trait VirtioDevice {
     fn reset(&mut self);
     /// Queue `index` was reset (RESET_VQUEUE) or re-configured: drop its state.
     fn reset_queue(&mut self, index: u32);
-    /// The driver made buffers available on queue `index`: process them through `mem`.
-    /// Returns whether buffers were returned to the used ring (an EVENT_USED is then due).
-    fn notify(&mut self, index: u32, mem: &mut dyn SharedMem) -> Result<bool, DeviceError>;
+    /// The driver made buffers available on queue `index`: process them through `mem`, within
+    /// `budget` (spend it per chain; start no chain once it is spent; the engine calls again
+    /// later for the rest, see [`Budget`]). Returns whether buffers were returned to the used
+    /// ring (an EVENT_USED is then due).
+    fn notify(
+        &mut self,
+        index: u32,
+        mem: &mut dyn SharedMem,
+        budget: &mut Budget,
+    ) -> Result<bool, DeviceError>;
     /// Shared memory region `id`: (address, length), if the device has one.
     fn shm_region(&self, id: u32) -> Option<(u64, u64)> {
         let _ = id;

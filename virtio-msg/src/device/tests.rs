@@ -6,7 +6,7 @@
 use alloc::{boxed::Box, vec, vec::Vec};
 
 use super::{
-    DeviceError, DeviceTransport, Event, QueueConfig, VIRTIO_F_ACCESS_PLATFORM,
+    Budget, DeviceError, DeviceTransport, Event, QueueConfig, VIRTIO_F_ACCESS_PLATFORM,
     VIRTIO_F_RING_PACKED, VIRTIO_F_VERSION_1,
     mock::{MockDevice, MockState},
 };
@@ -130,7 +130,9 @@ impl Rig {
     fn call(&mut self, req: Req<'_>) -> Option<R> {
         let events = &mut self.events;
         self.t
-            .handle(&req, &mut self.mem, &mut |e| events.push(e))
+            .handle(&req, &mut self.mem, &mut Budget::unlimited(), &mut |e| {
+                events.push(e)
+            })
             .map(own)
     }
 
@@ -997,11 +999,81 @@ fn notify_reaches_shared_memory() {
 fn kick_serves_like_event_avail() {
     let mut rig = Rig::new(Layout::V1Review);
     let mut events = Vec::new();
-    rig.t.kick(0, &mut rig.mem, &mut |e| events.push(e));
+    rig.t
+        .kick(0, &mut rig.mem, &mut Budget::unlimited(), &mut |e| {
+            events.push(e)
+        });
     assert!(events.is_empty(), "not active yet");
     rig.ready();
-    rig.t.kick(0, &mut rig.mem, &mut |e| events.push(e));
+    rig.t
+        .kick(0, &mut rig.mem, &mut Budget::unlimited(), &mut |e| {
+            events.push(e)
+        });
     assert_eq!(events, vec![Event::Used { vq: 0 }]);
+}
+
+#[test]
+fn a_kick_that_runs_out_of_budget_leaves_its_queue_pending_until_resumed() {
+    let mut rig = Rig::new(Layout::V1Review);
+    rig.dev.state().notify_cost = 100;
+    rig.ready();
+    let mut events = Vec::new();
+    // Enough for the notification: nothing pending afterwards.
+    let mut budget = Budget::bytes(1000);
+    rig.t
+        .kick(0, &mut rig.mem, &mut budget, &mut |e| events.push(e));
+    assert_eq!(budget.left(), 900);
+    assert!(!rig.t.has_pending_work());
+    // The notification spends the rest: the device may have stopped early.
+    let mut budget = Budget::bytes(100);
+    rig.t
+        .kick(0, &mut rig.mem, &mut budget, &mut |e| events.push(e));
+    assert!(budget.is_spent());
+    assert!(rig.t.has_pending_work());
+    assert_eq!(rig.dev.state().notifies, vec![0, 0]);
+    // A kick with nothing left does not reach the device and leaves the queue pending.
+    rig.t
+        .kick(0, &mut rig.mem, &mut budget, &mut |e| events.push(e));
+    assert_eq!(rig.dev.state().notifies.len(), 2);
+    // A spent budget resumes nothing; a new one resumes the queue, which then is done.
+    rig.t
+        .resume(&mut rig.mem, &mut budget, &mut |e| events.push(e));
+    assert_eq!(rig.dev.state().notifies.len(), 2);
+    let mut budget = Budget::bytes(1000);
+    rig.t
+        .resume(&mut rig.mem, &mut budget, &mut |e| events.push(e));
+    assert_eq!(rig.dev.state().notifies, vec![0, 0, 0]);
+    assert!(!rig.t.has_pending_work());
+    assert_eq!(events, vec![Event::Used { vq: 0 }; 3]);
+    // Nothing pending: resume does not call the device.
+    rig.t
+        .resume(&mut rig.mem, &mut budget, &mut |e| events.push(e));
+    assert_eq!(rig.dev.state().notifies.len(), 3);
+}
+
+#[test]
+fn pending_work_is_forgotten_by_a_reset() {
+    for reset_queue in [false, true] {
+        let mut rig = Rig::new(Layout::V1Review);
+        rig.dev.state().notify_cost = 100;
+        rig.ready();
+        let mut budget = Budget::bytes(1);
+        rig.t.kick(0, &mut rig.mem, &mut budget, &mut |_| {});
+        assert!(rig.t.has_pending_work());
+        if reset_queue {
+            rig.plain(Req::ResetVqueue { index: 0 });
+        } else {
+            rig.set_status(0);
+        }
+        assert!(!rig.t.has_pending_work(), "reset_queue {reset_queue}");
+        rig.t
+            .resume(&mut rig.mem, &mut Budget::unlimited(), &mut |_| {});
+        assert_eq!(
+            rig.dev.state().notifies.len(),
+            1,
+            "reset_queue {reset_queue}"
+        );
+    }
 }
 
 // ---- V25 GET_SHM --------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 use virtio_msg::{
     SharedMem,
     device::{
-        DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1, VirtioDevice,
+        Budget, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1,
+        VirtioDevice,
     },
     mem::VecMem,
 };
@@ -109,12 +110,15 @@ fn activate_refuses_oversized_queue() {
 #[test]
 fn nothing_pending_is_false() {
     let (mut mem, mut rng) = setup();
-    assert_eq!(rng.notify(0, &mut mem), Ok(false));
+    assert_eq!(rng.notify(0, &mut mem, &mut Budget::unlimited()), Ok(false));
     assert_eq!(used_idx(&mem), 0);
     // No queue configured at all.
     let mut idle = Rng::new(CountingEntropy::default());
     idle.activate(0, &[None]).unwrap();
-    assert_eq!(idle.notify(0, &mut mem), Ok(false));
+    assert_eq!(
+        idle.notify(0, &mut mem, &mut Budget::unlimited()),
+        Ok(false)
+    );
 }
 
 #[test]
@@ -131,7 +135,7 @@ fn fills_writable_segments_exactly() {
     );
     desc(&mut mem, 6, BUF + 0x100, 701, VIRTQ_DESC_F_WRITE, 0);
     offer(&mut mem, 0, 3);
-    assert_eq!(rng.notify(0, &mut mem), Ok(true));
+    assert_eq!(rng.notify(0, &mut mem, &mut Budget::unlimited()), Ok(true));
     assert_eq!(used_idx(&mem), 1);
     assert_eq!(used_elem(&mem, 0), (3, 711));
     assert_eq!(bytes(&mem, BUF + 0x10, 10), stream(0, 10));
@@ -157,7 +161,7 @@ fn readable_segments_are_ignored() {
     desc(&mut mem, 0, BUF, 32, VIRTQ_DESC_F_NEXT, 1);
     desc(&mut mem, 1, BUF + 0x100, 16, VIRTQ_DESC_F_WRITE, 0);
     offer(&mut mem, 0, 0);
-    assert_eq!(rng.notify(0, &mut mem), Ok(true));
+    assert_eq!(rng.notify(0, &mut mem, &mut Budget::unlimited()), Ok(true));
     assert_eq!(used_elem(&mem, 0), (0, 16));
     assert!(bytes(&mem, BUF, 32).iter().all(|&b| b == GUARD));
     assert_eq!(bytes(&mem, BUF + 0x100, 16), stream(0, 16));
@@ -168,7 +172,7 @@ fn chain_without_writable_returns_zero() {
     let (mut mem, mut rng) = setup();
     desc(&mut mem, 2, BUF, 32, 0, 0);
     offer(&mut mem, 0, 2);
-    assert_eq!(rng.notify(0, &mut mem), Ok(true));
+    assert_eq!(rng.notify(0, &mut mem, &mut Budget::unlimited()), Ok(true));
     assert_eq!(used_elem(&mem, 0), (2, 0));
     assert_eq!(rng.source().produced, 0);
 }
@@ -187,12 +191,48 @@ fn serves_every_pending_chain() {
         );
         offer(&mut mem, i, 7 - i);
     }
-    assert_eq!(rng.notify(0, &mut mem), Ok(true));
+    assert_eq!(rng.notify(0, &mut mem, &mut Budget::unlimited()), Ok(true));
     assert_eq!(used_idx(&mem), 8);
     for i in 0..8u16 {
         assert_eq!(used_elem(&mem, i), (u32::from(7 - i), 64));
     }
-    assert_eq!(rng.notify(0, &mut mem), Ok(false));
+    assert_eq!(rng.notify(0, &mut mem, &mut Budget::unlimited()), Ok(false));
+}
+
+#[test]
+fn a_notify_stops_when_its_budget_is_spent_and_the_next_one_goes_on() {
+    let (mut mem, mut rng) = setup();
+    for i in 0..8u16 {
+        desc(
+            &mut mem,
+            i,
+            BUF + 0x40 * u64::from(i),
+            64,
+            VIRTQ_DESC_F_WRITE,
+            0,
+        );
+        offer(&mut mem, i, i);
+    }
+    // Three chains cost 3 * (64 + CHAIN_COST) = 384: a budget of 300 stops after the third.
+    let mut budget = Budget::bytes(300);
+    assert_eq!(rng.notify(0, &mut mem, &mut budget), Ok(true));
+    assert!(budget.is_spent());
+    assert_eq!(used_idx(&mem), 3);
+    // A spent budget serves nothing.
+    assert_eq!(rng.notify(0, &mut mem, &mut budget), Ok(false));
+    assert_eq!(used_idx(&mem), 3);
+    // The next budget takes the rest, in ring order, with the stream going on.
+    let mut budget = Budget::bytes(10_000);
+    assert_eq!(rng.notify(0, &mut mem, &mut budget), Ok(true));
+    assert_eq!(used_idx(&mem), 8);
+    assert_eq!(budget.left(), 10_000 - 5 * (64 + Budget::CHAIN_COST));
+    for i in 0..8u16 {
+        assert_eq!(used_elem(&mem, i), (u32::from(i), 64));
+        assert_eq!(
+            bytes(&mem, BUF + 0x40 * u64::from(i), 64),
+            stream(64 * u64::from(i), 64)
+        );
+    }
 }
 
 #[test]
@@ -209,7 +249,7 @@ fn big_buffers_are_capped() {
     );
     desc(&mut mem, 1, BUF + 0x100, big - 0x100, VIRTQ_DESC_F_WRITE, 0);
     offer(&mut mem, 0, 0);
-    assert_eq!(rng.notify(0, &mut mem), Ok(true));
+    assert_eq!(rng.notify(0, &mut mem, &mut Budget::unlimited()), Ok(true));
     let cap = usize::try_from(MAX_BYTES_PER_REQUEST).unwrap();
     assert_eq!(used_elem(&mem, 0), (0, MAX_BYTES_PER_REQUEST));
     assert_eq!(bytes(&mem, BUF, cap), stream(0, cap));
@@ -233,7 +273,7 @@ fn cap_reached_exactly_at_a_segment_end_skips_the_rest() {
     );
     desc(&mut mem, 1, BUF + 0x20000, 16, VIRTQ_DESC_F_WRITE, 0);
     offer(&mut mem, 0, 0);
-    assert_eq!(rng.notify(0, &mut mem), Ok(true));
+    assert_eq!(rng.notify(0, &mut mem, &mut Budget::unlimited()), Ok(true));
     assert_eq!(used_elem(&mem, 0), (0, MAX_BYTES_PER_REQUEST));
     assert!(bytes(&mem, BUF + 0x20000, 16).iter().all(|&b| b == GUARD));
 }
@@ -248,7 +288,10 @@ fn entropy_failure_is_a_backend_error_without_used_entry() {
     offer(&mut mem, 0, 0);
     offer(&mut mem, 1, 1);
     // The first chain fits the budget and is returned; the second fails.
-    assert_eq!(rng.notify(0, &mut mem), Err(DeviceError::Backend));
+    assert_eq!(
+        rng.notify(0, &mut mem, &mut Budget::unlimited()),
+        Err(DeviceError::Backend)
+    );
     assert_eq!(used_idx(&mem), 1);
     assert_eq!(used_elem(&mem, 0), (0, 16));
     assert_eq!(used_elem(&mem, 1), (0, 0));
@@ -259,7 +302,10 @@ fn entropy_failure_is_a_backend_error_without_used_entry() {
     let mut mem = VecMem::new(BASE, MEM_LEN);
     desc(&mut mem, 0, BUF, 1, VIRTQ_DESC_F_WRITE, 0);
     offer(&mut mem, 0, 0);
-    assert_eq!(rng.notify(0, &mut mem), Err(DeviceError::Backend));
+    assert_eq!(
+        rng.notify(0, &mut mem, &mut Budget::unlimited()),
+        Err(DeviceError::Backend)
+    );
     assert_eq!(used_idx(&mem), 0);
 }
 
@@ -277,7 +323,7 @@ fn buffer_outside_memory_is_a_memory_error() {
     );
     offer(&mut mem, 0, 0);
     assert!(matches!(
-        rng.notify(0, &mut mem),
+        rng.notify(0, &mut mem, &mut Budget::unlimited()),
         Err(DeviceError::Memory(_))
     ));
     assert_eq!(used_idx(&mem), 0);
@@ -287,7 +333,10 @@ fn buffer_outside_memory_is_a_memory_error() {
 fn hostile_ring_is_a_queue_error() {
     let (mut mem, mut rng) = setup();
     mem.write(AVAIL + 2, &100u16.to_le_bytes()).unwrap();
-    assert_eq!(rng.notify(0, &mut mem), Err(DeviceError::Queue));
+    assert_eq!(
+        rng.notify(0, &mut mem, &mut Budget::unlimited()),
+        Err(DeviceError::Queue)
+    );
     assert_eq!(used_idx(&mem), 0);
 }
 
@@ -297,13 +346,13 @@ fn reset_and_late_queue() {
     desc(&mut mem, 0, BUF, 4, VIRTQ_DESC_F_WRITE, 0);
     offer(&mut mem, 0, 0);
     rng.reset_queue(0);
-    assert_eq!(rng.notify(0, &mut mem), Ok(false));
+    assert_eq!(rng.notify(0, &mut mem, &mut Budget::unlimited()), Ok(false));
     // Re-set after RESET_VQUEUE: served from index 0 again.
     rng.activate_queue(0, config(8)).unwrap();
-    assert_eq!(rng.notify(0, &mut mem), Ok(true));
+    assert_eq!(rng.notify(0, &mut mem, &mut Budget::unlimited()), Ok(true));
     assert_eq!(used_elem(&mem, 0), (0, 4));
     rng.reset();
     offer(&mut mem, 1, 0);
-    assert_eq!(rng.notify(0, &mut mem), Ok(false));
+    assert_eq!(rng.notify(0, &mut mem, &mut Budget::unlimited()), Ok(false));
     assert_eq!(used_idx(&mem), 1);
 }

@@ -74,6 +74,7 @@ impl DeviceTransport {
                     queue = Queue {
                         config: Some(config),
                         live: true,
+                        pending: false,
                     };
                 }
                 Err(e) => log::info!("device refused late queue {index}: {e}"),

@@ -7,7 +7,7 @@ use alloc::{boxed::Box, vec, vec::Vec};
 use super::{Channel, ChannelError, DeviceClient, DriverError, ShmRegion, VqueueInfo};
 use crate::{
     device::{
-        DeviceTransport, Event, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1,
+        Budget, DeviceTransport, Event, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1,
         mock::{MockDevice, MockState},
     },
     header::Header,
@@ -81,7 +81,14 @@ impl Channel for Loopback {
         let events = &mut self.events;
         let n = self
             .engine
-            .handle_frame(&header, &req, &mut self.mem, out, &mut |e| events.push(e))
+            .handle_frame(
+                &header,
+                &req,
+                &mut self.mem,
+                &mut Budget::unlimited(),
+                out,
+                &mut |e| events.push(e),
+            )
             .ok_or(ChannelError::NoResponse)?;
         assert!(n <= self.max, "response above the maximum size");
         if matches!(req, TransportRequest::GetConfig { .. }) {
@@ -103,11 +110,14 @@ impl Channel for Loopback {
         assert_eq!(header.msg_id, ids::transport::EVENT_AVAIL);
         let mut out = [0u8; 64];
         let events = &mut self.events;
-        let n = self
-            .engine
-            .handle_frame(&header, &req, &mut self.mem, &mut out, &mut |e| {
-                events.push(e)
-            });
+        let n = self.engine.handle_frame(
+            &header,
+            &req,
+            &mut self.mem,
+            &mut Budget::unlimited(),
+            &mut out,
+            &mut |e| events.push(e),
+        );
         assert_eq!(n, None, "EVENT_AVAIL gets no transport response");
         Ok(())
     }
