@@ -88,6 +88,8 @@ pub(super) struct Memory {
     /// succeed answer these errors instead, changing nothing (as Hafnium's NO_MEMORY does: it
     /// rolls the page tables back).
     relinquish_faults: BTreeMap<u64, VecDeque<FfaError>>,
+    /// Injected failures of the next retrieve calls of a handle (see `fail_retrieve`).
+    retrieve_faults: BTreeMap<u64, VecDeque<FfaError>>,
 }
 
 /// Page frame number of `addr`.
@@ -124,6 +126,7 @@ impl Memory {
             txns: BTreeMap::new(),
             next_handle: 1,
             relinquish_faults: BTreeMap::new(),
+            retrieve_faults: BTreeMap::new(),
         }
     }
 
@@ -495,6 +498,13 @@ impl Memory {
         if me.retrieved.is_some() {
             return Err((Denied, "already retrieved by this receiver"));
         }
+        if let Some(e) = self
+            .retrieve_faults
+            .get_mut(&req.handle)
+            .and_then(VecDeque::pop_front)
+        {
+            return Err((e, "injected retrieve failure"));
+        }
         me.retrieved = Some(writable);
 
         Ok(MemTransaction {
@@ -628,6 +638,15 @@ impl Memory {
     /// Makes the next relinquish calls of `handle` that would succeed fail with `errors`.
     pub fn fail_relinquish(&mut self, handle: u64, errors: &[FfaError]) {
         self.relinquish_faults
+            .entry(handle)
+            .or_default()
+            .extend(errors.iter().copied());
+    }
+
+    /// Makes the next retrieve calls of `handle` that would succeed fail with `errors` (as
+    /// Hafnium's do when its page pool runs out: NO_MEMORY, or ABORTED after a fault).
+    pub fn fail_retrieve(&mut self, handle: u64, errors: &[FfaError]) {
+        self.retrieve_faults
             .entry(handle)
             .or_default()
             .extend(errors.iter().copied());

@@ -241,6 +241,12 @@ impl World {
         self.inner.lock().mem.fail_relinquish(handle, errors);
     }
 
+    /// Makes the next FFA_MEM_RETRIEVE_REQ calls of `handle` that would succeed fail with
+    /// `errors`, one per call.
+    pub fn fail_retrieve(&self, handle: u64, errors: &[FfaError]) {
+        self.inner.lock().mem.fail_retrieve(handle, errors);
+    }
+
     /// Whether `endpoint` currently has the memory of `handle` retrieved.
     pub fn is_retrieved(&self, handle: u64, endpoint: u16) -> bool {
         self.inner.lock().mem.is_retrieved(handle, endpoint)
