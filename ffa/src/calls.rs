@@ -532,19 +532,16 @@ impl<C: Conduit> Ffa<C> {
             .rx()
             .get(..n)
             .ok_or(DescriptorError::TooSmall)?;
-        whole.reserve_exact(new_len - whole.len());
+        whole
+            .try_reserve_exact(new_len - whole.len())
+            .map_err(|_| DescriptorError::NoMemory)?;
         whole.extend_from_slice(fragment);
         Ok(())
     }
 
     /// FFA_MEM_RELINQUISH of `handle` for `endpoint` (descriptor written to the TX buffer).
     pub fn mem_relinquish(&mut self, handle: u64, endpoint: u16) -> Result<(), Error> {
-        MemRelinquishDesc {
-            handle,
-            flags: 0,
-            endpoints: alloc::vec![endpoint],
-        }
-        .pack(self.conduit.tx())?;
+        MemRelinquishDesc::pack_parts(handle, 0, &[endpoint], self.conduit.tx())?;
         self.call_success(&Interface::MemRelinquish)?;
         Ok(())
     }

@@ -204,6 +204,9 @@ pub enum DescriptorError {
     /// The version has no known descriptor layout.
     #[error("unsupported FF-A version for memory descriptors")]
     Version,
+    /// The heap has no room for the descriptor's lists.
+    #[error("no memory for the descriptor")]
+    NoMemory,
 }
 
 /// FF-A v1.1/v1.2 "Memory transaction descriptor" (FF-A v1.1 table 10.20).
@@ -390,23 +393,28 @@ fn to_usize(value: u32) -> Result<usize, DescriptorError> {
 impl MemTransaction {
     /// A retrieve request (no composite) for `handle` shared by `sender` with the single
     /// `receiver`: transaction type from `kind`, attributes left "not specified" (the SPMC
-    /// fills them in the response).
+    /// fills them in the response). Fails only if the heap has no room for the receiver list.
     pub fn retrieve_request(
         sender: u16,
         handle: u64,
         tag: u64,
         kind: ShareKind,
         receiver: Receiver,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, DescriptorError> {
+        let mut receivers = Vec::new();
+        receivers
+            .try_reserve_exact(1)
+            .map_err(|_| DescriptorError::NoMemory)?;
+        receivers.push(receiver);
+        Ok(Self {
             sender,
             attributes: 0,
             flags: kind.type_flag(),
             handle,
             tag,
-            receivers: alloc::vec![receiver],
+            receivers,
             ranges: Vec::new(),
-        }
+        })
     }
 
     /// The length [`MemTransaction::pack`] writes for `version`.
@@ -551,7 +559,10 @@ impl MemTransaction {
         let emads_end = emad_offset + emads_len;
 
         // Bounded by buf.len() / 16 thanks to the slice check above.
-        let mut receivers = Vec::with_capacity(emad_count);
+        let mut receivers = Vec::new();
+        receivers
+            .try_reserve_exact(emad_count)
+            .map_err(|_| DescriptorError::NoMemory)?;
         let mut composite_offset = None;
         for emad in emads.chunks_exact(emad_size) {
             // The first 8 bytes are common to the v1.1 and v1.2 layouts.
@@ -586,7 +597,10 @@ impl MemTransaction {
                     .checked_mul(CONSTITUENT_SIZE)
                     .ok_or(DescriptorError::TooSmall)?,
             )?;
-            let mut ranges = Vec::with_capacity(range_count);
+            let mut ranges = Vec::new();
+            ranges
+                .try_reserve_exact(range_count)
+                .map_err(|_| DescriptorError::NoMemory)?;
             let mut total: u64 = 0;
             for chunk in constituents.chunks_exact(CONSTITUENT_SIZE) {
                 let c: ConstituentMemRegionDescRaw = read_at(chunk, 0)?;
@@ -647,18 +661,33 @@ impl MemRelinquishDesc {
 
     /// Packs into `buf`; returns the length. No endpoints is `Malformed`.
     pub fn pack(&self, buf: &mut [u8]) -> Result<usize, DescriptorError> {
-        if self.endpoints.is_empty() {
+        Self::pack_parts(self.handle, self.flags, &self.endpoints, buf)
+    }
+
+    /// Packs the descriptor of `handle`, `flags` and `endpoints` into `buf` without building
+    /// one (no allocation: a relinquish must work with the heap exhausted); returns the length.
+    pub fn pack_parts(
+        handle: u64,
+        flags: u32,
+        endpoints: &[u16],
+        buf: &mut [u8],
+    ) -> Result<usize, DescriptorError> {
+        if endpoints.is_empty() {
             return Err(DescriptorError::Malformed);
         }
-        to_u32(self.endpoints.len())?;
-        let len = self.packed_len()?;
+        to_u32(endpoints.len())?;
+        let len = endpoints
+            .len()
+            .checked_mul(2)
+            .and_then(|n| n.checked_add(size_of::<MemRelinquishDescRaw>()))
+            .ok_or(DescriptorError::Malformed)?;
         let out = buf.get_mut(..len).ok_or(DescriptorError::TooSmall)?;
         // arm-ffa encodes this layout; it cannot panic now that `out` is known to fit.
         let written = arm_ffa::memory_management::MemRelinquishDesc {
-            handle: arm_ffa::memory_management::Handle(self.handle),
-            flags: self.flags,
+            handle: arm_ffa::memory_management::Handle(handle),
+            flags,
         }
-        .pack(&self.endpoints, out);
+        .pack(endpoints, out);
         debug_assert_eq!(written, len);
         Ok(len)
     }

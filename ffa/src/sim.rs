@@ -83,5 +83,5 @@ mod world;
 
 pub use conduit::SimConduit;
 pub use mapper::{MAX_MAPPINGS, SimMapper};
-pub use types::{BUF_SIZE, Fault, HYPERVISOR_ID, NS_BASE, SPMC_ID, SpInfo};
+pub use types::{BUF_SIZE, Fault, HYPERVISOR_ID, NS_BASE, SPMC_ID, SpInfo, in_simulator};
 pub use world::{SpHandle, VmEndpoint, World};

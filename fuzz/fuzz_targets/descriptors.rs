@@ -147,7 +147,8 @@ fuzz_target!(|data: &[u8]| {
             access: DataAccess::ReadWrite,
             executable: false,
         },
-    );
+    )
+    .expect("room for one receiver");
     if let Ok(resp) = ffa.mem_retrieve(&req) {
         round_trip(ffa.negotiated(), &resp);
     }

@@ -41,6 +41,13 @@ impl SimSystem {
 
     /// Starts the world with a given bus configuration.
     pub fn start_with(config: BusConfig) -> Result<Self, SessionError> {
+        Self::start_entering(config, || {})
+    }
+
+    /// Starts the world with a given bus configuration, running `enter` first on the
+    /// partition's own thread (a test marks the thread with it, to fail the partition's heap
+    /// allocations and nobody else's).
+    pub fn start_entering(config: BusConfig, enter: fn()) -> Result<Self, SessionError> {
         let world = World::new();
         let mut info = SpInfo::new(SP_ID, vec![VIRTIO_MSG_DEVICE_UUID]);
         info.properties |= props::VM_CREATED | props::VM_DESTROYED;
@@ -49,6 +56,7 @@ impl SimSystem {
         // The same start-up as the image's, over the simulated conduit and mapper, with boot
         // info and a manifest as Hafnium hands them over.
         let sp = world.spawn_sp(info, move |conduit: SimConduit, mapper| {
+            enter();
             let mut platform = HostPartition::new(conduit, mapper, PackageHead::standard());
             match sp::startup::start(&mut platform, config) {
                 // The world shut down: the partition's next call failed.

@@ -24,6 +24,7 @@ pub mod bootinfo;
 pub mod console;
 pub mod devices;
 pub mod entropy;
+pub mod headroom;
 pub mod layout;
 pub mod mmu;
 pub mod partition;

@@ -240,6 +240,18 @@ impl StageOneMapper {
     }
 }
 
+/// Heap a mapping of `len` bytes may take: one last-level table per 2 MiB it spans (plus one
+/// for a range that straddles a boundary), one next-level table, and a node of the mapping
+/// list.
+fn map_heap_bytes(len: usize) -> usize {
+    const TABLE: usize = 4096;
+    const LAST_LEVEL_SPAN: usize = 2 * 1024 * 1024;
+    len.div_ceil(LAST_LEVEL_SPAN)
+        .saturating_add(2)
+        .saturating_mul(TABLE)
+        .saturating_add(1024)
+}
+
 impl NsMapper for StageOneMapper {
     fn map(&mut self, range: MemRange, writable: bool) -> Result<u64, MapError> {
         let pages = u64::from(range.page_count);
@@ -263,6 +275,12 @@ impl NsMapper for StageOneMapper {
             return Err(MapError::NoSpace);
         }
         let va = self.find_free(len).ok_or(MapError::NoSpace)?;
+        // aarch64-paging allocates the tables it needs (and aborts if it cannot), and the
+        // mapping list a node: check the heap has room for all of them first.
+        if !crate::headroom::available(map_heap_bytes(len)) {
+            log::warn!("no heap for the page tables of {len:#x} bytes: mapping refused");
+            return Err(MapError::NoSpace);
+        }
         let pa = usize::try_from(range.address).map_err(|_| MapError::NoSpace)?;
         let flags = if writable { NS_RW } else { NS_RO };
         self.tables

@@ -4,7 +4,7 @@
 //! only talks FF-A through [`ffa::Ffa`] and reaches normal-world memory through an
 //! [`ffa::memory::NsMapper`].
 
-use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 use crate::{
     quota::{EndpointQuota, QuotaMapper},
@@ -35,6 +35,13 @@ const _: () = assert!(
         && crate::quota::ENDPOINT_MAX_MAPPINGS * MAX_ENDPOINTS <= crate::mmu::MAX_NS_MAPPINGS
 );
 
+/// Heap a new endpoint's bus instance and devices may need, in one free block, before it is
+/// admitted: what `BusInstance::new` and the device factory allocate (about 3 KiB with the
+/// standard devices: the event queue, the engines, the device models), with room to spare. A
+/// newcomer arriving when the heap has less is refused with the ERROR frame, as when every slot
+/// is taken, rather than aborting the partition in an allocation.
+pub const ENDPOINT_HEAP_BYTES: usize = 16 * 1024;
+
 /// One endpoint's state: its bus instance, its share of the mapping window, and when it was
 /// last served (for the slot policy).
 struct Endpoint {
@@ -61,10 +68,12 @@ pub struct Partition<F: DeviceFactory> {
     own_id: u16,
     factory: F,
     config: BusConfig,
-    instances: BTreeMap<u16, Endpoint>,
+    /// One per endpoint slot; room for [`MAX_ENDPOINTS`] is reserved at construction, so that
+    /// admitting an endpoint never grows it.
+    instances: Vec<Endpoint>,
     /// Instances of destroyed endpoints that still hold memory whose relinquish failed: kept
     /// (never forgotten while retrieved) and retried with every message until empty.
-    draining: alloc::vec::Vec<BusInstance>,
+    draining: Vec<BusInstance>,
     /// Requests served so far (the clock of the slot policy).
     served: u64,
 }
@@ -76,8 +85,8 @@ impl<F: DeviceFactory> Partition<F> {
             own_id,
             factory,
             config,
-            instances: BTreeMap::new(),
-            draining: alloc::vec::Vec::new(),
+            instances: Vec::with_capacity(MAX_ENDPOINTS),
+            draining: Vec::with_capacity(MAX_ENDPOINTS),
             served: 0,
         }
     }
@@ -87,15 +96,23 @@ impl<F: DeviceFactory> Partition<F> {
         self.own_id
     }
 
+    fn slot(&self, vm: u16) -> Option<usize> {
+        self.instances.iter().position(|e| e.instance.vm() == vm)
+    }
+
     /// The bus instance of endpoint `vm`, if it has talked to us.
     pub fn instance(&self, vm: u16) -> Option<&BusInstance> {
-        self.instances.get(&vm).map(|e| &e.instance)
+        self.instances
+            .iter()
+            .find(|e| e.instance.vm() == vm)
+            .map(|e| &e.instance)
     }
 
     /// What endpoint `vm` has mapped now (bytes, mappings), if it has talked to us.
     pub fn mapped(&self, vm: u16) -> Option<(u64, usize)> {
         self.instances
-            .get(&vm)
+            .iter()
+            .find(|e| e.instance.vm() == vm)
             .map(|e| (e.quota.bytes(), e.quota.mappings()))
     }
 
@@ -118,39 +135,53 @@ impl<F: DeviceFactory> Partition<F> {
     /// slot policy); `None` if there is no slot for it.
     fn admit(&mut self, src: u16) -> Option<&mut Endpoint> {
         self.served = self.served.wrapping_add(1);
-        if !self.instances.contains_key(&src) {
-            if self.instances.len() >= MAX_ENDPOINTS {
-                let idle = self
-                    .instances
-                    .iter()
-                    .filter(|(_, e)| e.holds_nothing())
-                    .min_by_key(|(_, e)| e.last_served)
-                    .map(|(&vm, _)| vm);
-                let Some(idle) = idle else {
-                    log::warn!("no room for a bus instance for endpoint {src:#x}");
-                    return None;
-                };
-                log::info!("endpoint {idle:#x} holds nothing: its slot goes to {src:#x}");
-                self.instances.remove(&idle);
-            }
-            let devices = self.factory.create(src);
-            log::info!(
-                "endpoint {src:#x}: new bus instance with {} devices",
-                devices.len()
-            );
-            self.instances.insert(
-                src,
-                Endpoint {
-                    instance: BusInstance::new(src, devices, self.config),
-                    quota: EndpointQuota::default(),
-                    last_served: 0,
-                },
-            );
-        }
         let served = self.served;
-        let endpoint = self.instances.get_mut(&src)?;
+        let slot = match self.slot(src) {
+            Some(slot) => slot,
+            None => self.new_slot(src)?,
+        };
+        let endpoint = self.instances.get_mut(slot)?;
         endpoint.last_served = served;
         Some(endpoint)
+    }
+
+    /// Makes a slot for newcomer `src` (see [`MAX_ENDPOINTS`]); `None` if there is no free
+    /// slot, no idle one to take over, or no heap for its instance.
+    fn new_slot(&mut self, src: u16) -> Option<usize> {
+        if self.instances.len() >= MAX_ENDPOINTS {
+            let idle = self
+                .instances
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.holds_nothing())
+                .min_by_key(|(_, e)| e.last_served)
+                .map(|(i, _)| i);
+            let Some(idle) = idle else {
+                log::warn!("no room for a bus instance for endpoint {src:#x}");
+                return None;
+            };
+            let gone = self.instances.swap_remove(idle);
+            log::info!(
+                "endpoint {:#x} holds nothing: its slot goes to {src:#x}",
+                gone.instance.vm()
+            );
+        }
+        if !crate::headroom::available(ENDPOINT_HEAP_BYTES) {
+            log::warn!("no heap for a bus instance for endpoint {src:#x}: refused");
+            return None;
+        }
+        let devices = self.factory.create(src);
+        log::info!(
+            "endpoint {src:#x}: new bus instance with {} devices",
+            devices.len()
+        );
+        // Room for MAX_ENDPOINTS was reserved at construction: this push does not allocate.
+        self.instances.push(Endpoint {
+            instance: BusInstance::new(src, devices, self.config),
+            quota: EndpointQuota::default(),
+            last_served: 0,
+        });
+        self.instances.len().checked_sub(1)
     }
 
     /// Number of endpoints with state here.
@@ -207,12 +238,24 @@ impl<F: DeviceFactory> Partition<F> {
 
     /// Endpoint `vm` is gone: reset its devices, relinquish its memory, forget it.
     pub fn endpoint_destroyed(&mut self, vm: u16, services: &mut dyn BusServices) {
-        if let Some(mut endpoint) = self.instances.remove(&vm) {
-            log::info!("endpoint {vm:#x} destroyed: dropping its bus instance");
-            if endpoint.instance.reset(services) > 0 {
-                log::warn!("endpoint {vm:#x}: memory not relinquished yet; retried later");
-                self.draining.push(endpoint.instance);
-            }
+        let Some(slot) = self.slot(vm) else {
+            return;
+        };
+        log::info!("endpoint {vm:#x} destroyed: dropping its bus instance");
+        let pending = self
+            .instances
+            .get_mut(slot)
+            .map_or(0, |e| e.instance.reset(services));
+        if pending == 0 {
+            self.instances.swap_remove(slot);
+        } else if self.draining.try_reserve(1).is_ok() {
+            log::warn!("endpoint {vm:#x}: memory not relinquished yet; retried later");
+            self.draining
+                .push(self.instances.swap_remove(slot).instance);
+        } else {
+            // Never dropped while it holds memory: it keeps its slot (which the slot policy
+            // does not take from an endpoint holding memory) until a reset succeeds.
+            log::error!("endpoint {vm:#x}: memory not relinquished and no heap to track it");
         }
     }
 

@@ -2,8 +2,6 @@
 //! (`area_id << 48 | offset`) and the [`SharedMem`] view through them that devices use.
 //! AREA_SHARE and AREA_UNSHARE, which fill and empty the table, are in `area_share`.
 
-use alloc::collections::BTreeMap;
-
 use virtio_msg::{MemError, SharedMem};
 
 use super::services::{BusServices, RetrievedArea};
@@ -44,9 +42,14 @@ struct Entry {
 /// The areas one driver endpoint has shared, by area id: every area the partition holds
 /// (retrieved and not yet relinquished), usable or not. It agrees with the mappings at every
 /// step: an area leaves the table only once its relinquish succeeded and it was unmapped.
+///
+/// Rows are kept sorted by id in a vector whose room is reserved *before* the memory is
+/// retrieved ([`AreaTable::try_reserve_one`]), so that recording a retrieved area never
+/// allocates: with the heap exhausted an AREA_SHARE is refused up front, and an area the
+/// partition holds is never lost for want of a table row.
 #[derive(Debug, Default)]
 pub struct AreaTable {
-    areas: BTreeMap<u16, Entry>,
+    areas: alloc::vec::Vec<(u16, Entry)>,
 }
 
 impl AreaTable {
@@ -65,64 +68,93 @@ impl AreaTable {
         self.areas.is_empty()
     }
 
-    /// Whether `id` is taken (usable or relinquish pending).
-    pub fn contains(&self, id: u16) -> bool {
-        self.areas.contains_key(&id)
+    fn entry(&self, id: u16) -> Option<&Entry> {
+        let i = self.areas.binary_search_by_key(&id, |(k, _)| *k).ok()?;
+        self.areas.get(i).map(|(_, e)| e)
     }
 
-    /// The state of area `id`.
+    fn entry_mut(&mut self, id: u16) -> Option<&mut Entry> {
+        let i = self.areas.binary_search_by_key(&id, |(k, _)| *k).ok()?;
+        self.areas.get_mut(i).map(|(_, e)| e)
+    }
+
+    /// Whether area `id` is held (in any state).
+    pub fn contains(&self, id: u16) -> bool {
+        self.entry(id).is_some()
+    }
+
+    /// The state of area `id`, if held.
     pub fn state(&self, id: u16) -> Option<AreaState> {
-        self.areas.get(&id).map(|e| e.state)
+        self.entry(id).map(|e| e.state)
     }
 
     /// Number of areas whose relinquish is pending.
     pub fn pending(&self) -> usize {
         self.areas
-            .values()
-            .filter(|e| e.state != AreaState::Live)
+            .iter()
+            .filter(|(_, e)| e.state != AreaState::Live)
             .count()
     }
 
-    /// Records an area under `id` (which must be free).
-    pub(crate) fn insert(&mut self, id: u16, area: RetrievedArea, state: AreaState) {
-        self.areas.insert(id, Entry { area, state });
+    /// Makes room for one more row without allocating later; false if the heap has none.
+    pub(crate) fn try_reserve_one(&mut self) -> bool {
+        self.areas.try_reserve(1).is_ok()
     }
 
-    /// Sets the state of area `id`.
+    /// Records area `id` (replacing a row with the same id). Call
+    /// [`try_reserve_one`](Self::try_reserve_one) first: then this never allocates.
+    pub(crate) fn insert(&mut self, id: u16, area: RetrievedArea, state: AreaState) {
+        let entry = Entry { area, state };
+        match self.areas.binary_search_by_key(&id, |(k, _)| *k) {
+            Ok(i) => {
+                if let Some(row) = self.areas.get_mut(i) {
+                    row.1 = entry;
+                }
+            }
+            Err(i) => self.areas.insert(i, (id, entry)),
+        }
+    }
+
+    /// Sets the state of area `id` (if held).
     pub(crate) fn set_state(&mut self, id: u16, state: AreaState) {
-        if let Some(e) = self.areas.get_mut(&id) {
+        if let Some(e) = self.entry_mut(id) {
             e.state = state;
         }
     }
 
-    /// Forgets area `id`: only once it was relinquished and unmapped.
+    /// Forgets area `id` (after its relinquish succeeded); returns it.
     pub(crate) fn remove(&mut self, id: u16) -> Option<RetrievedArea> {
-        self.areas.remove(&id).map(|e| e.area)
+        let i = self.areas.binary_search_by_key(&id, |(k, _)| *k).ok()?;
+        Some(self.areas.remove(i).1.area)
     }
 
-    /// The ids held, in order.
-    pub(crate) fn ids(&self) -> alloc::vec::Vec<u16> {
-        self.areas.keys().copied().collect()
+    /// The first id held above `after` (all ids from the lowest with `None`), in order.
+    pub(crate) fn next_id(&self, after: Option<u16>) -> Option<u16> {
+        self.areas
+            .iter()
+            .map(|(id, _)| *id)
+            .find(|&id| after.is_none_or(|a| id > a))
     }
 
     /// The first area after `after` (wrapping) whose relinquish the partition retries itself.
     pub(crate) fn next_self_retry(&self, after: u16) -> Option<u16> {
-        let self_retry = |e: &&Entry| {
-            e.state
+        let self_retry = |(id, e): &(u16, Entry)| {
+            (e.state
                 == AreaState::RelinquishPending {
                     driver_retries: false,
-                }
+                })
+            .then_some(*id)
         };
-        let pick = |(id, e): (&u16, &Entry)| self_retry(&e).then_some(*id);
-        self.areas
-            .range(after.saturating_add(1)..)
-            .find_map(pick)
-            .or_else(|| self.areas.range(..=after).find_map(pick))
+        let split = self.areas.partition_point(|(id, _)| *id <= after);
+        let (low, high) = self.areas.split_at(split);
+        high.iter()
+            .find_map(self_retry)
+            .or_else(|| low.iter().find_map(self_retry))
     }
 
     /// Area `id`, whatever its state.
     pub fn get(&self, id: u16) -> Option<&RetrievedArea> {
-        self.areas.get(&id).map(|e| &e.area)
+        self.entry(id).map(|e| &e.area)
     }
 
     /// Whether `[addr, addr + len)` lies inside one usable area (and is writable if `write`).
@@ -135,7 +167,7 @@ impl AreaTable {
     fn locate(&self, addr: u64, len: u64) -> Option<(&RetrievedArea, u64)> {
         let id = u16::try_from(addr >> AREA_SHIFT).ok()?;
         let offset = addr & AREA_OFFSET_MASK;
-        let entry = self.areas.get(&id)?;
+        let entry = self.entry(id)?;
         if entry.state != AreaState::Live {
             return None;
         }

@@ -117,6 +117,10 @@ fn retrieve(
         return Err(ShareFailure::Refused("page count out of range"));
     }
     let kind = share_kind(req.sharing_attrs.get(), endpoint.dialect)?;
+    // Room for the row first: once the memory is retrieved it must be recorded.
+    if !areas.try_reserve_one() {
+        return Err(ShareFailure::Refused("no memory for the area table"));
+    }
     let handle = req.mem_handle.get();
     let area = match services.retrieve(endpoint.vm, handle, req.mem_tag.get(), kind) {
         Ok(area) => area,
@@ -277,10 +281,12 @@ pub(crate) fn relinquish_all(
     services: &mut dyn BusServices,
     log: &mut Lifecycle,
 ) -> (usize, usize) {
-    let mut done = 0;
-    for id in areas.ids() {
+    let mut done: usize = 0;
+    let mut after = None;
+    while let Some(id) = areas.next_id(after) {
+        after = Some(id);
         if relinquish(areas, id, services, log).is_ok() {
-            done += 1;
+            done = done.saturating_add(1);
         }
     }
     (done, areas.len())

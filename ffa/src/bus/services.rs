@@ -163,7 +163,8 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
                 access: DataAccess::ReadWrite,
                 executable: false,
             },
-        );
+        )
+        .map_err(|_| ServiceError::NoSpace)?;
         let response = self.ffa.mem_retrieve(&request).map_err(|e| {
             log::warn!("FFA_MEM_RETRIEVE_REQ of handle {handle:#x} from {owner:#x} failed: {e}");
             service_error(e)

@@ -538,6 +538,7 @@ fn retrieve_req(handle: u64) -> MemTransaction {
             executable: false,
         },
     )
+    .expect("room for one receiver")
 }
 
 fn retrieve_resp(total: usize, frag: usize) -> [u64; 18] {

@@ -84,7 +84,7 @@ fn later_1x_versions_use_32_byte_emads() {
 
 #[test]
 fn retrieve_request_has_no_composite() {
-    let req = MemTransaction::retrieve_request(1, 0xabcd, 7, ShareKind::Share, rw(0x8001));
+    let req = MemTransaction::retrieve_request(1, 0xabcd, 7, ShareKind::Share, rw(0x8001)).unwrap();
     for (version, emad) in [(V1_1, 16usize), (V1_2, 32)] {
         let buf = packed(&req, version);
         assert_eq!(buf.len(), 48 + emad);
@@ -206,7 +206,7 @@ fn share_kind_flags() {
 
 #[test]
 fn permissions_encoding() {
-    let mut desc = MemTransaction::retrieve_request(1, 2, 0, ShareKind::Share, rw(0x8001));
+    let mut desc = MemTransaction::retrieve_request(1, 2, 0, ShareKind::Share, rw(0x8001)).unwrap();
     // Share retrieve: instruction access "not specified".
     assert_eq!(packed(&desc, V1_2)[50], 0b0010);
     desc.flags = ShareKind::Lend.type_flag();

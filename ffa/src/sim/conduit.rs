@@ -8,7 +8,7 @@ use super::{
     dispatch,
     reply::Regs,
     state::{Inner, Owner},
-    types::BUF_SIZE,
+    types::{BUF_SIZE, simulating},
 };
 use crate::conduit::Conduit;
 
@@ -43,7 +43,7 @@ impl SimConduit {
 
 impl Conduit for SimConduit {
     fn call(&mut self, regs: Regs) -> Regs {
-        dispatch::call(&self.inner, self.id, &regs, &self.tx, &mut self.rx)
+        simulating(|| dispatch::call(&self.inner, self.id, &regs, &self.tx, &mut self.rx))
     }
 
     fn tx(&mut self) -> &mut [u8] {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{
     ns_memory::to_u64,
     state::{Inner, Mapping},
-    types::Fault,
+    types::{Fault, simulating},
 };
 use crate::memory::{MapError, MemRange, NsMapper, PAGE_SIZE};
 
@@ -99,6 +99,24 @@ impl SimMapper {
 
 impl NsMapper for SimMapper {
     fn map(&mut self, range: MemRange, writable: bool) -> Result<u64, MapError> {
+        simulating(|| self.map_range(range, writable))
+    }
+
+    fn unmap(&mut self, base: u64, page_count: u32) {
+        simulating(|| self.unmap_range(base, page_count));
+    }
+
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MapError> {
+        simulating(|| self.access(addr, buf.len(), false, |mem, pa| mem.copy_out(pa, buf)))
+    }
+
+    fn write(&self, addr: u64, data: &[u8]) -> Result<(), MapError> {
+        simulating(|| self.access(addr, data.len(), true, |mem, pa| mem.copy_in(pa, data)))
+    }
+}
+
+impl SimMapper {
+    fn map_range(&mut self, range: MemRange, writable: bool) -> Result<u64, MapError> {
         let mut st = self.inner.lock();
         let len = u64::from(range.page_count) * PAGE_SIZE;
         let fault = |reason| Fault {
@@ -138,7 +156,7 @@ impl NsMapper for SimMapper {
         Ok(va)
     }
 
-    fn unmap(&mut self, base: u64, page_count: u32) {
+    fn unmap_range(&mut self, base: u64, page_count: u32) {
         let mut st = self.inner.lock();
         let Some(sp) = st.sp_mut(self.id) else { return };
         if let Some(i) = sp
@@ -156,13 +174,5 @@ impl NsMapper for SimMapper {
                 reason: "unmap of a range that is not a mapping",
             });
         }
-    }
-
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MapError> {
-        self.access(addr, buf.len(), false, |mem, pa| mem.copy_out(pa, buf))
-    }
-
-    fn write(&self, addr: u64, data: &[u8]) -> Result<(), MapError> {
-        self.access(addr, data.len(), true, |mem, pa| mem.copy_in(pa, data))
     }
 }

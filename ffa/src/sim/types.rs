@@ -77,3 +77,29 @@ impl SpInfo {
         }
     }
 }
+
+std::thread_local! {
+    /// Depth of simulator code running on this thread (see [`in_simulator`]).
+    static SIMULATING: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+}
+
+/// Whether this thread is running the simulated world's own code — an FF-A call or a mapping
+/// being served — rather than an endpoint's. The simulated SPMC runs on its caller's thread,
+/// so a test that fails a partition's allocations (to exhaust its heap) asks this to leave
+/// the simulator's alone. Allocation-free.
+pub fn in_simulator() -> bool {
+    SIMULATING.with(|s| s.get() > 0)
+}
+
+/// Runs `f` as simulator code (see [`in_simulator`]).
+pub(crate) fn simulating<R>(f: impl FnOnce() -> R) -> R {
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            SIMULATING.with(|s| s.set(s.get().saturating_sub(1)));
+        }
+    }
+    SIMULATING.with(|s| s.set(s.get().saturating_add(1)));
+    let _leave = Leave;
+    f()
+}

@@ -168,6 +168,7 @@ pub(super) fn retrieve_req(handle: u64, tag: u64, sender: u16) -> MemTransaction
             executable: false,
         },
     )
+    .expect("room for one receiver")
 }
 
 pub(super) fn raw_version(conduit: &mut SimConduit, v: u32) -> u64 {
