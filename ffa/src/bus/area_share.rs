@@ -135,7 +135,7 @@ fn retrieve(
         .dialect
         .area_page_sizes()
         .iter()
-        .any(|s| u64::from(pages) * s == area.pages);
+        .any(|&s| u64::from(pages).checked_mul(s) == Some(area.pages));
     if !consistent || !area.writable {
         let relinquished = services.relinquish(&area).is_ok();
         if !relinquished {
@@ -277,10 +277,11 @@ pub(crate) fn relinquish_all(
     services: &mut dyn BusServices,
     log: &mut Lifecycle,
 ) -> (usize, usize) {
-    let mut done = 0;
+    let mut done = 0usize;
     for id in areas.ids() {
         if relinquish(areas, id, services, log).is_ok() {
-            done += 1;
+            // At most one per area held: cannot saturate.
+            done = done.saturating_add(1);
         }
     }
     (done, areas.len())
