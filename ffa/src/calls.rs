@@ -355,10 +355,10 @@ impl<C: Conduit> Ffa<C> {
                     return Ok(args.0);
                 }
                 Interface::Interrupt { .. } | Interface::Yield { .. } => {
-                    if resumes >= MAX_RESUMES {
-                        return Err(Error::Unexpected);
-                    }
-                    resumes += 1;
+                    resumes = resumes
+                        .checked_add(1)
+                        .filter(|&r| r <= MAX_RESUMES)
+                        .ok_or(Error::Unexpected)?;
                     let mut target_info = TargetInfo::from(low32(self.last[1]));
                     if target_info.endpoint_id == 0 {
                         target_info.endpoint_id = dst;
@@ -522,18 +522,20 @@ impl<C: Conduit> Ffa<C> {
             return Err(DescriptorError::TooSmall.into());
         }
         let n = usize::try_from(frag_len).map_err(|_| DescriptorError::Malformed)?;
-        let new_len = whole
+        let fits = whole
             .len()
             .checked_add(n)
-            .filter(|&l| n > 0 && l <= total)
-            .ok_or(DescriptorError::Malformed)?;
+            .is_some_and(|new_len| n > 0 && new_len <= total);
+        if !fits {
+            return Err(DescriptorError::Malformed.into());
+        }
         let fragment = self
             .conduit
             .rx()
             .get(..n)
             .ok_or(DescriptorError::TooSmall)?;
         whole
-            .try_reserve_exact(new_len - whole.len())
+            .try_reserve_exact(n)
             .map_err(|_| DescriptorError::NoMemory)?;
         whole.extend_from_slice(fragment);
         Ok(())

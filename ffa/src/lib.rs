@@ -11,13 +11,21 @@
 //! - [`bus`]: the virtio-msg FF-A bus binding (Arm DEN0153), device side.
 //! - `sim` (feature `sim`): a simulated FF-A world for host tests and `make run`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
+// No panic path: everything this crate decodes or computes can come from the normal world,
+// which is hostile, and a panic in the secure world stops the partition for every VM (a denial
+// of service of the machine). Bad input is refused with the protocol's error instead; the few
+// operations that provably cannot fail say why where they are allowed. Tests may panic.
 #![cfg_attr(
     not(test),
     deny(
         clippy::unwrap_used,
         clippy::expect_used,
         clippy::panic,
-        clippy::indexing_slicing
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
     )
 )]
 
@@ -29,7 +37,11 @@ pub mod calls;
 pub mod conduit;
 pub mod ids;
 pub mod memory;
+// The simulated world is host test infrastructure (std only, never built into an image): an
+// overflow there is a harness bug that fails the test loudly (tests build with overflow
+// checks). It stays under the other denials.
 #[cfg(feature = "sim")]
+#[allow(clippy::arithmetic_side_effects)]
 pub mod sim;
 
 pub use arm_ffa;

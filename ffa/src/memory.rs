@@ -514,7 +514,9 @@ impl MemTransaction {
                 reserved: 0.into(),
             };
             write_at(out, composite_offset, &composite)?;
-            let mut offset = composite_offset + COMPOSITE_SIZE;
+            let mut offset = composite_offset
+                .checked_add(COMPOSITE_SIZE)
+                .ok_or(DescriptorError::Malformed)?;
             for range in &self.ranges {
                 let constituent = ConstituentMemRegionDescRaw {
                     address: range.address.into(),
@@ -556,7 +558,10 @@ impl MemTransaction {
             .checked_mul(emad_size)
             .ok_or(DescriptorError::TooSmall)?;
         let emads = slice_at(buf, emad_offset, emads_len)?;
-        let emads_end = emad_offset + emads_len;
+        // `slice_at` found the EMADs inside `buf`, so this fits; checked all the same.
+        let emads_end = emad_offset
+            .checked_add(emads_len)
+            .ok_or(DescriptorError::TooSmall)?;
 
         // Bounded by buf.len() / 16 thanks to the slice check above.
         let mut receivers = Vec::new();
@@ -592,7 +597,9 @@ impl MemTransaction {
             let range_count = to_usize(composite.range_count.get())?;
             let constituents = slice_at(
                 buf,
-                composite_offset + COMPOSITE_SIZE,
+                composite_offset
+                    .checked_add(COMPOSITE_SIZE)
+                    .ok_or(DescriptorError::TooSmall)?,
                 range_count
                     .checked_mul(CONSTITUENT_SIZE)
                     .ok_or(DescriptorError::TooSmall)?,

@@ -93,11 +93,13 @@ pub fn parse(head: &[u8], x0: u64, layout: &Layout) -> Result<Manifest, BootInfo
         .filter(|&off| off % 8 == 0 && off.saturating_add(HEADER_PEEK) <= head.len())
         .ok_or(BootInfoError::NotInPackage(x0))?;
     let peek = head
-        .get(start..start + HEADER_PEEK)
+        .get(start..)
+        .and_then(|rest| rest.get(..HEADER_PEEK))
         .ok_or(BootInfoError::NotInPackage(x0))?;
     let word = |i: usize| {
-        peek.get(i..i + 4)
-            .and_then(|b| b.try_into().ok())
+        peek.get(i..)
+            .and_then(<[u8]>::first_chunk)
+            .copied()
             .map(u32::from_le_bytes)
             .unwrap_or(0)
     };
@@ -181,7 +183,7 @@ fn region_by_phandle(fdt: &Fdt<'_>, phandle: u64, layout: &Layout) -> Option<Ran
         return None;
     }
     let start = usize::try_from(base).ok()?;
-    let end = start.checked_add(usize::try_from(pages * 4096).ok()?)?;
+    let end = start.checked_add(usize::try_from(pages.checked_mul(4096)?).ok()?)?;
     Some(start..end)
 }
 

@@ -69,7 +69,8 @@ impl fmt::Write for Line {
             match self.buf.get_mut(self.len) {
                 Some(slot) => {
                     *slot = byte;
-                    self.len += 1;
+                    // `self.len` indexed `buf`, so it is below `LINE_MAX`.
+                    self.len = self.len.saturating_add(1);
                 }
                 None => {
                     self.truncated = true;
@@ -153,7 +154,7 @@ impl EarlyLog {
 /// an error) change nothing: there is nowhere else to log.
 pub fn write_ffa<C: Conduit + ?Sized>(conduit: &mut C, line: &[u8]) -> usize {
     let mut rest = line;
-    let mut calls = 0;
+    let mut calls = 0usize;
     loop {
         let mut chars = ConsoleLogChars64::default();
         let taken = chars.push(rest);
@@ -165,7 +166,7 @@ pub fn write_ffa<C: Conduit + ?Sized>(conduit: &mut C, line: &[u8]) -> usize {
         }
         .to_regs(ffa::FFA_VERSION, &mut regs);
         let _ = conduit.call(regs);
-        calls += 1;
+        calls = calls.saturating_add(1);
         if done {
             return calls;
         }

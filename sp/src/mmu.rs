@@ -24,7 +24,7 @@ use core::ops::Range;
 
 use aarch64_paging::{
     MapError as PagingError, Mapping,
-    descriptor::{El1Attributes, PhysicalAddress},
+    descriptor::{El1Attributes, PhysicalAddress, VirtualAddress},
     idmap::IdTranslation,
     paging::{Constraints, El1And0, MemoryRegion, VaRange},
 };
@@ -45,22 +45,32 @@ const INITIAL_BLOCK_NORMAL: usize = El1Attributes::VALID
     .bits();
 
 /// The entries of the initial level-1 table: the 1 GiB block(s) covering `[window_start,
-/// window_start + window_size)`, identity-mapped as normal memory; nothing else.
+/// window_start + window_size)`, identity-mapped as normal memory; nothing else. An empty
+/// window, or one that wraps the address space, maps nothing.
 ///
 /// Device memory (the PL011) is not needed before the runtime tables replace this one.
 pub const fn initial_table(window_start: u64, window_size: u64) -> [usize; 512] {
     let mut table = [0usize; 512];
-    let first = window_start / GIB;
-    let last = (window_start + window_size - 1) / GIB;
-    let mut gib = first;
+    // The window's last byte.
+    let last_byte = match window_size.checked_sub(1) {
+        Some(extent) => window_start.checked_add(extent),
+        None => None,
+    };
+    let Some(last_byte) = last_byte else {
+        return table;
+    };
+    let last = last_byte / GIB;
+    let mut gib = window_start / GIB;
     while gib <= last && gib < 512 {
         // The const assertion below guarantees usize is 64 bits, so these casts are lossless;
         // `gib < 512` bounds the index (`get_mut` is not usable in a const fn).
         #[allow(clippy::cast_possible_truncation, clippy::indexing_slicing)]
         {
-            table[gib as usize] = (gib * GIB) as usize | INITIAL_BLOCK_NORMAL;
+            // `gib < 512`: the product is below 2^39 and never saturates.
+            table[gib as usize] = gib.saturating_mul(GIB) as usize | INITIAL_BLOCK_NORMAL;
         }
-        gib += 1;
+        // `gib < 512`: never saturates.
+        gib = gib.saturating_add(1);
     }
     table
 }
@@ -170,7 +180,16 @@ impl StageOneMapper {
         map("stack", &layout.stack, DATA)?;
         map("heap", &layout.heap, DATA)?;
         let uart_page = uart_base & !0xfff;
-        map("uart", &(uart_page..uart_page + 0x1000), DEVICE)?;
+        // The top page of the address space is beyond the tables' range: refused, not wrapped
+        // (a wrapped range would look empty and be skipped).
+        let uart = uart_page
+            .checked_add(0x1000)
+            .map(|end| uart_page..end)
+            .ok_or(SetupError::Map {
+                what: "uart",
+                error: PagingError::AddressRange(VirtualAddress(uart_page)),
+            })?;
+        map("uart", &uart, DEVICE)?;
         if let Some(rxtx) = rxtx {
             map("rx buffer", &rxtx.rx, RODATA)?;
             map("tx buffer", &rxtx.tx, DATA)?;
@@ -200,8 +219,8 @@ impl StageOneMapper {
         arch::tlb_invalidate_el1();
     }
 
-    /// First free virtual address in the normal-world window for `len` bytes.
-    fn find_free(&self, len: usize) -> Option<usize> {
+    /// The first free range of `len` bytes in the normal-world window.
+    fn find_free(&self, len: usize) -> Option<Range<usize>> {
         let mut candidate = NS_WINDOW_BASE;
         for (&base, mapping) in &self.ns {
             if base.checked_sub(candidate)? >= len {
@@ -211,7 +230,7 @@ impl StageOneMapper {
             candidate = base.checked_add(size)?;
         }
         let end = candidate.checked_add(len)?;
-        (end <= NS_WINDOW_BASE + NS_WINDOW_SIZE).then_some(candidate)
+        (end <= NS_WINDOW_BASE + NS_WINDOW_SIZE).then_some(candidate..end)
     }
 
     /// The mapping holding `[addr, addr + len)`, if one does entirely.
@@ -285,7 +304,7 @@ impl NsMapper for StageOneMapper {
         let flags = if writable { NS_RW } else { NS_RO };
         self.tables
             .map_range(
-                &MemoryRegion::new(va, va + len),
+                &MemoryRegion::new(va.start, va.end),
                 PhysicalAddress(pa),
                 flags,
                 Constraints::empty(),
@@ -294,8 +313,8 @@ impl NsMapper for StageOneMapper {
                 log::warn!("stage-1 map of {len:#x} bytes at {pa:#x}: {e}");
                 MapError::NoSpace
             })?;
-        self.ns.insert(va, NsMapping { pages, writable });
-        u64::try_from(va).map_err(|_| MapError::NoSpace)
+        self.ns.insert(va.start, NsMapping { pages, writable });
+        u64::try_from(va.start).map_err(|_| MapError::NoSpace)
     }
 
     fn unmap(&mut self, base: u64, page_count: u32) {
@@ -309,12 +328,16 @@ impl NsMapper for StageOneMapper {
                 return;
             }
         }
-        let Some(len) = usize::try_from(u64::from(page_count) * PAGE_SIZE).ok() else {
+        // `map` checked that the mapping ends inside the window.
+        let Some(end) = usize::try_from(u64::from(page_count) * PAGE_SIZE)
+            .ok()
+            .and_then(|len| va.checked_add(len))
+        else {
             return;
         };
         // Mapping without VALID unmaps; aarch64-paging invalidates the TLB for a live table.
         match self.tables.map_range(
-            &MemoryRegion::new(va, va + len),
+            &MemoryRegion::new(va, end),
             PhysicalAddress(0),
             El1Attributes::empty(),
             Constraints::empty(),

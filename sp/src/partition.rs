@@ -371,12 +371,13 @@ fn fallback(own_id: u16, msg: &Interface) -> Option<Interface> {
 
 /// FFA_MSG_WAIT, retried up to [`MAX_WAIT_FAILURES`] times in a row.
 fn wait<C: Conduit>(ffa: &mut Ffa<C>) -> Result<Interface, ffa::Error> {
-    let mut failures = 0;
+    let mut failures = 0u32;
     loop {
         match ffa.msg_wait() {
             Ok(msg) => return Ok(msg),
             Err(e) => {
-                failures += 1;
+                // Below MAX_WAIT_FAILURES before the increment: cannot saturate.
+                failures = failures.saturating_add(1);
                 if failures >= MAX_WAIT_FAILURES {
                     return Err(e);
                 }

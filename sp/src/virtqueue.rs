@@ -118,14 +118,16 @@ impl SplitQueue {
         if size == 0 || size > MAX_QUEUE_SIZE || !size.is_power_of_two() {
             return Err(DeviceError::Queue);
         }
+        // `n` is at most 32768, so no length comes near saturating; if one did, the wrap check
+        // below would refuse it.
         let n = u64::from(size);
         let areas = [
             (config.desc_addr, 16, 16 * n),
-            (config.driver_addr, 2, 6 + 2 * n),
-            (config.device_addr, 4, 6 + 8 * n),
+            (config.driver_addr, 2, (2 * n).saturating_add(6)),
+            (config.device_addr, 4, (8 * n).saturating_add(6)),
         ];
         for (addr, align, len) in areas {
-            if addr % align != 0 || addr.checked_add(len).is_none() {
+            if !addr.is_multiple_of(align) || addr.checked_add(len).is_none() {
                 return Err(DeviceError::Queue);
             }
         }
@@ -172,7 +174,10 @@ impl SplitQueue {
     ) -> Result<Option<DescChain>, DeviceError> {
         let size = self.config.size;
         // One snapshot of the driver's index: later reads never re-read it.
-        let avail_idx = read_u16(mem, self.config.driver_addr + RING_IDX_OFFSET)?;
+        let avail_idx = read_u16(
+            mem,
+            element(self.config.driver_addr, RING_IDX_OFFSET, 0, 0)?,
+        )?;
         let pending = avail_idx.wrapping_sub(self.last_avail_idx);
         if pending == 0 {
             return Ok(None);
@@ -188,10 +193,10 @@ impl SplitQueue {
         // (load-acquire order), or we may see stale entries the driver published just now.
         core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
 
-        let slot = u64::from(self.last_avail_idx % size);
+        let slot = u64::from(ring_slot(self.last_avail_idx, size)?);
         let head = read_u16(
             mem,
-            self.config.driver_addr + RING_ENTRIES_OFFSET + 2 * slot,
+            element(self.config.driver_addr, RING_ENTRIES_OFFSET, 2, slot)?,
         )?;
         let chain = self.walk(mem, head)?;
         self.last_avail_idx = self.last_avail_idx.wrapping_add(1);
@@ -217,7 +222,10 @@ impl SplitQueue {
         // bound stops a looping chain.
         for _ in 0..size {
             let mut raw = [0u8; 16];
-            mem.read(self.config.desc_addr + 16 * u64::from(index), &mut raw)?;
+            mem.read(
+                element(self.config.desc_addr, 0, 16, u64::from(index))?,
+                &mut raw,
+            )?;
             let desc = VirtqDesc::read_from_bytes(&raw).map_err(|_| DeviceError::Queue)?;
             let (addr, len, flags) = (desc.addr.get(), desc.len.get(), desc.flags.get());
             if flags & !(VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE) != 0 {
@@ -260,17 +268,17 @@ impl SplitQueue {
         len: u32,
     ) -> Result<(), DeviceError> {
         let size = self.config.size;
-        if head >= size || self.in_flight == 0 {
+        let Some(in_flight) = self.in_flight.checked_sub(1).filter(|_| head < size) else {
             log::warn!("virtqueue: push_used({head}) with nothing of that id in flight");
             return Err(DeviceError::Queue);
-        }
-        let slot = u64::from(self.used_idx % size);
+        };
+        let slot = u64::from(ring_slot(self.used_idx, size)?);
         let elem = VirtqUsedElem {
             id: U32::new(u32::from(head)),
             len: U32::new(len),
         };
         mem.write(
-            self.config.device_addr + RING_ENTRIES_OFFSET + 8 * slot,
+            element(self.config.device_addr, RING_ENTRIES_OFFSET, 8, slot)?,
             elem.as_bytes(),
         )?;
         // Real hardware: the element must be visible before the index that publishes it
@@ -278,13 +286,31 @@ impl SplitQueue {
         core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
         let next = self.used_idx.wrapping_add(1);
         mem.write(
-            self.config.device_addr + RING_IDX_OFFSET,
+            element(self.config.device_addr, RING_IDX_OFFSET, 0, 0)?,
             &next.to_le_bytes(),
         )?;
         self.used_idx = next;
-        self.in_flight -= 1;
+        self.in_flight = in_flight;
         Ok(())
     }
+}
+
+/// The ring entry a free-running index `idx` names in a ring of `size` entries (`size` is not
+/// zero: [`SplitQueue::new`] refuses it).
+fn ring_slot(idx: u16, size: u16) -> Result<u16, DeviceError> {
+    idx.checked_rem(size).ok_or(DeviceError::Queue)
+}
+
+/// Bus address of element `index` (`stride` bytes each) of the array `offset` bytes into the
+/// area at `base`. [`SplitQueue::new`] checked that no area wraps the address space, and every
+/// caller passes an index below the queue size, so this does not fail; it is checked all the
+/// same, so that a broken invariant refuses the request instead of reaching another address.
+fn element(base: u64, offset: u64, stride: u64, index: u64) -> Result<u64, DeviceError> {
+    stride
+        .checked_mul(index)
+        .and_then(|at| at.checked_add(offset))
+        .and_then(|at| base.checked_add(at))
+        .ok_or(DeviceError::Queue)
 }
 
 /// Reads a little-endian u16 at bus address `addr`.
@@ -303,7 +329,7 @@ fn push_buffer(list: &mut Vec<(u64, u32)>, buffer: (u64, u32)) -> Result<(), Dev
     list.try_reserve(1).map_err(|_| {
         log::warn!(
             "virtqueue: out of memory for a chain of {} buffers",
-            list.len() + 1
+            list.len().saturating_add(1)
         );
         DeviceError::Backend
     })?;

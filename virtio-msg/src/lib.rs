@@ -17,13 +17,21 @@
 //! Facts come from the virtio-msg transport drafts (Dec-2025 "PR28" text and the 2026 layouts the
 //! newest Linux driver speaks); see `shared/spec/virtio-msg.md`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
+// No panic path: everything this crate decodes or computes can come from the normal world,
+// which is hostile, and a panic in the secure world stops the partition for every VM (a denial
+// of service of the machine). Bad input is refused with the protocol's error instead; the few
+// operations that provably cannot fail say why where they are allowed. Tests may panic.
 #![cfg_attr(
     not(test),
     deny(
         clippy::unwrap_used,
         clippy::expect_used,
         clippy::panic,
-        clippy::indexing_slicing
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
     )
 )]
 

@@ -13,21 +13,24 @@
 /// not overlap.
 pub unsafe fn copy(src: *const u8, dst: *mut u8, len: usize) {
     let mut i = 0;
-    while i < len {
+    // `rest` is `len - i`, bytes still to copy; the loop stops when it is zero.
+    while let Some(rest) = len.checked_sub(i).filter(|&rest| rest > 0) {
         // SAFETY: `i < len`, so both pointers stay inside the ranges the caller vouched for.
         let (s, d) = unsafe { (src.add(i), dst.add(i)) };
-        if len - i >= 8 && s.addr().is_multiple_of(8) && d.addr().is_multiple_of(8) {
+        let step = if rest >= 8 && s.addr().is_multiple_of(8) && d.addr().is_multiple_of(8) {
             // SAFETY: 8 bytes from `i` are inside both ranges, and both pointers are aligned.
             unsafe {
                 d.cast::<u64>()
                     .write_volatile(s.cast::<u64>().read_volatile());
             }
-            i += 8;
+            8
         } else {
             // SAFETY: byte `i` is inside both ranges.
             unsafe { d.write_volatile(s.read_volatile()) };
-            i += 1;
-        }
+            1
+        };
+        // `step <= rest`, so `i` stays at most `len` and never saturates.
+        i = i.saturating_add(step);
     }
 }
 

@@ -216,12 +216,18 @@ impl<'a> AreaMem<'a> {
             }
             let seg_end = seg_start.checked_add(seg.len).ok_or(oob)?;
             if offset < seg_end {
-                let in_seg = offset - seg_start;
-                let room = seg.len - in_seg;
-                let chunk = usize::try_from(room).unwrap_or(usize::MAX).min(len - done);
-                f(seg.base.checked_add(in_seg).ok_or(oob)?, done, done + chunk)?;
-                done += chunk;
-                offset += chunk as u64;
+                // Every subtraction and sum below stays in range (`seg_start <= offset <
+                // seg_end`, `done <= len`); checked anyway, so a broken invariant refuses the
+                // access instead of wrapping to another address.
+                let in_seg = offset.checked_sub(seg_start).ok_or(oob)?;
+                let room = seg.len.checked_sub(in_seg).ok_or(oob)?;
+                let chunk = usize::try_from(room)
+                    .unwrap_or(usize::MAX)
+                    .min(len.checked_sub(done).ok_or(oob)?);
+                let end = done.checked_add(chunk).ok_or(oob)?;
+                f(seg.base.checked_add(in_seg).ok_or(oob)?, done, end)?;
+                done = end;
+                offset = offset.checked_add(chunk as u64).ok_or(oob)?;
             }
             seg_start = seg_end;
         }

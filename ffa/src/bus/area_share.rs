@@ -139,7 +139,7 @@ fn retrieve(
         .dialect
         .area_page_sizes()
         .iter()
-        .any(|s| u64::from(pages) * s == area.pages);
+        .any(|&s| u64::from(pages).checked_mul(s) == Some(area.pages));
     if !consistent || !area.writable {
         let relinquished = services.relinquish(&area).is_ok();
         if !relinquished {

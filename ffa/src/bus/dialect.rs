@@ -39,11 +39,10 @@ pub(crate) enum Handshake {
 impl Handshake {
     /// Size of this handshake's VERSION request frame.
     pub(crate) const fn request_size(self) -> usize {
-        HEADER_SIZE
-            + match self {
-                Self::ProbeAndEcho => size_of::<msg::VersionReqG3>(),
-                Self::Single => size_of::<msg::VersionReqG2>(),
-            }
+        match self {
+            Self::ProbeAndEcho => const { HEADER_SIZE + size_of::<msg::VersionReqG3>() },
+            Self::Single => const { HEADER_SIZE + size_of::<msg::VersionReqG2>() },
+        }
     }
 }
 

@@ -40,11 +40,16 @@ pub struct BusInstance {
 impl BusInstance {
     /// A fresh instance for endpoint `vm` serving `devices` (device number = index).
     pub fn new(vm: u16, devices: Vec<Box<dyn VirtioDevice + Send>>, config: BusConfig) -> Self {
-        let queues: usize = devices
+        // The partition's own devices, not normal-world input; saturating keeps the bound
+        // (it could only saturate beyond what memory holds).
+        let queues = devices
             .iter()
             .map(|d| usize::try_from(d.num_queues()).unwrap_or(0))
-            .sum();
-        let capacity = queues + 2 * devices.len() + usize::from(config.max_areas) + 8;
+            .fold(0usize, usize::saturating_add);
+        let capacity = queues
+            .saturating_add(devices.len().saturating_mul(2))
+            .saturating_add(usize::from(config.max_areas))
+            .saturating_add(8);
         Self {
             vm,
             config,

@@ -37,20 +37,21 @@ impl Lifecycle {
 
     /// Counts one message handled (earns a line every [`MESSAGES_PER_LINE`]).
     pub(crate) fn tick(&mut self) {
-        self.credit += 1;
+        // `credit < MESSAGES_PER_LINE` and `tokens <= BURST` between calls: neither saturates.
+        self.credit = self.credit.saturating_add(1);
         if self.credit >= MESSAGES_PER_LINE {
             self.credit = 0;
-            self.tokens = (self.tokens + 1).min(BURST);
+            self.tokens = self.tokens.saturating_add(1).min(BURST);
         }
     }
 
     /// Writes `vm <id>: <line>` at INFO if the bucket allows; returns whether it was written.
     pub(crate) fn line(&mut self, line: fmt::Arguments<'_>) -> bool {
-        if self.tokens == 0 {
+        let Some(tokens) = self.tokens.checked_sub(1) else {
             self.suppressed = self.suppressed.saturating_add(1);
             return false;
-        }
-        self.tokens -= 1;
+        };
+        self.tokens = tokens;
         let vm = self.vm;
         if self.suppressed > 0 {
             log::info!("vm {vm:#x}: {} lifecycle lines suppressed", self.suppressed);

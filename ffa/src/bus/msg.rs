@@ -242,7 +242,9 @@ pub fn write_bus_frame(
 
 /// Reads the payload of `frame` as `T`, requiring `msg_size` to be exactly header + `T`.
 pub fn exact<T: FromBytes + KnownLayout + Immutable>(header: &Header, frame: &[u8]) -> Option<T> {
-    if usize::from(header.msg_size) != virtio_msg::header::HEADER_SIZE + size_of::<T>() {
+    if usize::from(header.msg_size).checked_sub(virtio_msg::header::HEADER_SIZE)
+        != Some(size_of::<T>())
+    {
         return None;
     }
     T::read_from_bytes(header.payload(frame)).ok()

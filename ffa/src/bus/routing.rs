@@ -218,9 +218,11 @@ impl Raised {
 /// Whether the three rings of a `size`-entry split queue lie inside shared areas.
 fn rings_in_areas(areas: &AreaTable, size: u32, desc: u64, driver: u64, device: u64) -> bool {
     let size = u64::from(size);
+    // `size` is below 2^32, so no length comes near saturating; a saturated one would be
+    // covered by no area.
     areas.covers(desc, 16 * size, false)
-        && areas.covers(driver, 6 + 2 * size, false)
-        && areas.covers(device, 6 + 8 * size, true)
+        && areas.covers(driver, (2 * size).saturating_add(6), false)
+        && areas.covers(device, (8 * size).saturating_add(6), true)
 }
 
 /// Answers GET_DEVICES for an endpoint serving `ndev` devices (device number = index).
@@ -254,14 +256,15 @@ pub(crate) fn get_devices(
             let count = count.min(MAX_WINDOW);
             let mut bitmap = [0u8; (MAX_WINDOW as usize).div_ceil(8)];
             for n in 0..count {
-                let dev = usize::from(offset) + usize::from(n);
+                // Past every device if it ever saturated.
+                let dev = usize::from(offset).saturating_add(usize::from(n));
                 if dev < ndev
                     && let Some(b) = bitmap.get_mut(usize::from(n / 8))
                 {
                     *b |= 1 << (n % 8);
                 }
             }
-            let end = usize::from(offset) + usize::from(count);
+            let end = usize::from(offset).saturating_add(usize::from(count));
             let next_offset = if end < ndev {
                 u16::try_from(end).unwrap_or(0)
             } else {
@@ -307,7 +310,10 @@ fn device_count(
         );
     }
     let mut buf = [0u8; MAX_MSG_SIZE - HEADER_SIZE];
-    let Some(payload) = buf.get_mut(..DEVICES_FIELDS + bitmap_len) else {
+    let Some(payload) = DEVICES_FIELDS
+        .checked_add(bitmap_len)
+        .and_then(|len| buf.get_mut(..len))
+    else {
         return frame::error(header, out);
     };
     let count = u16::try_from(visible).unwrap_or(0);
@@ -315,7 +321,10 @@ fn device_count(
         field.copy_from_slice(&count.to_le_bytes());
     }
     for n in 0..visible {
-        if let Some(b) = payload.get_mut(DEVICES_FIELDS + n / 8) {
+        if let Some(b) = payload
+            .get_mut(DEVICES_FIELDS..)
+            .and_then(|bitmap| bitmap.get_mut(n / 8))
+        {
             *b |= 1 << (n % 8);
         }
     }

@@ -3,5 +3,23 @@
 //! The binary (`src/main.rs`) is the SP itself; this library only exports its layout so that
 //! host tests can check the manifests against it.
 #![no_std]
+// No panic path (as in `sp`): a panic in the secure world stops the partition for every VM.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 include!("layout.rs");
+
+// `sp::mmu::initial_table` maps nothing for an empty window or one that wraps the address
+// space: such a layout fails the build instead of an image that faults at its first fetch.
+const _: () = assert!(MEM_SIZE > 0 && LOAD_ADDRESS.checked_add(MEM_SIZE).is_some());

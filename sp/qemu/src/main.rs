@@ -5,6 +5,20 @@
 //! is `sp::runtime`, the start-up `sp::startup`. Host builds (`cargo test --workspace`) compile
 //! an empty stub.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+// No panic path (as in `sp`): a panic in the secure world stops the partition for every VM.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 /// Host stub: the SP only runs on `aarch64-unknown-none`.
 #[cfg(not(target_os = "none"))]

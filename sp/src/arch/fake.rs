@@ -48,7 +48,7 @@ pub fn rndr() -> Option<u64> {
 
 /// Fake of [`super::real::tlb_invalidate_el1`].
 pub fn tlb_invalidate_el1() {
-    with(|cpu| cpu.tlb_invalidations += 1);
+    with(|cpu| cpu.tlb_invalidations = cpu.tlb_invalidations.saturating_add(1));
 }
 
 /// Fake of [`super::real::translate_el1_read`].

@@ -79,20 +79,27 @@ impl<S: EntropySource> Rng<S> {
         let mut buf = [0u8; CHUNK];
         let mut written: u32 = 0;
         for &(addr, len) in writable {
-            let len = len.min(MAX_BYTES_PER_REQUEST - written);
+            // `written <= MAX_BYTES_PER_REQUEST`: each buffer adds at most what is left.
+            let len = len.min(MAX_BYTES_PER_REQUEST.saturating_sub(written));
             let mut done: u32 = 0;
-            while done < len {
-                let want = usize::try_from(len - done).map_or(CHUNK, |rest| rest.min(CHUNK));
+            // `rest` is `len - done`, bytes still to fill in this buffer.
+            while let Some(rest) = len.checked_sub(done).filter(|&rest| rest > 0) {
+                let want = usize::try_from(rest).map_or(CHUNK, |rest| rest.min(CHUNK));
                 let chunk = buf.get_mut(..want).ok_or(DeviceError::Backend)?;
                 self.source.fill(chunk).map_err(|e| {
                     log::warn!("virtio-rng: {e}");
                     DeviceError::Backend
                 })?;
-                // `addr + len` does not overflow (the queue checked it) and `done < len`.
-                mem.write(addr + u64::from(done), chunk)?;
-                done += u32::try_from(want).map_err(|_| DeviceError::Backend)?;
+                // `addr + len` does not overflow (the queue checked it) and `done < len`;
+                // checked anyway, refusing the chain rather than writing elsewhere.
+                let at = addr
+                    .checked_add(u64::from(done))
+                    .ok_or(DeviceError::Queue)?;
+                mem.write(at, chunk)?;
+                // `want <= rest`, so `done` stays at most `len`.
+                done = done.saturating_add(u32::try_from(want).map_err(|_| DeviceError::Backend)?);
             }
-            written += len;
+            written = written.saturating_add(len);
             if written == MAX_BYTES_PER_REQUEST {
                 break;
             }
@@ -230,7 +237,7 @@ impl EntropySource for CountingEntropy {
     fn fill(&mut self, buf: &mut [u8]) -> Result<(), EntropyError> {
         for b in buf {
             *b = Self::byte_at(self.produced);
-            self.produced += 1;
+            self.produced = self.produced.wrapping_add(1);
         }
         Ok(())
     }

@@ -169,3 +169,12 @@ fn the_initial_table_maps_the_window_s_gib_blocks_only() {
     assert_eq!(t[1], (1 << 30) | INITIAL_BLOCK_NORMAL);
     assert!(t[2..].iter().all(|&e| e == 0));
 }
+
+#[test]
+fn the_initial_table_of_an_empty_or_wrapping_window_maps_nothing() {
+    for (start, size) in [(0, 0), (1 << 30, 0), (!0xfff, 0x2000)] {
+        assert!(initial_table(start, size).iter().all(|&e| e == 0));
+    }
+    // The last GiB below 2^64 is beyond the 512 GiB the table covers: nothing either.
+    assert!(initial_table(!0xfff, 0x1000).iter().all(|&e| e == 0));
+}

@@ -79,7 +79,7 @@ fn check_rndr() -> Result<(), Failure> {
     let distinct = values
         .iter()
         .enumerate()
-        .all(|(i, a)| values.iter().skip(i + 1).all(|b| a != b));
+        .all(|(i, a)| values.iter().skip(i.saturating_add(1)).all(|b| a != b));
     if !distinct {
         return Err(Failure("rndr: repeated values"));
     }
@@ -96,12 +96,18 @@ fn check_mapper(mapper: &mut StageOneMapper) -> Result<(), Failure> {
         .map(range, false)
         .map_err(|_| Failure("stage-1: map failed"))?;
     let va = usize::try_from(base).map_err(|_| Failure("stage-1: bad address"))?;
-    let second = va + usize::try_from(PAGE_SIZE).unwrap_or(4096) + 8;
+    let second = va
+        .checked_add(usize::try_from(PAGE_SIZE).unwrap_or(4096))
+        .and_then(|page| page.checked_add(8))
+        .ok_or(Failure("stage-1: bad address"))?;
     let mapped = mapper.translate(va) == Some((PROBE_PA, true))
         && mapper.translate(second) == Some((PROBE_PA + PAGE_SIZE + 8, true));
     let mut byte = [0u8; 1];
     let write_refused = mapper.write(base, &byte) == Err(MapError::NotMapped);
-    let outside_refused = mapper.read(base + 2 * PAGE_SIZE, &mut byte) == Err(MapError::NotMapped);
+    let outside = base
+        .checked_add(2 * PAGE_SIZE)
+        .ok_or(Failure("stage-1: bad address"))?;
+    let outside_refused = mapper.read(outside, &mut byte) == Err(MapError::NotMapped);
     mapper.unmap(base, range.page_count);
     let unmapped = mapper.translate(va).is_none()
         && mapper.read(base, &mut byte) == Err(MapError::NotMapped)

@@ -166,7 +166,7 @@ impl VirtioDevice for MockDevice {
         queues: &[Option<QueueConfig>],
     ) -> Result<(), DeviceError> {
         let mut state = self.state();
-        state.activations += 1;
+        state.activations = state.activations.saturating_add(1);
         if state.fail_activate {
             return Err(DeviceError::Backend);
         }
@@ -183,7 +183,7 @@ impl VirtioDevice for MockDevice {
     }
     fn reset(&mut self) {
         let mut state = self.state();
-        state.resets += 1;
+        state.resets = state.resets.saturating_add(1);
         state.activated = None;
     }
     fn reset_queue(&mut self, index: u32) {

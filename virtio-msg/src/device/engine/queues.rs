@@ -119,6 +119,8 @@ impl DeviceTransport {
             return Err("split-ring size not a power of two");
         }
         // (address, alignment, area length) of the descriptor table, driver and device areas.
+        // `n` is at most 32768, so no length comes near saturating; if one did, the wrap check
+        // below would refuse it.
         let n = u64::from(size);
         let areas = if packed {
             [
@@ -129,12 +131,12 @@ impl DeviceTransport {
         } else {
             [
                 (desc_addr, 16, 16 * n),
-                (driver_addr, 2, 6 + 2 * n),
-                (device_addr, 4, 6 + 8 * n),
+                (driver_addr, 2, (2 * n).saturating_add(6)),
+                (device_addr, 4, (8 * n).saturating_add(6)),
             ]
         };
         for (addr, align, len) in areas {
-            if addr == 0 || addr % align != 0 {
+            if addr == 0 || !addr.is_multiple_of(align) {
                 return Err("ring address zero or misaligned");
             }
             if addr.checked_add(len).is_none() {
