@@ -1,5 +1,6 @@
 //! The default backend: the simulated FF-A world with the partition core running in this
-//! process, on its own thread, exactly as it runs under an SPMC.
+//! process, on its own thread, exactly as it runs under an SPMC ([`SimSystem`]); or, for the
+//! fuzzer and for counting, on the caller's thread ([`inline::InlineSystem`]).
 
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use crate::{
     virtqueue::DriverMem,
 };
 
+pub mod inline;
 pub mod partition;
 
 use partition::{HostPartition, PackageHead};
@@ -116,7 +118,19 @@ pub fn open(
     dialect: Dialect,
     notify: bool,
 ) -> Result<SimConnection, SessionError> {
-    let mut ffa = Ffa::new(endpoint.conduit());
+    let conduit = endpoint.conduit();
+    open_over(conduit, endpoint, sp_id, dialect, notify)
+}
+
+/// [`open`] over `conduit` (the endpoint's own, or one that wraps it).
+pub fn open_over<C: ffa::Conduit>(
+    conduit: C,
+    endpoint: VmEndpoint,
+    sp_id: u16,
+    dialect: Dialect,
+    notify: bool,
+) -> Result<Connection<C, VmEndpoint>, SessionError> {
+    let mut ffa = Ffa::new(conduit);
     ffa.version(ffa::FFA_VERSION)?;
     let buffers = endpoint.alloc(2);
     ffa.rxtx_map(buffers, buffers + ffa::memory::PAGE_SIZE, 1)?;

@@ -307,16 +307,7 @@ pub fn run<C: Conduit, M: NsMapper, F: DeviceFactory>(
 ) -> Result<(), ffa::Error> {
     let mut msg = wait(ffa)?;
     loop {
-        if partition.draining() > 0 {
-            let own_id = partition.own_id();
-            let mut services = FfaServices {
-                ffa: &mut *ffa,
-                mapper: &mut *mapper,
-                own_id,
-            };
-            partition.retry_draining(&mut services);
-        }
-        let Some(answer) = answer(ffa, mapper, partition, &msg) else {
+        let Some(answer) = handle_message(ffa, mapper, partition, &msg) else {
             log::warn!(
                 "unexpected message (function {:#x}); waiting for the next one",
                 ffa.last_answer()[0]
@@ -384,6 +375,28 @@ fn wait<C: Conduit>(ffa: &mut Ffa<C>) -> Result<Interface, ffa::Error> {
             }
         }
     }
+}
+
+/// Handles one message as the message loop does — first the relinquish retries of destroyed
+/// endpoints' memory, then the message — and returns the response to send, or `None` if it is
+/// not a request (nothing to answer). [`run`] calls it for every message; a driver of the
+/// partition that delivers messages itself (the simulated world's inline mode) calls it too.
+pub fn handle_message<C: Conduit, M: NsMapper, F: DeviceFactory>(
+    ffa: &mut Ffa<C>,
+    mapper: &mut M,
+    partition: &mut Partition<F>,
+    msg: &Interface,
+) -> Option<Interface> {
+    if partition.draining() > 0 {
+        let own_id = partition.own_id();
+        let mut services = FfaServices {
+            ffa: &mut *ffa,
+            mapper: &mut *mapper,
+            own_id,
+        };
+        partition.retry_draining(&mut services);
+    }
+    answer(ffa, mapper, partition, msg)
 }
 
 /// The response to `msg`, or `None` if it is not a request (nothing to answer).

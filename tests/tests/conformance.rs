@@ -7,7 +7,11 @@
 use ffa::bus::Dialect;
 use vmsg_host::{
     SimSystem,
-    conformance::{self, CHECKS, Counts, KNOWN_FAILURES, Outcome, known_failure, sim::SimBackend},
+    conformance::{
+        self, CHECKS, Counts, KNOWN_FAILURES, Outcome, known_failure,
+        sim::{InlineBackend, SimBackend},
+    },
+    sim::inline::InlineSystem,
 };
 
 #[test]
@@ -16,14 +20,40 @@ fn the_partition_conforms_in_both_dialects() {
     let mut backend = SimBackend::new(&sys);
     let results = conformance::run(&mut backend, &[Dialect::G3, Dialect::G2]);
     println!("{}", conformance::table(&results));
+    conforms(&results);
+    assert!(
+        sys.faults().is_empty(),
+        "simulator faults: {:?}",
+        sys.faults()
+    );
+    assert!(sys.world().sp_alive(sys.sp_id()), "the partition died");
+}
 
+/// The same suite with the partition on the test's own thread (the fuzzer's and the
+/// benchmark's world): the same results, so that what they measure is the real thing.
+#[test]
+fn the_partition_conforms_inline_as_it_does_on_its_own_thread() {
+    let sys = InlineSystem::start().expect("simulated world starts");
+    let mut backend = InlineBackend::new(&sys);
+    let results = conformance::run(&mut backend, &[Dialect::G3, Dialect::G2]);
+    conforms(&results);
+    assert!(
+        sys.faults().is_empty(),
+        "simulator faults: {:?}",
+        sys.faults()
+    );
+}
+
+/// Every check ran in both dialects and passed or is not applicable, but for the known
+/// failures (which must still fail and name a check).
+fn conforms(results: &[conformance::CheckResult]) {
     assert_eq!(
         results.len(),
         2 * CHECKS.len(),
         "every check ran in both dialects"
     );
     let mut unexpected = Vec::new();
-    for r in &results {
+    for r in results {
         let known = known_failure(r.check.id, r.dialect).map(|k| k.defect);
         match (&r.outcome, known) {
             (Outcome::Fail(why), None) => {
@@ -50,15 +80,9 @@ fn the_partition_conforms_in_both_dialects() {
         );
     }
     assert!(unexpected.is_empty(), "{}", unexpected.join("\n"));
-    let counts = Counts::of(&results);
+    let counts = Counts::of(results);
     assert!(counts.passed > 0);
     assert_eq!(counts.failed, KNOWN_FAILURES.len());
-    assert!(
-        sys.faults().is_empty(),
-        "simulator faults: {:?}",
-        sys.faults()
-    );
-    assert!(sys.world().sp_alive(sys.sp_id()), "the partition died");
 }
 
 #[test]

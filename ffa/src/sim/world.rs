@@ -71,6 +71,38 @@ impl World {
         }
     }
 
+    /// Adds secure partition `info` without a thread of its own: the caller runs it, handing it
+    /// each message itself (the inline mode of a test harness: one thread, no hand-offs). The
+    /// partition counts as waiting for messages; its own FF-A calls (memory retrieve and
+    /// relinquish, notifications) go through the returned conduit as usual. Direct requests
+    /// sent to it through the world would wait for an answer that never comes: the caller
+    /// must deliver them instead.
+    ///
+    /// # Panics
+    /// If `info.id` is not a free secure id above the SPMC's (a test-harness bug).
+    #[allow(clippy::panic)] // Harness misuse: fail the test loudly.
+    pub fn attach_sp(&self, info: SpInfo) -> (SimConduit, SimMapper) {
+        let id = info.id;
+        let mut st = self.inner.lock();
+        if id <= SPMC_ID || st.endpoints.contains_key(&id) {
+            panic!("sim: SP id {id:#06x} is not a free secure partition id");
+        }
+        let sp = Sp {
+            info,
+            run: SpRun::Waiting,
+            inbox: None,
+            mappings: Vec::new(),
+            next_va: 0,
+        };
+        st.endpoints
+            .insert(id, Endpoint::new(Kind::Sp(Box::new(sp))));
+        drop(st);
+        (
+            SimConduit::new(self.inner.clone(), id, None),
+            SimMapper::new(self.inner.clone(), id),
+        )
+    }
+
     /// Starts secure partition `info` running `main` on its own thread, and returns once it
     /// has booted (called FFA_MSG_WAIT) or ended. When its thread ends (returns or panics)
     /// the partition is aborted: a pending request gets FFA_ERROR(ABORTED), and so does every

@@ -1,6 +1,7 @@
-//! The simulated FF-A world as a conformance backend: every check gets a new normal-world
-//! endpoint (a fresh bus instance), which is retired with a VM_DESTROYED framework message
-//! once the check is done (the partition keeps state for a bounded number of endpoints).
+//! The simulated FF-A world as a conformance backend, threaded ([`SimBackend`]) or inline
+//! ([`InlineBackend`]): every check gets a new normal-world endpoint (a fresh bus instance),
+//! which is retired with a VM_DESTROYED framework message once the check is done (the
+//! partition keeps state for a bounded number of endpoints).
 
 use ffa::{
     bus::Dialect,
@@ -11,7 +12,11 @@ use super::backend::Backend;
 use crate::{
     connection::Connection,
     session::SessionError,
-    sim::{SimSystem, open},
+    sim::{
+        SimSystem,
+        inline::{InlineConduit, InlineSystem},
+        open,
+    },
 };
 
 /// First endpoint id the backend uses.
@@ -61,6 +66,50 @@ impl Backend for SimBackend<'_> {
                 .send_vm_destroyed(self.system.sp_id(), vm)
         {
             log::warn!("VM_DESTROYED for {vm:#x}: {e:?}");
+        }
+    }
+}
+
+/// A [`Backend`] over an [`InlineSystem`] (the partition on the caller's thread).
+pub struct InlineBackend<'s> {
+    system: &'s InlineSystem,
+    next_vm: u16,
+    current: Option<u16>,
+}
+
+impl<'s> InlineBackend<'s> {
+    /// A backend opening sessions from endpoints [`FIRST_VM`], [`FIRST_VM`] + 1, … of `system`.
+    pub fn new(system: &'s InlineSystem) -> Self {
+        Self {
+            system,
+            next_vm: FIRST_VM,
+            current: None,
+        }
+    }
+}
+
+impl Backend for InlineBackend<'_> {
+    type Conduit = InlineConduit;
+    type Platform<'a>
+        = VmEndpoint
+    where
+        Self: 'a;
+
+    fn connect(
+        &mut self,
+        dialect: Dialect,
+    ) -> Result<Connection<InlineConduit, VmEndpoint>, SessionError> {
+        let vm = self.next_vm;
+        self.next_vm = self.next_vm.wrapping_add(1);
+        self.current = Some(vm);
+        self.system.connect(vm, dialect, false)
+    }
+
+    fn disconnect(&mut self) {
+        if let Some(vm) = self.current.take()
+            && !self.system.vm_destroyed(vm)
+        {
+            log::warn!("VM_DESTROYED for {vm:#x} not acknowledged");
         }
     }
 }
