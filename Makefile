@@ -5,12 +5,14 @@
 #   make sp     the aarch64 SP image and its package for Hafnium: out/sp.bin, out/virtio-msg-sp.dtb,
 #               out/virtio-msg-sp.pkg (see manifests/README.md)
 #   make fuzz   every fuzz target (fuzz/, cargo-fuzz on a nightly toolchain) for FUZZ_SECONDS each
+#   make bench  what each request costs: FF-A calls by function, partition instructions
+#               (callgrind), throughput, image size; a table, and out/bench.json
 
 CARGO ?= cargo
 # Recipes use pipefail (the fuzz runs filter libFuzzer's output).
 SHELL := /bin/bash
 
-.PHONY: all run test check lint fmt toolchain clean sp fuzz fuzz-smoke
+.PHONY: all run test check lint fmt toolchain clean sp fuzz fuzz-smoke bench
 
 all: test
 
@@ -27,6 +29,14 @@ run: toolchain
 test: toolchain lint sp
 	$(CARGO) test --workspace --all-features
 	$(MAKE) --no-print-directory fuzz-smoke
+
+# The benchmark (host-tools/src/bench.rs): exact counts, never asserted on time. Partition
+# instructions need valgrind (callgrind); without it the column says "-".
+bench: toolchain sp
+	$(CARGO) build -q --release -p host-tools --bin vmsg
+	@mkdir -p $(OUT)
+	./target/release/vmsg bench --json $(OUT)/bench.json --image $(OUT)/sp.bin \
+		$$(command -v valgrind >/dev/null && echo --callgrind)
 
 # Fuzzing (fuzz/, outside the workspace): cargo-fuzz needs a nightly toolchain. `make test` runs
 # each target briefly (FUZZ_SMOKE_SECONDS) when both are installed and says so when they are not;

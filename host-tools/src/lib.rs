@@ -18,6 +18,8 @@
 
 extern crate alloc;
 
+#[cfg(feature = "std")]
+pub mod bench;
 pub mod channel;
 pub mod conformance;
 pub mod connection;

@@ -18,10 +18,14 @@ use crate::{
     virtqueue::{DriverMem, DriverQueue},
 };
 
-/// Size of the data buffer shared with the device (one request at most).
+/// Largest request the driver makes.
 pub const BUFFER_BYTES: usize = 64 * 1024;
+/// Size of the data buffers shared with the device: the requests in flight at once share it.
+pub const BUFFER_AREA_BYTES: usize = 128 * 1024;
 /// Queue size the driver asks for (at most the device's maximum).
 pub const QUEUE_SIZE: u16 = 64;
+/// Most waits for one batch to complete (each lets the device do one more message's work).
+const MAX_WAITS: usize = 64;
 /// How long to wait for a completion notification, in milliseconds.
 const NOTIFY_TIMEOUT_MS: u32 = 5000;
 
@@ -46,6 +50,8 @@ pub struct RngDriver<'c, C: Conduit, P: Platform> {
     ring: SharedArea,
     buffer: SharedArea,
     closed: bool,
+    /// Requests kept in flight at once.
+    depth: u16,
 }
 
 /// Allocates `pages` pages and shares them with the partition as a new area.
@@ -87,7 +93,7 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
         let ring_len = DriverQueue::layout(QUEUE_SIZE)?.total;
         let ring_pages = u32::try_from(ring_len.div_ceil(PAGE_SIZE)).unwrap_or(u32::MAX);
         let ring = share_pages(session, platform, ring_pages)?;
-        let buffer_pages = u32::try_from(BUFFER_BYTES as u64 / PAGE_SIZE).unwrap_or(1);
+        let buffer_pages = u32::try_from(BUFFER_AREA_BYTES as u64 / PAGE_SIZE).unwrap_or(1);
         let buffer = match share_pages(session, platform, buffer_pages) {
             Ok(b) => b,
             Err(e) => {
@@ -126,6 +132,7 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
             ring,
             buffer,
             closed: false,
+            depth: 1,
         })
     }
 
@@ -142,52 +149,102 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
         Ok(out)
     }
 
-    /// Reads `n` random bytes, handing them to `sink` as they come, one request at a time
-    /// (at most [`BUFFER_BYTES`] each): memory use does not grow with `n`.
+    /// Requests the driver keeps in flight at once (1 by default, at most the queue size, and
+    /// at most `BUFFER_AREA_BYTES / request` for requests of `request` bytes).
+    pub fn set_depth(&mut self, depth: u16) {
+        self.depth = depth.clamp(1, self.queue.size());
+    }
+
+    /// Reads `n` random bytes, handing them to `sink` as they come, in requests of at most
+    /// [`BUFFER_BYTES`]: memory use does not grow with `n`.
     pub fn read_with(
         &mut self,
         n: usize,
+        sink: impl FnMut(&[u8]) -> Result<(), HostError>,
+    ) -> Result<(), HostError> {
+        self.read_in_requests(n, BUFFER_BYTES, sink)
+    }
+
+    /// Reads `n` random bytes in requests of `request` bytes (the last may be shorter), up to
+    /// the depth ([`set_depth`](Self::set_depth)) in flight at once: each batch is published
+    /// together and kicked once, and the used ring is checked before any event is fetched
+    /// (a device that completes within the kick costs no further call).
+    pub fn read_in_requests(
+        &mut self,
+        n: usize,
+        request: usize,
         mut sink: impl FnMut(&[u8]) -> Result<(), HostError>,
     ) -> Result<(), HostError> {
-        let mut chunk = alloc::vec![0u8; n.min(BUFFER_BYTES)];
+        let request = request.clamp(1, BUFFER_BYTES);
+        let depth = usize::from(self.depth)
+            .min(BUFFER_AREA_BYTES / request)
+            .max(1);
+        let mut chunk = alloc::vec![0u8; request.min(n)];
         let mut left = n;
         while left > 0 {
-            let want = left.min(BUFFER_BYTES);
-            let len = u32::try_from(want).unwrap_or(u32::MAX);
-            let head = self
-                .queue
-                .add(self.platform, &[], &[(self.buffer.bus(0), len)])?;
+            // Post a batch: request i of the batch at offset i * request of the buffer area.
+            let mut batch: Vec<(u16, u64, usize)> = Vec::new();
+            let mut posted = 0usize;
+            while batch.len() < depth && posted < left {
+                let want = (left - posted).min(request);
+                let offset = (batch.len() * request) as u64;
+                let len = u32::try_from(want).unwrap_or(u32::MAX);
+                let head = self
+                    .queue
+                    .add(self.platform, &[], &[(self.buffer.bus(offset), len)])?;
+                batch.push((head, offset, want));
+                posted += want;
+            }
             self.queue.publish(self.platform)?;
             let layout = self.session.info().dialect.layout();
             DeviceClient::new(&mut *self.session, self.dev_num, layout)?.notify_avail(0)?;
-            self.wait_used()?;
-            let (done, written) = self
-                .queue
-                .pop_used(self.platform)?
-                .ok_or(HostError::Device("no buffer returned after EVENT_USED"))?;
-            if done != head {
-                return Err(HostError::Device("device returned an unknown buffer"));
+            let mut returned: Vec<(u16, u32)> = Vec::new();
+            self.collect_used(&mut returned)?;
+            // The device may leave part of a batch for later (its work per message is bounded):
+            // it goes on at the driver's next message.
+            for _ in 0..MAX_WAITS {
+                if returned.len() >= batch.len() {
+                    break;
+                }
+                self.wait_used()?;
+                self.collect_used(&mut returned)?;
             }
-            if written == 0 {
-                return Err(HostError::Device("device returned no entropy"));
+            if returned.len() < batch.len() {
+                return Err(HostError::Device(
+                    "not every buffer returned after EVENT_USED",
+                ));
             }
-            let got = usize::try_from(written).unwrap_or(0).min(want);
-            let dst = chunk
-                .get_mut(..got)
-                .ok_or(HostError::Device("buffer accounting"))?;
-            DriverMem::read(self.platform, self.buffer.pa, dst)?;
-            sink(dst)?;
-            left -= got;
+            // Hand the bytes over in the order the requests were posted.
+            for &(head, offset, want) in &batch {
+                let written = returned
+                    .iter()
+                    .find(|&&(h, _)| h == head)
+                    .map(|&(_, w)| w)
+                    .ok_or(HostError::Device("device returned an unknown buffer"))?;
+                if written == 0 {
+                    return Err(HostError::Device("device returned no entropy"));
+                }
+                let got = usize::try_from(written).unwrap_or(0).min(want);
+                let dst = chunk
+                    .get_mut(..got)
+                    .ok_or(HostError::Device("buffer accounting"))?;
+                DriverMem::read(self.platform, self.buffer.pa + offset, dst)?;
+                sink(dst)?;
+                left -= got;
+            }
         }
         Ok(())
     }
 
     /// Waits for the device's EVENT_USED the way the dialect's driver does: G3 fetches events
     /// with EVENT_POLL (after the notification when one was configured); G2 has no event path
-    /// and looks at the used ring directly.
+    /// and looks at the used ring directly, kicking again if the device has not finished (a
+    /// new message lets it go on).
     fn wait_used(&mut self) -> Result<(), HostError> {
         let info = self.session.info();
         if info.dialect == Dialect::G2 {
+            let layout = info.dialect.layout();
+            DeviceClient::new(&mut *self.session, self.dev_num, layout)?.notify_avail(0)?;
             return Ok(());
         }
         if info.notified {
@@ -209,6 +266,14 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
         } else {
             Err(HostError::Device("no EVENT_USED for the request"))
         }
+    }
+
+    /// Takes every chain the device has returned so far.
+    fn collect_used(&mut self, returned: &mut Vec<(u16, u32)>) -> Result<(), HostError> {
+        while let Some(used) = self.queue.pop_used(self.platform)? {
+            returned.push(used);
+        }
+        Ok(())
     }
 
     /// Resets the device and takes the shared memory back.

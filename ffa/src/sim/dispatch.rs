@@ -37,6 +37,7 @@ fn decode_error(e: &arm_ffa::Error) -> FfaError {
 
 /// Handles one call from endpoint `id` with its conduit's TX and RX buffers.
 pub(super) fn call(inner: &Inner, id: u16, regs: &Regs, tx: &[u8], rx: &mut [u8]) -> Regs {
+    inner.lock().count_call(id, lo32(regs[0]));
     if lo32(regs[0]) == u32::from(FuncId::Version) {
         return setup::version(inner, id, lo32(regs[1]));
     }

@@ -33,6 +33,8 @@ pub(super) struct State {
     pub next_token: u64,
     /// Set by `World::shutdown`: waiting partitions get FFA_ERROR(ABORTED).
     pub shutdown: bool,
+    /// FF-A calls made so far, by (caller, function id): what the benchmark counts.
+    pub calls: BTreeMap<(u16, u32), u64>,
 }
 
 impl State {
@@ -45,7 +47,14 @@ impl State {
             replies: HashMap::new(),
             next_token: 1,
             shutdown: false,
+            calls: BTreeMap::new(),
         }
+    }
+
+    /// Counts one FF-A call `fid` by endpoint `id`.
+    pub fn count_call(&mut self, id: u16, fid: u32) {
+        let n = self.calls.entry((id, fid)).or_default();
+        *n = n.saturating_add(1);
     }
 
     /// Whether `id` is a (live or dead) secure partition of this world.

@@ -7,6 +7,7 @@
 //! FFA_MSG_SEND_DIRECT_REQ).
 
 use std::{
+    collections::BTreeMap,
     sync::Arc,
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -163,6 +164,23 @@ impl World {
             st = self.inner.wait_timeout(st, deadline - now);
         }
         SpHandle { id, thread }
+    }
+
+    /// FF-A calls made so far, by (caller, function id) — both sides', the partition's
+    /// responses (FFA_MSG_SEND_DIRECT_RESP2) included.
+    pub fn calls(&self) -> BTreeMap<(u16, u32), u64> {
+        self.inner.lock().calls.clone()
+    }
+
+    /// Forgets the calls counted so far.
+    pub fn reset_calls(&self) {
+        self.inner.lock().calls.clear();
+    }
+
+    /// Counts call `fid` by endpoint `id` that a harness delivered itself, outside the
+    /// simulated SPMC (the inline world's direct requests and the partition's responses).
+    pub fn count_call(&self, id: u16, fid: u32) {
+        self.inner.lock().count_call(id, fid);
     }
 
     /// Faults recorded so far.

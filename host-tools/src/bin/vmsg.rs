@@ -56,6 +56,26 @@ enum Command {
     },
     /// A short demonstration: devices, ping, random bytes, throughput.
     Demo,
+    /// Measures what each request costs (FF-A calls by function, partition instructions
+    /// under callgrind, throughput) for each device and mode, prints a table and writes JSON.
+    Bench {
+        /// Requests per scenario.
+        #[arg(long, default_value_t = 256)]
+        requests: usize,
+        /// Runs only the scenario of this name.
+        #[arg(long)]
+        only: Option<String>,
+        /// Writes the results as JSON to this file.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+        /// Also counts the partition's instructions per request by running each scenario
+        /// under valgrind's callgrind (twice, N and 2N requests: the difference is exact).
+        #[arg(long)]
+        callgrind: bool,
+        /// The SP image whose size to report (`make sp` writes out/sp.bin).
+        #[arg(long)]
+        image: Option<std::path::PathBuf>,
+    },
     /// Runs the conformance suite (every check in each dialect, a fresh endpoint per check)
     /// and prints a table ending in `N passed, N failed`; fails if a check failed.
     Conformance {
@@ -79,6 +99,22 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     if let Command::Conformance { json } = cli.command {
         return conformance(cli.dialect.unwrap_or(DialectArg::Both), json);
+    }
+    if let Command::Bench {
+        requests,
+        only,
+        json,
+        callgrind,
+        image,
+    } = &cli.command
+    {
+        return bench(
+            *requests,
+            only.as_deref(),
+            json.as_deref(),
+            *callgrind,
+            image.as_deref(),
+        );
     }
     let dialect = match cli.dialect.unwrap_or(DialectArg::G3) {
         DialectArg::G3 => Dialect::G3,
@@ -169,9 +205,93 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 return Err(format!("partition faulted: {faults:?}").into());
             }
         }
-        Command::Conformance { .. } => {}
+        Command::Conformance { .. } | Command::Bench { .. } => {}
     }
     Ok(())
+}
+
+/// `vmsg bench`: every scenario (or `only`), a table on stdout, JSON to `json`.
+fn bench(
+    requests: usize,
+    only: Option<&str>,
+    json: Option<&std::path::Path>,
+    callgrind: bool,
+    image: Option<&std::path::Path>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use vmsg_host::bench;
+    let scenarios: Vec<_> = bench::scenarios(requests)
+        .into_iter()
+        .filter(|s| only.is_none_or(|o| o == s.name))
+        .collect();
+    if scenarios.is_empty() {
+        return Err("no such scenario".into());
+    }
+    let mut results = Vec::new();
+    for s in &scenarios {
+        let mut m = bench::run(s)?;
+        if callgrind {
+            m.partition_instructions_per_request = Some(instructions_per_request(s)?);
+        }
+        results.push(m);
+    }
+    print!("{}", bench::table(&results));
+    let image_bytes = match image {
+        Some(path) => {
+            let bytes = std::fs::metadata(path)?.len();
+            println!(
+                "image {}: {bytes} bytes ({:.1} KiB)",
+                path.display(),
+                f64::from(u32::try_from(bytes).unwrap_or(u32::MAX)) / 1024.0
+            );
+            Some(bytes)
+        }
+        None => None,
+    };
+    if let Some(path) = json {
+        let report = bench::Report {
+            scenarios: results,
+            image_bytes,
+        };
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        println!("written: {}", path.display());
+    }
+    Ok(())
+}
+
+/// The partition's instructions per request in scenario `s`: callgrind counts what runs inside
+/// the partition's per-message function for N and for 2N requests; the difference over N is
+/// the cost of N requests, setup excluded.
+fn instructions_per_request(
+    s: &vmsg_host::bench::Scenario,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let me = std::env::current_exe()?;
+    let mut counted = Vec::new();
+    for n in [s.requests, 2 * s.requests] {
+        let out = std::env::temp_dir().join(format!("vmsg-bench-{}-{n}.callgrind", s.name));
+        let status = std::process::Command::new("valgrind")
+            .arg("--tool=callgrind")
+            .arg("--toggle-collect=*sp::partition::handle_message*")
+            .arg(format!("--callgrind-out-file={}", out.display()))
+            .arg(&me)
+            .args(["bench", "--only", &s.name, "--requests", &n.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("valgrind: {e} (install valgrind for --callgrind)"))?;
+        if !status.success() {
+            return Err(format!("valgrind exited with {status}").into());
+        }
+        let text = std::fs::read_to_string(&out)?;
+        let _ = std::fs::remove_file(&out);
+        counted.push(
+            vmsg_host::bench::partition_instructions(&text)
+                .ok_or("callgrind output without totals")?,
+        );
+    }
+    let (one, two) = (counted[0], counted[1]);
+    let n = u32::try_from(s.requests).map_err(|_| "too many requests")?;
+    let diff = u32::try_from(two.saturating_sub(one)).map_err(|_| "count too large")?;
+    Ok(f64::from(diff) / f64::from(n))
 }
 
 /// `vmsg conformance`: the suite against the simulated world.

@@ -114,6 +114,7 @@ impl InlineSystem {
     pub fn conduit(&self, endpoint: &VmEndpoint) -> InlineConduit {
         InlineConduit {
             id: endpoint.id(),
+            world: self.world.clone(),
             inner: endpoint.conduit(),
             sp: self.sp.clone(),
         }
@@ -151,6 +152,7 @@ impl InlineSystem {
 /// to it on this thread; every other call goes to the simulated SPMC.
 pub struct InlineConduit {
     id: u16,
+    world: World,
     inner: SimConduit,
     sp: Rc<RefCell<Attached>>,
 }
@@ -202,7 +204,12 @@ impl Conduit for InlineConduit {
         let fid = ffa::conduit::low32(regs[0]);
         let dst = ffa::conduit::low32(regs[1]) & 0xffff;
         if DIRECT_REQUESTS.contains(&fid) && dst == u32::from(SP_ID) {
-            self.deliver(&regs)
+            let world = self.world.clone();
+            world.count_call(self.id, fid);
+            let answer = self.deliver(&regs);
+            // The partition's answer is its own FF-A call (a direct response) under an SPMC.
+            world.count_call(SP_ID, ffa::conduit::low32(answer[0]));
+            answer
         } else {
             self.inner.call(regs)
         }
