@@ -10,8 +10,8 @@
 //! at the driver's next message), and each chain gets at most [`MAX_BYTES_PER_REQUEST`]
 //! bytes — the spec lets the device use less than the whole buffer (§5.4.6.1), and the cap
 //! keeps the time one chain takes bounded even when a driver offers gigabytes. Entropy
-//! is copied out in [`CHUNK`]-byte pieces through a stack buffer, so nothing is allocated per
-//! request.
+//! is copied out in [`CHUNK`]-byte pieces through a buffer kept with the device, so nothing
+//! is allocated or cleared per request.
 
 use virtio_msg::{
     SharedMem,
@@ -29,8 +29,9 @@ pub const DEVICE_ID: u32 = 4;
 pub const QUEUE_MAX_SIZE: u16 = 64;
 /// Most bytes returned for one request (the rest of a bigger buffer is left untouched).
 pub const MAX_BYTES_PER_REQUEST: u32 = 64 * 1024;
-/// Size of the stack buffer entropy passes through on its way to driver memory.
-pub const CHUNK: usize = 256;
+/// Size of the buffer entropy passes through on its way to driver memory (a page: one copy
+/// per 4 KiB request).
+pub const CHUNK: usize = 4096;
 
 /// Why an entropy source could not deliver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +54,9 @@ impl<S: EntropySource + ?Sized> EntropySource for &mut S {
 pub struct Rng<S: EntropySource> {
     source: S,
     queue: Option<SplitQueue>,
+    /// Where entropy passes on its way to driver memory: kept with the device, so that no
+    /// request pays for clearing it.
+    scratch: [u8; CHUNK],
 }
 
 impl<S: EntropySource> Rng<S> {
@@ -61,6 +65,7 @@ impl<S: EntropySource> Rng<S> {
         Self {
             source,
             queue: None,
+            scratch: [0; CHUNK],
         }
     }
 
@@ -76,7 +81,7 @@ impl<S: EntropySource> Rng<S> {
         mem: &mut M,
         writable: &[(u64, u32)],
     ) -> Result<u32, DeviceError> {
-        let mut buf = [0u8; CHUNK];
+        let buf = &mut self.scratch;
         let mut written: u32 = 0;
         for &(addr, len) in writable {
             // `written <= MAX_BYTES_PER_REQUEST`: each buffer adds at most what is left.
