@@ -270,6 +270,7 @@ pub(crate) fn get_devices(
             } else {
                 0
             };
+            // Cannot panic (`div_ceil`): the divisor is 8.
             let bitmap = bitmap
                 .get(..usize::from(count).div_ceil(8))
                 .unwrap_or_default();
@@ -318,6 +319,7 @@ fn device_count(
     };
     let count = u16::try_from(visible).unwrap_or(0);
     if let Some(field) = payload.get_mut(2..4) {
+        // Cannot panic: the field is 2 bytes long, as is a `u16`.
         field.copy_from_slice(&count.to_le_bytes());
     }
     for n in 0..visible {
