@@ -261,6 +261,7 @@ pub(crate) fn get_devices(
                 if dev < ndev
                     && let Some(b) = bitmap.get_mut(usize::from(n / 8))
                 {
+                    // Cannot panic (shift): by less than 8 bits.
                     *b |= 1 << (n % 8);
                 }
             }
@@ -327,6 +328,7 @@ fn device_count(
             .get_mut(DEVICES_FIELDS..)
             .and_then(|bitmap| bitmap.get_mut(n / 8))
         {
+            // Cannot panic (shift): by less than 8 bits.
             *b |= 1 << (n % 8);
         }
     }
