@@ -293,8 +293,13 @@ impl<C: Conduit> Ffa<C> {
             .filter(|t| *t <= rx.len())
             .ok_or(Error::Descriptor(DescriptorError::TooSmall))?;
         // `PartitionInfoIterator` asserts a version in 1.1..=1.2; the known fields are the same.
+        // Cannot panic (`clamp`): the lower bound is below the upper one.
         let version = self.version.clamp(Version(1, 1), Version(1, 2));
-        let mut infos = Vec::with_capacity(count);
+        let mut infos = Vec::new();
+        infos
+            .try_reserve_exact(count)
+            .map_err(|_| Error::Descriptor(DescriptorError::NoMemory))?;
+        // Cannot panic: `size` is at least `PartitionInfo::DESC_SIZE`, never 0 (filtered above).
         for desc in rx.get(..total).unwrap_or_default().chunks_exact(size) {
             let known = desc
                 .get(..PartitionInfo::DESC_SIZE)

@@ -569,6 +569,7 @@ impl MemTransaction {
             .try_reserve_exact(emad_count)
             .map_err(|_| DescriptorError::NoMemory)?;
         let mut composite_offset = None;
+        // Cannot panic: `emad_size` is 16 or 32 (`emad_size_accepted`), never 0.
         for emad in emads.chunks_exact(emad_size) {
             // The first 8 bytes are common to the v1.1 and v1.2 layouts.
             let common: EndpointMemAccessDescV1_1 = read_at(emad, 0)?;
@@ -609,6 +610,7 @@ impl MemTransaction {
                 .try_reserve_exact(range_count)
                 .map_err(|_| DescriptorError::NoMemory)?;
             let mut total: u64 = 0;
+            // Cannot panic: CONSTITUENT_SIZE is 16, never 0.
             for chunk in constituents.chunks_exact(CONSTITUENT_SIZE) {
                 let c: ConstituentMemRegionDescRaw = read_at(chunk, 0)?;
                 if !c.address.get().is_multiple_of(PAGE_SIZE) {

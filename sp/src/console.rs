@@ -49,9 +49,9 @@ impl Line {
     /// The line, with `...` in place of its end if it was cut.
     pub fn bytes(&mut self) -> &[u8] {
         if self.truncated
-            && let Some(tail) = self.buf.get_mut(LINE_MAX - 3..)
+            && let Some(tail) = self.buf.last_chunk_mut()
         {
-            tail.copy_from_slice(b"...");
+            *tail = *b"...";
             self.len = LINE_MAX;
         }
         self.buf.get(..self.len).unwrap_or_default()
@@ -112,6 +112,8 @@ impl EarlyLog {
         match self.buf.get_mut(self.len..end) {
             Some(dst) => {
                 if let Some((last, body)) = dst.split_last_mut() {
+                    // Cannot panic: `dst` is `line.len() + 1` bytes (`end` did not saturate,
+                    // or `get_mut` would have failed).
                     body.copy_from_slice(line);
                     *last = b'\n';
                 }

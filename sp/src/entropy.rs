@@ -75,6 +75,7 @@ impl<C: Conduit> EntropySource for Entropy<C> {
     fn fill(&mut self, buf: &mut [u8]) -> Result<(), EntropyError> {
         match self {
             Self::Rndr => {
+                // Cannot panic (`chunks_mut`): the chunk size is 8.
                 for chunk in buf.chunks_mut(8) {
                     let value = (0..RETRIES)
                         .find_map(|_| arch::rndr())
@@ -85,6 +86,7 @@ impl<C: Conduit> EntropySource for Entropy<C> {
                 Ok(())
             }
             Self::Trng(conduit) => {
+                // Cannot panic (`chunks_mut`): the chunk size is 24.
                 for chunk in buf.chunks_mut(24) {
                     let words = trng_rnd64(conduit)?;
                     let bytes = words.iter().flat_map(|w| w.to_le_bytes());

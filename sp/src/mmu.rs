@@ -237,6 +237,7 @@ impl StageOneMapper {
     fn covering(&self, addr: u64, len: usize) -> Option<(usize, NsMapping)> {
         let start = usize::try_from(addr).ok()?;
         let end = start.checked_add(len)?;
+        // Cannot panic (`range`): a `..=start` range is never inverted.
         let (&base, mapping) = self.ns.range(..=start).next_back()?;
         let size = usize::try_from(mapping.pages.checked_mul(PAGE_SIZE)?).ok()?;
         (end <= base.checked_add(size)?).then_some((base, *mapping))
@@ -265,6 +266,7 @@ impl StageOneMapper {
 fn map_heap_bytes(len: usize) -> usize {
     const TABLE: usize = 4096;
     const LAST_LEVEL_SPAN: usize = 2 * 1024 * 1024;
+    // Cannot panic (`div_ceil`): LAST_LEVEL_SPAN is 2 MiB, not 0.
     len.div_ceil(LAST_LEVEL_SPAN)
         .saturating_add(2)
         .saturating_mul(TABLE)

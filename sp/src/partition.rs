@@ -100,6 +100,12 @@ impl<F: DeviceFactory> Partition<F> {
         self.instances.iter().position(|e| e.instance.vm() == vm)
     }
 
+    /// Removes the entry in `slot` (the last entry takes its place); `None` if there is none.
+    fn take(&mut self, slot: usize) -> Option<Endpoint> {
+        // Cannot panic (`swap_remove`): `slot` is below the length, checked first.
+        (slot < self.instances.len()).then(|| self.instances.swap_remove(slot))
+    }
+
     /// The bus instance of endpoint `vm`, if it has talked to us.
     pub fn instance(&self, vm: u16) -> Option<&BusInstance> {
         self.instances
@@ -156,11 +162,10 @@ impl<F: DeviceFactory> Partition<F> {
                 .filter(|(_, e)| e.holds_nothing())
                 .min_by_key(|(_, e)| e.last_served)
                 .map(|(i, _)| i);
-            let Some(idle) = idle else {
+            let Some(gone) = idle.and_then(|idle| self.take(idle)) else {
                 log::warn!("no room for a bus instance for endpoint {src:#x}");
                 return None;
             };
-            let gone = self.instances.swap_remove(idle);
             log::info!(
                 "endpoint {:#x} holds nothing: its slot goes to {src:#x}",
                 gone.instance.vm()
@@ -247,11 +252,12 @@ impl<F: DeviceFactory> Partition<F> {
             .get_mut(slot)
             .map_or(0, |e| e.instance.reset(services));
         if pending == 0 {
-            self.instances.swap_remove(slot);
+            self.take(slot);
         } else if self.draining.try_reserve(1).is_ok() {
             log::warn!("endpoint {vm:#x}: memory not relinquished yet; retried later");
-            self.draining
-                .push(self.instances.swap_remove(slot).instance);
+            if let Some(gone) = self.take(slot) {
+                self.draining.push(gone.instance);
+            }
         } else {
             // Never dropped while it holds memory: it keeps its slot (which the slot policy
             // does not take from an endpoint holding memory) until a reset succeeds.

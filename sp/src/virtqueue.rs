@@ -88,13 +88,21 @@ pub struct DescChain {
 impl DescChain {
     /// Total length of the device-readable buffers.
     pub fn readable_len(&self) -> u64 {
-        self.readable.iter().map(|&(_, len)| u64::from(len)).sum()
+        total_len(&self.readable)
     }
 
     /// Total length of the device-writable buffers.
     pub fn writable_len(&self) -> u64 {
-        self.writable.iter().map(|&(_, len)| u64::from(len)).sum()
+        total_len(&self.writable)
     }
+}
+
+/// Sum of the lengths of `buffers`: at most 32768 buffers of below 2^32 bytes (see
+/// [`DescChain`]), so it never saturates; saturating anyway rather than overflowing.
+fn total_len(buffers: &[(u64, u32)]) -> u64 {
+    buffers
+        .iter()
+        .fold(0, |sum, &(_, len)| sum.saturating_add(u64::from(len)))
 }
 
 /// Device-side state of one split virtqueue: where its areas are and how far the device got.

@@ -127,6 +127,7 @@ pub(crate) fn emit(
         let (dst, tail) = core::mem::take(&mut rest)
             .split_at_mut_checked(part.len())
             .ok_or(EncodeError::TooBig { need })?;
+        // Cannot panic: `dst` was split off at `part.len()`.
         dst.copy_from_slice(part);
         rest = tail;
     }

@@ -85,11 +85,13 @@ impl VecMem {
 impl SharedMem for VecMem {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
         let r = self.range(addr, buf.len())?;
+        // Cannot panic: `range` made `r` `buf.len()` long.
         buf.copy_from_slice(self.bytes.get(r).ok_or(MemError::Fault { addr })?);
         Ok(())
     }
     fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), MemError> {
         let r = self.range(addr, data.len())?;
+        // Cannot panic: `range` made `r` `data.len()` long.
         self.bytes
             .get_mut(r)
             .ok_or(MemError::Fault { addr })?

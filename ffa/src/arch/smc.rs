@@ -47,6 +47,7 @@ impl SmcConduit {
     /// (TX address, RX address, 4 KiB page count): the arguments of `FFA_RXTX_MAP` for an
     /// identity-mapped image, where the virtual addresses are the physical ones.
     pub fn buffer_addresses(&self) -> (u64, u64, u32) {
+        // Cannot panic (`div_ceil`): the divisor is 4096.
         let pages = u32::try_from(self.len.div_ceil(4096)).unwrap_or(u32::MAX);
         let to_u64 = |p: NonNull<u8>| u64::try_from(p.as_ptr().addr()).unwrap_or(u64::MAX);
         (to_u64(self.tx), to_u64(self.rx), pages)

@@ -111,6 +111,7 @@ impl AreaTable {
                     row.1 = entry;
                 }
             }
+            // Cannot panic: an insertion point from `binary_search` is at most `len`.
             Err(i) => self.areas.insert(i, (id, entry)),
         }
     }
@@ -125,6 +126,7 @@ impl AreaTable {
     /// Forgets area `id` (after its relinquish succeeded); returns it.
     pub(crate) fn remove(&mut self, id: u16) -> Option<RetrievedArea> {
         let i = self.areas.binary_search_by_key(&id, |(k, _)| *k).ok()?;
+        // Cannot panic: `i` is the index `binary_search` found the row at, below `len`.
         Some(self.areas.remove(i).1.area)
     }
 
@@ -146,7 +148,7 @@ impl AreaTable {
             .then_some(*id)
         };
         let split = self.areas.partition_point(|(id, _)| *id <= after);
-        let (low, high) = self.areas.split_at(split);
+        let (low, high) = self.areas.split_at_checked(split)?;
         high.iter()
             .find_map(self_retry)
             .or_else(|| low.iter().find_map(self_retry))

@@ -167,7 +167,7 @@ fn share_kind(attrs: u32, dialect: Dialect) -> Result<ShareKind, ShareFailure> {
         1 => ShareKind::Lend,
         _ => return Err(ShareFailure::Refused("donation is not accepted")),
     };
-    let field = |shift: u32| (attrs >> shift) & 0b11;
+    let field = |shift: u32| attrs.checked_shr(shift).unwrap_or(0) & 0b11;
     let ok = attrs & attrs::MBZ_MASK == 0
         && attrs & attrs::WRITABLE != 0
         && attrs & attrs::EXECUTABLE == 0

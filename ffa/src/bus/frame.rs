@@ -26,8 +26,9 @@ pub const PAYLOAD_REGS: usize = 14;
 /// Copies a frame out of DIRECT_REQ2 payload registers (little-endian, byte 0 = LSB of x4).
 pub fn regs_to_frame(regs: &[u64; PAYLOAD_REGS]) -> [u8; PAYLOAD_REGS * 8] {
     let mut out = [0u8; PAYLOAD_REGS * 8];
-    for (chunk, reg) in out.chunks_exact_mut(8).zip(regs) {
-        chunk.copy_from_slice(&reg.to_le_bytes());
+    let (words, _) = out.as_chunks_mut::<8>();
+    for (word, reg) in words.iter_mut().zip(regs) {
+        *word = reg.to_le_bytes();
     }
     out
 }
@@ -41,10 +42,9 @@ pub fn frame_to_regs(frame: &[u8]) -> [u64; PAYLOAD_REGS] {
         dst.copy_from_slice(src);
     }
     let mut regs = [0u64; PAYLOAD_REGS];
-    for (reg, chunk) in regs.iter_mut().zip(bytes.chunks_exact(8)) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        *reg = u64::from_le_bytes(word);
+    let (words, _) = bytes.as_chunks::<8>();
+    for (reg, word) in regs.iter_mut().zip(words) {
+        *reg = u64::from_le_bytes(*word);
     }
     regs
 }
@@ -112,9 +112,10 @@ fn frame_or_error(written: Option<usize>, out: &mut [u8; MAX_MSG_SIZE]) -> Reply
         Some(n) => Reply::Frame(n),
         None => {
             out.fill(0);
-            // Cannot panic: FALLBACK_ERROR is shorter than the buffer (asserted above).
-            let (head, _) = out.split_at_mut(FALLBACK_ERROR.len());
-            head.copy_from_slice(&FALLBACK_ERROR);
+            // Always `Some`: FALLBACK_ERROR is shorter than the buffer (asserted above).
+            if let Some(head) = out.first_chunk_mut() {
+                *head = FALLBACK_ERROR;
+            }
             Reply::Frame(FALLBACK_ERROR.len())
         }
     }

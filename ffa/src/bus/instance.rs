@@ -152,7 +152,7 @@ impl BusInstance {
         budget: &mut Budget,
     ) -> Reply {
         out.fill(0);
-        let (bytes, _) = frame.split_at(frame.len().min(MAX_MSG_SIZE));
+        let bytes = frame.get(..MAX_MSG_SIZE).unwrap_or(frame);
         let frame = match Frame::parse(bytes) {
             Ok(f) if !f.header.is_response() => f,
             Ok(f) => {

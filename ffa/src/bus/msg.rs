@@ -234,6 +234,7 @@ pub fn write_bus_frame(
     };
     let frame = out.get_mut(..len)?;
     header.write(frame)?;
+    // Cannot panic: `frame` is `HEADER_SIZE + payload.len()` bytes long.
     frame
         .get_mut(virtio_msg::header::HEADER_SIZE..)?
         .copy_from_slice(payload);

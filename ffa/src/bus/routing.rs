@@ -261,6 +261,7 @@ pub(crate) fn get_devices(
                 if dev < ndev
                     && let Some(b) = bitmap.get_mut(usize::from(n / 8))
                 {
+                    // Cannot panic (shift): by less than 8 bits.
                     *b |= 1 << (n % 8);
                 }
             }
@@ -270,6 +271,7 @@ pub(crate) fn get_devices(
             } else {
                 0
             };
+            // Cannot panic (`div_ceil`): the divisor is 8.
             let bitmap = bitmap
                 .get(..usize::from(count).div_ceil(8))
                 .unwrap_or_default();
@@ -318,6 +320,7 @@ fn device_count(
     };
     let count = u16::try_from(visible).unwrap_or(0);
     if let Some(field) = payload.get_mut(2..4) {
+        // Cannot panic: the field is 2 bytes long, as is a `u16`.
         field.copy_from_slice(&count.to_le_bytes());
     }
     for n in 0..visible {
@@ -325,6 +328,7 @@ fn device_count(
             .get_mut(DEVICES_FIELDS..)
             .and_then(|bitmap| bitmap.get_mut(n / 8))
         {
+            // Cannot panic (shift): by less than 8 bits.
             *b |= 1 << (n % 8);
         }
     }

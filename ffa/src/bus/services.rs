@@ -179,10 +179,14 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
             && me.is_some()
             && !response.ranges.is_empty();
         let writable = me.is_some_and(|r| r.access == DataAccess::ReadWrite);
-        if !valid {
+        // The area's length in bytes (`None` past 2^64: refused like a mismatch).
+        let len = response.ranges.iter().try_fold(0u64, |sum, r| {
+            sum.checked_add(u64::from(r.page_count) * crate::memory::PAGE_SIZE)
+        });
+        let Some(len) = len.filter(|_| valid) else {
             log::warn!("retrieve response for handle {handle:#x} does not match the request");
             return Err(self.give_back(handle, ServiceError::Refused));
-        }
+        };
         // One entry per constituent of the driver's share: reserved fallibly.
         let mut mapped: Vec<(Segment, u32)> = Vec::new();
         let mut segments: Vec<Segment> = Vec::new();
@@ -216,7 +220,6 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
                 }
             }
         }
-        let len = mapped.iter().map(|(s, _)| s.len).sum();
         segments.extend(mapped.iter().map(|(s, _)| *s));
         Ok(RetrievedArea {
             handle,

@@ -27,6 +27,8 @@ thread_local! {
 
 /// Runs `f` on the calling thread's fake CPU.
 pub fn with<R>(f: impl FnOnce(&mut FakeCpu) -> R) -> R {
+    // Cannot panic (`borrow_mut`): no accessor below calls `with` from inside `f` (a test that
+    // nests it is wrong, and fails loudly). Host builds only, never in the image.
     CPU.with(|cpu| f(&mut cpu.borrow_mut()))
 }
 

@@ -18,9 +18,16 @@ static HEAP: LockedHeap<32> = LockedHeap::empty();
 /// lock is an atomic), used by nothing else for the rest of the program, and this must be
 /// called once.
 pub unsafe fn init(region: Range<usize>) {
-    let size = region.end.saturating_sub(region.start);
-    // SAFETY: the caller guarantees the region is exclusively ours, mapped RW normal memory.
-    unsafe { HEAP.lock().init(region.start, size) };
+    // The allocator rounds the region inwards to `usize` alignment and asserts that it is not
+    // inverted then: it gets an aligned start no further than the end, or nothing. (The linker
+    // script page-aligns the heap and asserts its minimum size: that is the whole region.)
+    let start = region.start.checked_next_multiple_of(size_of::<usize>());
+    let Some((start, size)) = start.and_then(|s| Some((s, region.end.checked_sub(s)?))) else {
+        return;
+    };
+    // SAFETY: the caller guarantees the region is exclusively ours, mapped RW normal memory;
+    // `start..start + size` lies inside it.
+    unsafe { HEAP.lock().init(start, size) };
 }
 
 /// (bytes handed to the allocator, bytes currently allocated).

@@ -79,6 +79,7 @@ fn open_bus(frame: &[u8], want_type: u8) -> Result<(Header, &[u8]), DecodeError>
 
 /// The bitmap length for a GET_DEVICES window of `count` device numbers.
 fn bitmap_len(count: u16) -> usize {
+    // Cannot panic (`div_ceil`): the divisor is 8.
     usize::from(count).div_ceil(8)
 }
 

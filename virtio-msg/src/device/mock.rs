@@ -129,6 +129,7 @@ impl VirtioDevice for MockDevice {
             .checked_add(buf.len())
             .and_then(|end| state.config.get(start..end));
         match src {
+            // Cannot panic: `src` is `start..start + buf.len()`.
             Some(src) => buf.copy_from_slice(src),
             None => buf.fill(0xEE),
         }
@@ -146,6 +147,7 @@ impl VirtioDevice for MockDevice {
         );
         let dst = state.config.get_mut(start..end).ok_or(ConfigRejected)?;
         let changed = dst != data;
+        // Cannot panic: `end - start` is `len`, the length of `data`.
         dst.copy_from_slice(data);
         state.config_writes.push((offset, data.to_vec()));
         Ok(changed)

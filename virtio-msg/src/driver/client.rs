@@ -241,6 +241,7 @@ impl<C: Channel> DeviceClient<C> {
     pub fn get_features(&mut self, block_index: u32, out: &mut [u32]) -> Result<(), DriverError> {
         let per_message = self.max_size.saturating_sub(FEATURES_OVERHEAD) / 4;
         let mut index = block_index;
+        // Cannot panic: the chunk size is at least 1.
         for chunk in out.chunks_mut(per_message.max(1)) {
             let n = u32::try_from(chunk.len()).map_err(|_| EncodeError::Unrepresentable)?;
             let req = TransportRequest::GetDeviceFeatures {
@@ -279,6 +280,7 @@ impl<C: Channel> DeviceClient<C> {
     pub fn set_features(&mut self, block_index: u32, blocks: &[u32]) -> Result<(), DriverError> {
         let per_message = self.max_size.saturating_sub(FEATURES_OVERHEAD) / 4;
         let mut index = block_index;
+        // Cannot panic: the chunk size is at least 1.
         for chunk in blocks.chunks(per_message.max(1)) {
             let bytes: Vec<u8> = chunk.iter().flat_map(|w| w.to_le_bytes()).collect();
             let blocks =
@@ -338,6 +340,7 @@ impl<C: Channel> DeviceClient<C> {
         if data.len() != buf.len() {
             return Err(DriverError::Mismatch("length"));
         }
+        // Cannot panic: the lengths were compared above.
         buf.copy_from_slice(data);
         Ok(generation)
     }
@@ -357,6 +360,7 @@ impl<C: Channel> DeviceClient<C> {
         'attempt: for _ in 0..CONFIG_READ_ATTEMPTS {
             let mut first = None;
             let mut at = offset;
+            // Cannot panic: `per_message` is at least 1.
             for chunk in buf.chunks_mut(per_message) {
                 let generation = self.get_config_chunk(at, chunk)?;
                 if *first.get_or_insert(generation) != generation {
@@ -381,6 +385,7 @@ impl<C: Channel> DeviceClient<C> {
         self.check_config_range(offset, data.len())?;
         let per_message = self.max_size.saturating_sub(CONFIG_OVERHEAD).max(1);
         let mut at = offset;
+        // Cannot panic: `per_message` is at least 1.
         for chunk in data.chunks(per_message) {
             let generation = match self.layout {
                 Layout::Pr28 => self.generation,

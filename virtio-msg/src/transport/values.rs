@@ -79,9 +79,8 @@ impl<'a> FeatureBlocks<'a> {
 
     /// Iterates over the blocks.
     pub fn iter(&self) -> impl Iterator<Item = u32> + 'a {
-        self.bytes
-            .chunks_exact(4)
-            .map(|w| u32::from_le_bytes(w.try_into().unwrap_or([0; 4])))
+        let (words, _) = self.bytes.as_chunks::<4>();
+        words.iter().map(|w| u32::from_le_bytes(*w))
     }
 }
 
