@@ -125,7 +125,7 @@ fn nothing_pending_is_false() {
 fn fills_writable_segments_exactly() {
     let (mut mem, mut rng) = setup();
     // Two segments, the second larger than the chunk buffer and of odd length.
-    const LONG: u32 = CHUNK as u32 + 701;
+    let long = u32::try_from(CHUNK).unwrap() + 701;
     desc(
         &mut mem,
         3,
@@ -134,15 +134,15 @@ fn fills_writable_segments_exactly() {
         VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT,
         6,
     );
-    desc(&mut mem, 6, BUF + 0x100, LONG, VIRTQ_DESC_F_WRITE, 0);
+    desc(&mut mem, 6, BUF + 0x100, long, VIRTQ_DESC_F_WRITE, 0);
     offer(&mut mem, 0, 3);
     assert_eq!(rng.notify(0, &mut mem, &mut Budget::unlimited()), Ok(true));
     assert_eq!(used_idx(&mem), 1);
-    assert_eq!(used_elem(&mem, 0), (3, 10 + LONG));
+    assert_eq!(used_elem(&mem, 0), (3, 10 + long));
     assert_eq!(bytes(&mem, BUF + 0x10, 10), stream(0, 10));
     assert_eq!(
-        bytes(&mem, BUF + 0x100, LONG as usize),
-        stream(10, LONG as usize)
+        bytes(&mem, BUF + 0x100, long as usize),
+        stream(10, long as usize)
     );
     // Bytes around the buffers are untouched.
     assert!(bytes(&mem, BUF, 0x10).iter().all(|&b| b == GUARD));
@@ -152,11 +152,11 @@ fn fills_writable_segments_exactly() {
             .all(|&b| b == GUARD)
     );
     assert!(
-        bytes(&mem, BUF + 0x100 + u64::from(LONG), 0x1000)
+        bytes(&mem, BUF + 0x100 + u64::from(long), 0x1000)
             .iter()
             .all(|&b| b == GUARD)
     );
-    assert_eq!(rng.source().produced, u64::from(10 + LONG));
+    assert_eq!(rng.source().produced, u64::from(10 + long));
 }
 
 #[test]
