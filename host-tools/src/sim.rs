@@ -28,6 +28,16 @@ use partition::{HostPartition, PackageHead};
 /// Endpoint id the simulated partition gets (the first SP id under Hafnium).
 pub const SP_ID: u16 = 0x8001;
 
+/// The partition as the simulated SPMC knows it (what its manifest says): id [`SP_ID`], the
+/// virtio-msg device UUID, VM created/destroyed messages, and RX/TX buffers the SPMC maps at
+/// boot (the manifest's `rx_tx-info`).
+fn partition_info() -> SpInfo {
+    let mut info = SpInfo::new(SP_ID, vec![VIRTIO_MSG_DEVICE_UUID]);
+    info.properties |= props::VM_CREATED | props::VM_DESTROYED;
+    info.rxtx_premapped = true;
+    info
+}
+
 /// A simulated FF-A world with the virtio-msg partition running in it.
 pub struct SimSystem {
     world: World,
@@ -51,10 +61,7 @@ impl SimSystem {
     /// allocations and nobody else's).
     pub fn start_entering(config: BusConfig, enter: fn()) -> Result<Self, SessionError> {
         let world = World::new();
-        let mut info = SpInfo::new(SP_ID, vec![VIRTIO_MSG_DEVICE_UUID]);
-        info.properties |= props::VM_CREATED | props::VM_DESTROYED;
-        // The manifest's rx_tx-info has the SPMC map the buffers at boot.
-        info.rxtx_premapped = true;
+        let info = partition_info();
         // The same start-up as the image's, over the simulated conduit and mapper, with boot
         // info and a manifest as Hafnium hands them over.
         let sp = world.spawn_sp(info, move |conduit: SimConduit, mapper| {

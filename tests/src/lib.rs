@@ -3,8 +3,10 @@
 //! [`qemu`]: finding QEMU, building the aarch64 images with `make`, and booting one while
 //! reading its UART with a deadline. [`startup_log`]: the partition's start-up lines as the
 //! image's console prints them, from the host. [`module_tree`]: the check that a crate's files
-//! import each other as a tree.
+//! import each other as a tree. [`drive`]: driving the partition by hand in the simulated
+//! world.
 
+pub mod drive;
 pub mod module_tree;
 
 pub mod qemu {

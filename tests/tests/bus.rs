@@ -8,43 +8,11 @@ use ffa::{
 };
 use virtio_msg::{
     Header, Layout,
-    device::{QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1},
-    driver::{DeviceClient, DriverError},
+    device::{VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1},
+    driver::DeviceClient,
 };
-use vmsg_host::{
-    SimConnection, SimSystem,
-    session::{SessionError, SharedArea},
-};
-
-fn system() -> SimSystem {
-    SimSystem::start().expect("simulated world starts")
-}
-
-fn healthy(sys: &SimSystem) {
-    assert!(sys.faults().is_empty(), "faults: {:?}", sys.faults());
-    assert!(sys.world().sp_alive(sys.sp_id()), "the partition died");
-}
-
-fn share(conn: &mut SimConnection, pages: u32) -> SharedArea {
-    let pa = conn.platform().alloc(pages);
-    conn.session().share(pa, pages).expect("AREA_SHARE")
-}
-
-/// Brings device 0 to FEATURES_OK and tries to set queue 0 at the given bus addresses.
-fn try_queue(conn: &mut SimConnection, desc: u64) -> Result<(), DriverError> {
-    let layout = conn.session().info().dialect.layout();
-    let mut client = DeviceClient::new(conn.session(), 0, layout)?;
-    client.initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)?;
-    client.set_vqueue(
-        0,
-        QueueConfig {
-            size: 16,
-            desc_addr: desc,
-            driver_addr: desc + 0x400,
-            device_addr: desc + 0x800,
-        },
-    )
-}
+use vmsg_host::session::{SessionError, SharedArea};
+use vmsg_tests::drive::{healthy, share, system, try_queue};
 
 #[test]
 fn reset_relinquishes_every_area_and_forgets_negotiation() {

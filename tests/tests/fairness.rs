@@ -4,11 +4,9 @@
 //! wait for it nor pay for it.
 
 use ffa::bus::{Dialect, WORK_PER_MESSAGE};
-use virtio_msg::{
-    device::{Budget, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1},
-    driver::DeviceClient,
-};
-use vmsg_host::{SimConnection, SimSystem, session::SharedArea, virtqueue::DriverQueue};
+use virtio_msg::device::Budget;
+use vmsg_host::{SimConnection, SimSystem};
+use vmsg_tests::drive::{Live, kick, running};
 
 /// The rng's queue size and largest request: a driver filling the queue with such requests
 /// asks for 64 × 64 KiB = 4 MiB in one kick.
@@ -21,64 +19,32 @@ fn chains_per_message() -> u16 {
     u16::try_from(WORK_PER_MESSAGE.div_ceil(cost)).unwrap()
 }
 
-struct Flood {
-    queue: DriverQueue,
-    _ring: SharedArea,
-    _buffers: SharedArea,
-}
-
 /// Shares a ring and 4 MiB of buffers, brings the rng up and fills its queue with 64 KiB
 /// requests (published, not kicked).
-fn flood(conn: &mut SimConnection) -> Flood {
-    let share = |conn: &mut SimConnection, pages: u32| {
-        let pa = conn.platform().alloc(pages);
-        conn.session().share(pa, pages).expect("AREA_SHARE")
-    };
-    let ring = share(conn, 2);
+fn flood(conn: &mut SimConnection) -> Live {
     let pages = u32::from(QUEUE) * CHAIN / 4096;
-    let buffers = share(conn, pages);
-    let layout = conn.session().info().dialect.layout();
-    let mut client = DeviceClient::new(conn.session(), 0, layout).unwrap();
-    client
-        .initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)
-        .unwrap();
-    let mut queue = DriverQueue::new(conn.platform(), QUEUE, ring.pa, ring.bus(0)).unwrap();
-    let mut client = DeviceClient::new(conn.session(), 0, layout).unwrap();
-    client.set_vqueue(0, queue.queue_config()).unwrap();
-    client.driver_ok().unwrap();
+    let mut live = running(conn, QUEUE, 2, pages);
     for i in 0..u64::from(QUEUE) {
-        queue
+        live.queue
             .add(
                 conn.platform(),
                 &[],
-                &[(buffers.bus(i * u64::from(CHAIN)), CHAIN)],
+                &[(live.buffer.bus(i * u64::from(CHAIN)), CHAIN)],
             )
             .unwrap();
     }
-    queue.publish(conn.platform()).unwrap();
-    Flood {
-        queue,
-        _ring: ring,
-        _buffers: buffers,
-    }
+    live.queue.publish(conn.platform()).unwrap();
+    live
 }
 
 /// Chains the device returned since the last call (each must be a whole 64 KiB request).
-fn completed(conn: &mut SimConnection, flood: &mut Flood) -> u16 {
+fn completed(conn: &mut SimConnection, flood: &mut Live) -> u16 {
     let mut n = 0;
     while let Some((_, len)) = flood.queue.pop_used(conn.platform()).unwrap() {
         assert_eq!(len, CHAIN);
         n += 1;
     }
     n
-}
-
-fn kick(conn: &mut SimConnection) {
-    let layout = conn.session().info().dialect.layout();
-    DeviceClient::new(conn.session(), 0, layout)
-        .unwrap()
-        .notify_avail(0)
-        .expect("EVENT_AVAIL acknowledged");
 }
 
 #[test]

@@ -6,46 +6,9 @@
 //! unaffected.
 
 use ffa::bus::Dialect;
-use virtio_msg::{
-    device::{VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1},
-    driver::DeviceClient,
-};
-use vmsg_host::{SimConnection, SimSystem, session::SharedArea, virtqueue::DriverQueue};
-
-/// A live virtio-rng queue on `conn` with one 4 KiB buffer posted (not yet kicked).
-struct Live {
-    queue: DriverQueue,
-    ring: SharedArea,
-    buffer: SharedArea,
-}
-
-fn share(conn: &mut SimConnection, pages: u32) -> SharedArea {
-    let pa = conn.platform().alloc(pages);
-    conn.session().share(pa, pages).expect("AREA_SHARE")
-}
-
-fn live_queue(conn: &mut SimConnection) -> Live {
-    let ring = share(conn, 1);
-    let buffer = share(conn, 1);
-    let layout = conn.session().info().dialect.layout();
-    let mut client = DeviceClient::new(conn.session(), 0, layout).unwrap();
-    client
-        .initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)
-        .unwrap();
-    let mut queue = DriverQueue::new(conn.platform(), 16, ring.pa, ring.bus(0)).unwrap();
-    let mut client = DeviceClient::new(conn.session(), 0, layout).unwrap();
-    client.set_vqueue(0, queue.queue_config()).unwrap();
-    client.driver_ok().unwrap();
-    queue
-        .add(conn.platform(), &[], &[(buffer.bus(0), 4096)])
-        .unwrap();
-    queue.publish(conn.platform()).unwrap();
-    Live {
-        queue,
-        ring,
-        buffer,
-    }
-}
+use virtio_msg::driver::DeviceClient;
+use vmsg_host::SimSystem;
+use vmsg_tests::drive::{Live, live_queue};
 
 /// The partition is alive, recorded no fault, holds none of `handles`, and still serves a
 /// fresh endpoint.

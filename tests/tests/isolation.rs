@@ -10,94 +10,9 @@ use ffa::{
     VIRTIO_MSG_DEVICE_UUID,
     bus::{Dialect, bus_address, frame_to_regs, msg},
 };
-use virtio_msg::{
-    Layout,
-    device::{QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1},
-    driver::{DeviceClient, DriverError},
-    transport::status,
-};
-use vmsg_host::{
-    SimConnection, SimSystem,
-    session::{Event, SessionError, SharedArea},
-    virtqueue::DriverQueue,
-};
-
-fn system() -> SimSystem {
-    SimSystem::start().expect("simulated world starts")
-}
-
-fn healthy(sys: &SimSystem) {
-    assert!(sys.faults().is_empty(), "faults: {:?}", sys.faults());
-    assert!(sys.world().sp_alive(sys.sp_id()), "the partition died");
-}
-
-fn share(conn: &mut SimConnection, pages: u32) -> SharedArea {
-    let pa = conn.platform().alloc(pages);
-    conn.session().share(pa, pages).expect("AREA_SHARE")
-}
-
-/// Brings device 0 to FEATURES_OK and tries to set queue 0 at the given bus addresses.
-fn try_queue(conn: &mut SimConnection, desc: u64) -> Result<(), DriverError> {
-    let layout = conn.session().info().dialect.layout();
-    let mut client = DeviceClient::new(conn.session(), 0, layout)?;
-    client.initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)?;
-    client.set_vqueue(
-        0,
-        QueueConfig {
-            size: 16,
-            desc_addr: desc,
-            driver_addr: desc + 0x400,
-            device_addr: desc + 0x800,
-        },
-    )
-}
-
-/// A running rng on `conn` with one 4 KiB request posted (not kicked): its queue, the ring's
-/// and the buffer's areas.
-struct Live {
-    queue: DriverQueue,
-    ring: SharedArea,
-    buffer: SharedArea,
-}
-
-fn live(conn: &mut SimConnection) -> Live {
-    let ring = share(conn, 1);
-    let buffer = share(conn, 1);
-    let layout = conn.session().info().dialect.layout();
-    let mut client = DeviceClient::new(conn.session(), 0, layout).unwrap();
-    client
-        .initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)
-        .unwrap();
-    let mut queue = DriverQueue::new(conn.platform(), 16, ring.pa, ring.bus(0)).unwrap();
-    let mut client = DeviceClient::new(conn.session(), 0, layout).unwrap();
-    client.set_vqueue(0, queue.queue_config()).unwrap();
-    client.driver_ok().unwrap();
-    queue
-        .add(conn.platform(), &[], &[(buffer.bus(0), 4096)])
-        .unwrap();
-    queue.publish(conn.platform()).unwrap();
-    Live {
-        queue,
-        ring,
-        buffer,
-    }
-}
-
-fn kick(conn: &mut SimConnection) {
-    let layout = conn.session().info().dialect.layout();
-    DeviceClient::new(conn.session(), 0, layout)
-        .unwrap()
-        .notify_avail(0)
-        .expect("EVENT_AVAIL acknowledged");
-}
-
-fn device_status(conn: &mut SimConnection) -> u32 {
-    let layout = conn.session().info().dialect.layout();
-    DeviceClient::new(conn.session(), 0, layout)
-        .unwrap()
-        .get_status()
-        .unwrap()
-}
+use virtio_msg::{Layout, driver::DeviceClient, transport::status};
+use vmsg_host::session::{Event, SessionError};
+use vmsg_tests::drive::{device_status, healthy, kick, live_queue, share, system, try_queue};
 
 #[test]
 fn two_endpoints_cannot_reach_each_others_areas() {
@@ -149,7 +64,7 @@ fn an_endpoint_guessing_anothers_handles_and_area_ids_gets_nothing() {
     for dialect in [Dialect::G3, Dialect::G2] {
         let sys = system();
         let mut vm1 = sys.connect(1, Dialect::G3, false).unwrap();
-        let mut victim = live(&mut vm1);
+        let mut victim = live_queue(&mut vm1);
         let mut vm2 = sys.connect(2, dialect, false).unwrap();
         let handles = [victim.ring.handle, victim.buffer.handle];
         let attrs = match dialect {
@@ -234,7 +149,7 @@ fn events_and_notifications_reach_only_their_endpoint() {
     let sys = system();
     let mut vm1 = sys.connect(1, Dialect::G3, true).unwrap();
     let mut vm2 = sys.connect(2, Dialect::G3, true).unwrap();
-    let mut idle = live(&mut vm2);
+    let mut idle = live_queue(&mut vm2);
     // VM 1 reads through its rng: the partition rings VM 1's notification and queues its
     // EVENT_USED; VM 2, with a request posted on its own queue, sees neither.
     let mut rng = vm1.rng().unwrap();

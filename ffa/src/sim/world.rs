@@ -81,8 +81,13 @@ impl World {
     ///
     /// # Panics
     /// If `info.id` is not a free secure id above the SPMC's (a test-harness bug).
-    #[allow(clippy::panic)] // Harness misuse: fail the test loudly.
     pub fn attach_sp(&self, info: SpInfo) -> (SimConduit, SimMapper) {
+        self.register_sp(info, SpRun::Waiting)
+    }
+
+    /// Adds secure partition `info` in state `run`; returns its conduit and mapper.
+    #[allow(clippy::panic)] // Harness misuse: fail the test loudly.
+    fn register_sp(&self, info: SpInfo, run: SpRun) -> (SimConduit, SimMapper) {
         let id = info.id;
         let mut st = self.inner.lock();
         if id <= SPMC_ID || st.endpoints.contains_key(&id) {
@@ -90,7 +95,7 @@ impl World {
         }
         let sp = Sp {
             info,
-            run: SpRun::Waiting,
+            run,
             inbox: None,
             mappings: Vec::new(),
             next_va: 0,
@@ -111,29 +116,12 @@ impl World {
     ///
     /// # Panics
     /// If `info.id` is not a free secure id above the SPMC's (a test-harness bug).
-    #[allow(clippy::panic)] // Harness misuse: fail the test loudly.
     pub fn spawn_sp<F>(&self, info: SpInfo, main: F) -> SpHandle
     where
         F: FnOnce(SimConduit, SimMapper) + Send + 'static,
     {
         let id = info.id;
-        {
-            let mut st = self.inner.lock();
-            if id <= SPMC_ID || st.endpoints.contains_key(&id) {
-                panic!("sim: SP id {id:#06x} is not a free secure partition id");
-            }
-            let sp = Sp {
-                info,
-                run: SpRun::Init,
-                inbox: None,
-                mappings: Vec::new(),
-                next_va: 0,
-            };
-            st.endpoints
-                .insert(id, Endpoint::new(Kind::Sp(Box::new(sp))));
-        }
-        let conduit = SimConduit::new(self.inner.clone(), id, None);
-        let mapper = SimMapper::new(self.inner.clone(), id);
+        let (conduit, mapper) = self.register_sp(info, SpRun::Init);
         let guard = EndGuard(self.inner.clone(), id);
         let thread = std::thread::Builder::new()
             .name(format!("sp-{id:#06x}"))

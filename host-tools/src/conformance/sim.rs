@@ -22,64 +22,63 @@ use crate::{
 /// First endpoint id the backend uses.
 pub const FIRST_VM: u16 = 0x0100;
 
-/// A [`Backend`] over a [`SimSystem`].
-pub struct SimBackend<'s> {
-    system: &'s SimSystem,
-    next_vm: u16,
-    current: Option<u16>,
+/// A simulated world the backend opens sessions in: the threaded one or the inline one.
+pub trait World {
+    /// The endpoints' conduit.
+    type Conduit: ffa::Conduit;
+    /// Adds endpoint `vm` and opens a session from it (polling for events).
+    fn open(
+        &self,
+        vm: u16,
+        dialect: Dialect,
+    ) -> Result<Connection<Self::Conduit, VmEndpoint>, SessionError>;
+    /// Tells the partition that `vm` is gone; whether it acknowledged.
+    fn destroyed(&self, vm: u16) -> bool;
 }
 
-impl<'s> SimBackend<'s> {
-    /// A backend opening sessions from endpoints [`FIRST_VM`], [`FIRST_VM`] + 1, … of `system`.
-    pub fn new(system: &'s SimSystem) -> Self {
-        Self {
-            system,
-            next_vm: FIRST_VM,
-            current: None,
-        }
-    }
-}
-
-impl Backend for SimBackend<'_> {
+impl World for SimSystem {
     type Conduit = SimConduit;
-    type Platform<'a>
-        = VmEndpoint
-    where
-        Self: 'a;
-
-    fn connect(
-        &mut self,
+    fn open(
+        &self,
+        vm: u16,
         dialect: Dialect,
     ) -> Result<Connection<SimConduit, VmEndpoint>, SessionError> {
-        let vm = self.next_vm;
-        self.next_vm = self.next_vm.wrapping_add(1);
-        self.current = Some(vm);
-        let endpoint = self.system.world().add_vm(vm);
-        open(endpoint, self.system.sp_id(), dialect, false)
+        open(self.world().add_vm(vm), self.sp_id(), dialect, false)
     }
-
-    fn disconnect(&mut self) {
-        if let Some(vm) = self.current.take()
-            && let Err(e) = self
-                .system
-                .world()
-                .send_vm_destroyed(self.system.sp_id(), vm)
-        {
-            log::warn!("VM_DESTROYED for {vm:#x}: {e:?}");
-        }
+    fn destroyed(&self, vm: u16) -> bool {
+        self.world().send_vm_destroyed(self.sp_id(), vm).is_ok()
     }
 }
 
-/// A [`Backend`] over an [`InlineSystem`] (the partition on the caller's thread).
-pub struct InlineBackend<'s> {
-    system: &'s InlineSystem,
+impl World for InlineSystem {
+    type Conduit = InlineConduit;
+    fn open(
+        &self,
+        vm: u16,
+        dialect: Dialect,
+    ) -> Result<Connection<InlineConduit, VmEndpoint>, SessionError> {
+        self.connect(vm, dialect, false)
+    }
+    fn destroyed(&self, vm: u16) -> bool {
+        self.vm_destroyed(vm)
+    }
+}
+
+/// A [`Backend`] over a simulated world `W`.
+pub struct WorldBackend<'s, W: World> {
+    system: &'s W,
     next_vm: u16,
     current: Option<u16>,
 }
 
-impl<'s> InlineBackend<'s> {
+/// The backend over the threaded world.
+pub type SimBackend<'s> = WorldBackend<'s, SimSystem>;
+/// The backend over the inline world (the partition on the caller's thread).
+pub type InlineBackend<'s> = WorldBackend<'s, InlineSystem>;
+
+impl<'s, W: World> WorldBackend<'s, W> {
     /// A backend opening sessions from endpoints [`FIRST_VM`], [`FIRST_VM`] + 1, … of `system`.
-    pub fn new(system: &'s InlineSystem) -> Self {
+    pub fn new(system: &'s W) -> Self {
         Self {
             system,
             next_vm: FIRST_VM,
@@ -88,8 +87,8 @@ impl<'s> InlineBackend<'s> {
     }
 }
 
-impl Backend for InlineBackend<'_> {
-    type Conduit = InlineConduit;
+impl<W: World> Backend for WorldBackend<'_, W> {
+    type Conduit = W::Conduit;
     type Platform<'a>
         = VmEndpoint
     where
@@ -98,16 +97,16 @@ impl Backend for InlineBackend<'_> {
     fn connect(
         &mut self,
         dialect: Dialect,
-    ) -> Result<Connection<InlineConduit, VmEndpoint>, SessionError> {
+    ) -> Result<Connection<W::Conduit, VmEndpoint>, SessionError> {
         let vm = self.next_vm;
         self.next_vm = self.next_vm.wrapping_add(1);
         self.current = Some(vm);
-        self.system.connect(vm, dialect, false)
+        self.system.open(vm, dialect)
     }
 
     fn disconnect(&mut self) {
         if let Some(vm) = self.current.take()
-            && !self.system.vm_destroyed(vm)
+            && !self.system.destroyed(vm)
         {
             log::warn!("VM_DESTROYED for {vm:#x} not acknowledged");
         }

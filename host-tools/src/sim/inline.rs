@@ -14,20 +14,20 @@
 use std::{cell::RefCell, rc::Rc};
 
 use ffa::{
-    Conduit, Ffa, VIRTIO_MSG_DEVICE_UUID,
+    Conduit, Ffa,
     arm_ffa::{
         Interface, Version,
         interface_args::{DirectMsgArgs, VmAvailabilityStatus},
     },
     bus::{BusConfig, Dialect},
-    sim::{Fault, HYPERVISOR_ID, SimConduit, SimMapper, SpInfo, VmEndpoint, World, props},
+    sim::{Fault, HYPERVISOR_ID, SimConduit, SimMapper, VmEndpoint, World},
 };
 use sp::{
     partition::{self, Partition},
     registry::StandardDevices,
 };
 
-use super::{SP_ID, open_over};
+use super::{SP_ID, open_over, partition_info};
 use crate::{connection::Connection, entropy::OsEntropy, session::SessionError};
 
 /// FFA_MSG_SEND_DIRECT_REQ (32- and 64-bit) and FFA_MSG_SEND_DIRECT_REQ2.
@@ -65,10 +65,7 @@ impl InlineSystem {
     /// The same with `config`.
     pub fn start_with(config: BusConfig) -> Result<Self, SessionError> {
         let world = World::new();
-        let mut info = SpInfo::new(SP_ID, vec![VIRTIO_MSG_DEVICE_UUID]);
-        info.properties |= props::VM_CREATED | props::VM_DESTROYED;
-        info.rxtx_premapped = true;
-        let (conduit, mapper) = world.attach_sp(info);
+        let (conduit, mapper) = world.attach_sp(partition_info());
         let mut ffa = Ffa::new(conduit);
         ffa.version(ffa::FFA_VERSION)?;
         let own_id = ffa.id_get()?;
