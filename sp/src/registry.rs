@@ -17,7 +17,7 @@ use crate::{
 /// Every endpoint has a disk of its own, allocated (zeroed) when the endpoint is admitted and
 /// freed with its bus instance, so no byte one VM writes ever reaches another. All
 /// [`MAX_ENDPOINTS`](crate::partition::MAX_ENDPOINTS) disks together take 1 MiB, which leaves
-/// the image's 1.75 MiB heap room for the page tables of the whole mapping window (about
+/// the image's 1.74 MiB heap room for the page tables of the whole mapping window (about
 /// 0.5 MiB at most) and the bus instances. The disk is volatile: it is lost when its endpoint
 /// is destroyed, or when its slot, idle, is given to another endpoint.
 pub const RAM_DISK_BYTES: usize = 64 * 1024;
