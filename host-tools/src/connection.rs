@@ -68,6 +68,9 @@ pub enum HostError {
     /// The device misbehaved or is missing.
     #[error("device: {0}")]
     Device(&'static str),
+    /// A block request completed with this status byte (1: I/O error, 2: unsupported).
+    #[error("block request status {0}")]
+    BlockStatus(u8),
 }
 
 /// A normal-world endpoint's connection to the partition: its bus session and its platform

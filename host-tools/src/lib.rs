@@ -5,7 +5,7 @@
 //! - [`channel`]: the transport's [`virtio_msg::driver::Channel`] over that session.
 //! - [`virtqueue`]: the driver side of a split virtqueue.
 //! - [`connection`]: a bus session and its platform ([`Connection`]), the device list.
-//! - [`rng`]: a virtio-rng driver.
+//! - [`rng`]: a virtio-rng driver; [`blk`]: a virtio-blk driver.
 //! - [`conformance`]: the conformance suite (checks tied to spec clauses, any backend).
 //! - [`platform`]: what the library needs from its environment (memory, doorbell).
 //! - [`sim`] (std): the default backend, the simulated FF-A world with the partition
@@ -20,9 +20,11 @@ extern crate alloc;
 
 #[cfg(feature = "std")]
 pub mod bench;
+pub mod blk;
 pub mod channel;
 pub mod conformance;
 pub mod connection;
+mod driver;
 #[cfg(feature = "std")]
 pub mod entropy;
 pub mod platform;

@@ -5,7 +5,7 @@
 
 use alloc::vec::Vec;
 
-use ffa::{bus::Dialect, conduit::Conduit, memory::PAGE_SIZE};
+use ffa::{conduit::Conduit, memory::PAGE_SIZE};
 use virtio_msg::{
     device::{VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1},
     driver::DeviceClient,
@@ -13,8 +13,9 @@ use virtio_msg::{
 
 use crate::{
     connection::{Connection, HostError, virtio_ids},
+    driver::{release, share_pages, wait_used},
     platform::Platform,
-    session::{BusSession, Event, SharedArea},
+    session::{BusSession, SharedArea},
     virtqueue::{DriverMem, DriverQueue},
 };
 
@@ -26,8 +27,6 @@ pub const BUFFER_AREA_BYTES: usize = 128 * 1024;
 pub const QUEUE_SIZE: u16 = 64;
 /// Most waits for one batch to complete (each lets the device do one more message's work).
 const MAX_WAITS: usize = 64;
-/// How long to wait for a completion notification, in milliseconds.
-const NOTIFY_TIMEOUT_MS: u32 = 5000;
 
 impl<C: Conduit, P: Platform> Connection<C, P> {
     /// Opens the first entropy device.
@@ -52,28 +51,6 @@ pub struct RngDriver<'c, C: Conduit, P: Platform> {
     closed: bool,
     /// Requests kept in flight at once.
     depth: u16,
-}
-
-/// Allocates `pages` pages and shares them with the partition as a new area.
-fn share_pages<C: Conduit, P: Platform>(
-    session: &mut BusSession<C>,
-    platform: &P,
-    pages: u32,
-) -> Result<SharedArea, HostError> {
-    let pa = platform
-        .alloc_pages(pages)
-        .ok_or(HostError::Device("out of driver memory"))?;
-    session.share(pa, pages).map_err(|e| {
-        platform.free_pages(pa, pages);
-        HostError::from(e)
-    })
-}
-
-/// Unshares `area` and frees its pages (best effort: on a failed open).
-fn release<C: Conduit, P: Platform>(session: &mut BusSession<C>, platform: &P, area: &SharedArea) {
-    if session.unshare(area).is_ok() {
-        platform.free_pages(area.pa, area.pages);
-    }
 }
 
 impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
@@ -206,7 +183,7 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
                 if returned.len() >= batch.len() {
                     break;
                 }
-                self.wait_used()?;
+                wait_used(self.session, self.platform, self.dev_num)?;
                 self.collect_used(&mut returned)?;
             }
             if returned.len() < batch.len() {
@@ -234,38 +211,6 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
             }
         }
         Ok(())
-    }
-
-    /// Waits for the device's EVENT_USED the way the dialect's driver does: G3 fetches events
-    /// with EVENT_POLL (after the notification when one was configured); G2 has no event path
-    /// and looks at the used ring directly, kicking again if the device has not finished (a
-    /// new message lets it go on).
-    fn wait_used(&mut self) -> Result<(), HostError> {
-        let info = self.session.info();
-        if info.dialect == Dialect::G2 {
-            let layout = info.dialect.layout();
-            DeviceClient::new(&mut *self.session, self.dev_num, layout)?.notify_avail(0)?;
-            return Ok(());
-        }
-        if info.notified {
-            if !self.platform.wait_notification(NOTIFY_TIMEOUT_MS) {
-                return Err(HostError::Device("no notification after EVENT_AVAIL"));
-            }
-            let own = self.session.own_id();
-            self.session
-                .ffa()
-                .notification_get(own)
-                .map_err(crate::session::SessionError::from)?;
-        }
-        let events = self.session.drain_events()?;
-        if events.contains(&Event::Used {
-            dev: self.dev_num,
-            vq: 0,
-        }) {
-            Ok(())
-        } else {
-            Err(HostError::Device("no EVENT_USED for the request"))
-        }
     }
 
     /// Takes every chain the device has returned so far.

@@ -35,12 +35,7 @@ const _: () = assert!(
         && crate::quota::ENDPOINT_MAX_MAPPINGS * MAX_ENDPOINTS <= crate::mmu::MAX_NS_MAPPINGS
 );
 
-/// Heap a new endpoint's bus instance and devices may need, in one free block, before it is
-/// admitted: what `BusInstance::new` and the device factory allocate (about 3 KiB with the
-/// standard devices: the event queue, the engines, the device models), with room to spare. A
-/// newcomer arriving when the heap has less is refused with the ERROR frame, as when every slot
-/// is taken, rather than aborting the partition in an allocation.
-pub const ENDPOINT_HEAP_BYTES: usize = 16 * 1024;
+pub use crate::headroom::ENDPOINT_HEAP_BYTES;
 
 /// One endpoint's state: its bus instance, its share of the mapping window, and when it was
 /// last served (for the slot policy).
@@ -580,7 +575,8 @@ mod tests {
         for vm in 0..u16::try_from(MAX_ENDPOINTS).unwrap() {
             let answer = p.handle_req2(vm, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
             assert_eq!(kind(&answer), [0x03, msg::VERSION]);
-            assert_eq!(p.instance(vm).unwrap().device_count(), 1);
+            // virtio-rng and virtio-blk, each endpoint its own.
+            assert_eq!(p.instance(vm).unwrap().device_count(), 2);
             // Each holds a device past reset: no slot can be given away.
             p.handle_req2(vm, VIRTIO_MSG_DEVICE_UUID, &g2_acknowledge(), &mut NoMemory);
         }
@@ -614,10 +610,20 @@ mod tests {
     }
 
     #[test]
-    fn no_entropy_no_devices() {
+    fn no_entropy_no_rng() {
         let mut p = Partition::new(
             0x8001,
             StandardDevices::<CountingEntropy>::new(None),
+            BusConfig::default(),
+        );
+        p.handle_req2(1, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
+        let instance = p.instance(1).unwrap();
+        assert_eq!(instance.device_count(), 1, "the block device alone");
+        assert_eq!(instance.device(0).unwrap().device().device_id(), 2);
+        // Without a disk either, the endpoint is served with no device at all.
+        let mut p = Partition::new(
+            0x8001,
+            StandardDevices::<CountingEntropy>::new(None).with_disk_bytes(0),
             BusConfig::default(),
         );
         p.handle_req2(1, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);

@@ -4,10 +4,31 @@ use alloc::{boxed::Box, vec::Vec};
 
 use virtio_msg::device::VirtioDevice;
 
-use crate::devices::rng::{EntropySource, Rng};
+use crate::{
+    devices::{
+        blk::{Blk, ID_BYTES, ram::RamStore},
+        rng::{EntropySource, Rng},
+    },
+    headroom::{self, ENDPOINT_HEAP_BYTES},
+};
+
+/// Size of the RAM disk each endpoint's virtio-blk device gets: 64 KiB, 128 sectors.
+///
+/// Every endpoint has a disk of its own, allocated (zeroed) when the endpoint is admitted and
+/// freed with its bus instance, so no byte one VM writes ever reaches another. All
+/// [`MAX_ENDPOINTS`](crate::partition::MAX_ENDPOINTS) disks together take 1 MiB, which leaves
+/// the image's 1.74 MiB heap room for the page tables of the whole mapping window (about
+/// 0.5 MiB at most) and the bus instances. The disk is volatile: it is lost when its endpoint
+/// is destroyed, or when its slot, idle, is given to another endpoint.
+pub const RAM_DISK_BYTES: usize = 64 * 1024;
 
 /// Creates the devices one driver endpoint sees. Each endpoint gets its own device instances,
 /// so no state is shared between endpoints.
+///
+/// The partition calls [`create`](Self::create) only when the heap has
+/// [`ENDPOINT_HEAP_BYTES`] in one free block; a factory that allocates more than that must do
+/// so fallibly and leave that much free after it (the bus instance is allocated infallibly
+/// after the devices).
 pub trait DeviceFactory {
     /// The devices for endpoint `vm`, in device-number order.
     fn create(&mut self, vm: u16) -> Vec<Box<dyn VirtioDevice + Send>>;
@@ -19,22 +40,89 @@ pub trait DeviceFactory {
 /// | dev | device | present when |
 /// |---|---|---|
 /// | 0 | virtio-rng (id 4) | an entropy source exists (no source, no rng: never fake randomness) |
+/// | 1 | virtio-blk (id 2), a [`RAM_DISK_BYTES`] RAM disk of the endpoint's own | the heap has room for the disk (otherwise the endpoint is served without it, and a log line says so) |
+///
+/// Device numbers follow from what is present: without an entropy source the block device is
+/// device 0.
 pub struct StandardDevices<E> {
     entropy: Option<E>,
+    disk_bytes: usize,
 }
 
 impl<E> StandardDevices<E> {
     /// The standard set; `entropy` feeds virtio-rng.
     pub fn new(entropy: Option<E>) -> Self {
-        Self { entropy }
+        Self {
+            entropy,
+            disk_bytes: RAM_DISK_BYTES,
+        }
+    }
+
+    /// The same set with RAM disks of `bytes` each (a whole number of 512-byte sectors), or
+    /// no block device for 0.
+    pub fn with_disk_bytes(mut self, bytes: usize) -> Self {
+        self.disk_bytes = bytes;
+        self
+    }
+
+    /// A RAM disk for endpoint `vm`, if the heap has room for it and, after it, for the
+    /// endpoint's remaining allocations.
+    fn disk(&self, vm: u16) -> Option<RamStore> {
+        if self.disk_bytes == 0 {
+            return None;
+        }
+        let disk = match RamStore::new(self.disk_bytes, disk_id(vm)) {
+            Ok(disk) => disk,
+            Err(e) => {
+                log::warn!(
+                    "endpoint {vm:#x}: no {}-byte RAM disk ({e}): served without a block device",
+                    self.disk_bytes
+                );
+                return None;
+            }
+        };
+        // The disk took its block fallibly; the boxes and the bus instance that follow cannot
+        // fail softly, so they need the headroom the partition checked before the disk.
+        if !headroom::available(ENDPOINT_HEAP_BYTES) {
+            log::warn!(
+                "endpoint {vm:#x}: no heap left beside a RAM disk: served without a block device"
+            );
+            return None;
+        }
+        Some(disk)
     }
 }
 
+/// The GET_ID string of endpoint `vm`'s disk: `vmsg-ram-` and the endpoint id in hex,
+/// NUL-padded.
+fn disk_id(vm: u16) -> [u8; ID_BYTES] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digit = |shift: u16| {
+        HEX.get(usize::from(
+            vm.checked_shr(u32::from(shift)).unwrap_or(0) & 0xf,
+        ))
+        .copied()
+        .unwrap_or(b'?')
+    };
+    let mut id = [0u8; ID_BYTES];
+    let name = b"vmsg-ram-"
+        .iter()
+        .copied()
+        .chain([digit(12), digit(8), digit(4), digit(0)]);
+    for (slot, byte) in id.iter_mut().zip(name) {
+        *slot = byte;
+    }
+    id
+}
+
 impl<E: EntropySource + Clone + Send + 'static> DeviceFactory for StandardDevices<E> {
-    fn create(&mut self, _vm: u16) -> Vec<Box<dyn VirtioDevice + Send>> {
+    fn create(&mut self, vm: u16) -> Vec<Box<dyn VirtioDevice + Send>> {
         let mut devices: Vec<Box<dyn VirtioDevice + Send>> = Vec::new();
         if let Some(source) = &self.entropy {
             devices.push(Box::new(Rng::new(source.clone())));
+        }
+        if let Some(disk) = self.disk(vm) {
+            devices.push(Box::new(Blk::new(disk)));
         }
         devices
     }
@@ -46,12 +134,37 @@ mod tests {
     use crate::devices::rng::CountingEntropy;
 
     #[test]
-    fn rng_only_with_an_entropy_source() {
+    fn rng_and_blk_with_an_entropy_source() {
         let mut with = StandardDevices::new(Some(CountingEntropy::default()));
         let devices = with.create(1);
+        assert_eq!(devices.len(), 2);
+        assert_eq!(devices[0].device_id(), 4);
+        assert_eq!(devices[1].device_id(), 2);
+        let mut capacity = [0u8; 8];
+        devices[1].read_config(0, &mut capacity);
+        assert_eq!(u64::from_le_bytes(capacity), (RAM_DISK_BYTES / 512) as u64);
+        // No source, no rng: the block device is device 0.
+        let mut without = StandardDevices::<CountingEntropy>::new(None);
+        let devices = without.create(1);
+        assert_eq!(devices.len(), 1);
+        assert_eq!(devices[0].device_id(), 2);
+    }
+
+    #[test]
+    fn no_disk_without_heap_for_it() {
+        // A disk the heap cannot give: the endpoint gets the rng alone, nothing aborts.
+        let mut huge = StandardDevices::new(Some(CountingEntropy::default()))
+            .with_disk_bytes(usize::MAX & !511);
+        let devices = huge.create(1);
         assert_eq!(devices.len(), 1);
         assert_eq!(devices[0].device_id(), 4);
-        let mut without = StandardDevices::<CountingEntropy>::new(None);
-        assert!(without.create(1).is_empty());
+        let mut none = StandardDevices::new(Some(CountingEntropy::default())).with_disk_bytes(0);
+        assert_eq!(none.create(1).len(), 1);
+    }
+
+    #[test]
+    fn disk_ids_name_the_endpoint() {
+        assert_eq!(&disk_id(0x8001), b"vmsg-ram-8001\0\0\0\0\0\0\0");
+        assert_eq!(&disk_id(0x00af), b"vmsg-ram-00af\0\0\0\0\0\0\0");
     }
 }

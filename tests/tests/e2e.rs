@@ -17,12 +17,18 @@ fn devices_are_listed_in_both_dialects() {
         let sys = system();
         let mut conn = sys.connect(1, dialect, true).unwrap();
         let devices = conn.list_devices().unwrap();
-        assert_eq!(devices.len(), 1, "{dialect:?}");
+        assert_eq!(devices.len(), 2, "{dialect:?}");
         let rng = &devices[0];
         assert_eq!(rng.dev_num, 0);
         assert_eq!(rng.info.device_id, virtio_ids::ENTROPY);
         assert_eq!(rng.info.max_virtqueues, 1);
         assert_eq!(rng.info.num_feature_bits, 64);
+        let blk = &devices[1];
+        assert_eq!(blk.dev_num, 1);
+        assert_eq!(blk.info.device_id, virtio_ids::BLOCK);
+        assert_eq!(blk.info.max_virtqueues, 1);
+        assert_eq!(blk.info.num_feature_bits, 64);
+        assert_eq!(blk.info.config_size, 60);
         assert!(sys.faults().is_empty(), "{:?}", sys.faults());
     }
 }
