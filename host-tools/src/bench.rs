@@ -1,5 +1,8 @@
 //! `vmsg bench`: what a request costs, counted exactly.
 //!
+//! Scenarios: virtio-rng 4 KiB requests at queue depth 1 and 32, virtio-blk 4 KiB reads and
+//! writes at depth 1, each in G3 with polling, G3 with a notification, and G2.
+//!
 //! Each scenario runs the partition in the inline simulated world
 //! ([`InlineSystem`](crate::sim::inline::InlineSystem): one thread, the message loop's own
 //! per-message function) and drives its devices with the host driver library, then reports
@@ -23,7 +26,7 @@ use crate::{connection::HostError, sim::SP_ID, sim::inline::InlineSystem};
 pub struct Scenario {
     /// Stable name (used with `--only`).
     pub name: String,
-    /// Device driven.
+    /// Device and operation driven: "rng", "blk-read", "blk-write".
     pub device: &'static str,
     /// Driver dialect.
     pub dialect: &'static str,
@@ -81,16 +84,14 @@ pub struct Report {
 /// batches).
 pub fn scenarios(requests: usize) -> Vec<Scenario> {
     let mut out = Vec::new();
-    for (dialect, events) in [
+    let modes = [
         (Dialect::G3, "poll"),
         (Dialect::G3, "notify"),
         (Dialect::G2, "used-ring"),
-    ] {
+    ];
+    for (dialect, events) in modes {
+        let d = dialect_name(dialect);
         for depth in [1u16, 32] {
-            let d = match dialect {
-                Dialect::G3 => "g3",
-                Dialect::G2 => "g2",
-            };
             out.push(Scenario {
                 name: format!("rng-4k-qd{depth}-{d}-{events}"),
                 device: "rng",
@@ -102,7 +103,28 @@ pub fn scenarios(requests: usize) -> Vec<Scenario> {
             });
         }
     }
+    for device in ["blk-read", "blk-write"] {
+        for (dialect, events) in modes {
+            let d = dialect_name(dialect);
+            out.push(Scenario {
+                name: format!("{device}-4k-qd1-{d}-{events}"),
+                device,
+                dialect: d,
+                events,
+                depth: 1,
+                request_bytes: 4096,
+                requests,
+            });
+        }
+    }
     out
+}
+
+fn dialect_name(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::G3 => "g3",
+        Dialect::G2 => "g2",
+    }
 }
 
 /// The FF-A name of function id `fid`.
@@ -141,19 +163,39 @@ pub fn run(scenario: &Scenario) -> Result<Measured, HostError> {
     let notify = scenario.events == "notify";
     let system = InlineSystem::start()?;
     let mut conn = system.connect(1, dialect, notify)?;
-    let mut rng = conn.rng()?;
-    rng.set_depth(scenario.depth);
     let request = scenario.request_bytes;
-    let batch = request * usize::from(scenario.depth);
-    // One batch first, so that setup and the first fill do not count.
-    rng.read_in_requests(batch, request, |_| Ok(()))?;
-    system.world().reset_calls();
-    let total = request * scenario.requests;
-    let start = Instant::now();
-    rng.read_in_requests(total, request, |_| Ok(()))?;
-    let seconds = start.elapsed().as_secs_f64().max(1e-9);
-    let counted = system.world().calls();
-    drop(rng);
+    let (seconds, counted) = match scenario.device {
+        "rng" => {
+            let mut rng = conn.rng()?;
+            rng.set_depth(scenario.depth);
+            let batch = request * usize::from(scenario.depth);
+            // One batch first, so that setup and the first fill do not count.
+            rng.read_in_requests(batch, request, |_| Ok(()))?;
+            system.world().reset_calls();
+            let total = request * scenario.requests;
+            let start = Instant::now();
+            rng.read_in_requests(total, request, |_| Ok(()))?;
+            (start.elapsed(), system.world().calls())
+        }
+        device => {
+            let mut blk = conn.blk()?;
+            let sectors = u64::try_from(request / 512).unwrap_or(1);
+            let span = (blk.capacity() / sectors).max(1);
+            let data = alloc::vec![0x5a_u8; request];
+            let one = |blk: &mut crate::blk::BlkDriver<'_, _, _>, i: u64| match device {
+                "blk-write" => blk.write((i % span) * sectors, &data),
+                _ => blk.read((i % span) * sectors, request).map(|_| ()),
+            };
+            one(&mut blk, 0)?;
+            system.world().reset_calls();
+            let start = Instant::now();
+            for i in 0..scenario.requests {
+                one(&mut blk, u64::try_from(i).unwrap_or(0))?;
+            }
+            (start.elapsed(), system.world().calls())
+        }
+    };
+    let seconds = seconds.as_secs_f64().max(1e-9);
     let faults = system.faults();
     if !faults.is_empty() {
         return Err(HostError::Device(

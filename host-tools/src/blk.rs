@@ -17,7 +17,7 @@ use virtio_msg::{
 
 use crate::{
     connection::{Connection, HostError, virtio_ids},
-    driver::{release, share_pages, wait_used},
+    driver::{MAX_WAITS, release, share_pages, wait_used},
     platform::Platform,
     session::{BusSession, SharedArea},
     virtqueue::{DriverMem, DriverQueue},
@@ -219,11 +219,17 @@ impl<'c, C: Conduit, P: Platform> BlkDriver<'c, C, P> {
         self.queue.publish(self.platform)?;
         let layout = self.session.info().dialect.layout();
         DeviceClient::new(&mut *self.session, self.dev_num, layout)?.notify_avail(0)?;
-        wait_used(self.session, self.platform, self.dev_num)?;
-        let (done, used) = self
-            .queue
-            .pop_used(self.platform)?
-            .ok_or(HostError::Device("no buffer returned after EVENT_USED"))?;
+        // The device usually completes within the kick: look at the used ring first.
+        let mut returned = self.queue.pop_used(self.platform)?;
+        for _ in 0..MAX_WAITS {
+            if returned.is_some() {
+                break;
+            }
+            wait_used(self.session, self.platform, self.dev_num)?;
+            returned = self.queue.pop_used(self.platform)?;
+        }
+        let (done, used) =
+            returned.ok_or(HostError::Device("no buffer returned after EVENT_USED"))?;
         if done != head {
             return Err(HostError::Device("device returned an unknown buffer"));
         }

@@ -10,6 +10,9 @@ use crate::{
     session::{BusSession, Event, SharedArea},
 };
 
+/// Most waits for one batch of requests to complete (each lets the device do one more
+/// message's work).
+pub(crate) const MAX_WAITS: usize = 64;
 /// How long to wait for a completion notification, in milliseconds.
 const NOTIFY_TIMEOUT_MS: u32 = 5000;
 

@@ -13,7 +13,7 @@ use virtio_msg::{
 
 use crate::{
     connection::{Connection, HostError, virtio_ids},
-    driver::{release, share_pages, wait_used},
+    driver::{MAX_WAITS, release, share_pages, wait_used},
     platform::Platform,
     session::{BusSession, SharedArea},
     virtqueue::{DriverMem, DriverQueue},
@@ -25,8 +25,6 @@ pub const BUFFER_BYTES: usize = 64 * 1024;
 pub const BUFFER_AREA_BYTES: usize = 128 * 1024;
 /// Queue size the driver asks for (at most the device's maximum).
 pub const QUEUE_SIZE: u16 = 64;
-/// Most waits for one batch to complete (each lets the device do one more message's work).
-const MAX_WAITS: usize = 64;
 
 impl<C: Conduit, P: Platform> Connection<C, P> {
     /// Opens the first entropy device.
