@@ -1,5 +1,6 @@
 //! The `vmsg` binary: `rng` streams what it reads and refuses absurd sizes instead of
-//! aborting in an allocation.
+//! aborting in an allocation; `blk` reports the disk, verifies what it writes and refuses
+//! reads larger than a request.
 
 use std::process::Command;
 
@@ -36,4 +37,43 @@ fn rng_refuses_absurd_sizes_with_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("at most"), "{err}");
     assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn blk_info_verify_and_limits() {
+    for dialect in ["g3", "g2"] {
+        let out = vmsg(&["--dialect", dialect, "blk", "info", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(info["capacity_bytes"], 64 * 1024, "{dialect}");
+        assert_eq!(
+            info["capacity_bytes"].as_u64(),
+            info["capacity_sectors"].as_u64().map(|s| s * 512)
+        );
+        let out = vmsg(&["--dialect", dialect, "blk", "verify", "--mib", "2"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("2 MiB written and read back") && text.contains(" 0 mismatched"),
+            "{text}"
+        );
+    }
+    let out = vmsg(&["blk", "write", "--text", "hello"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "wrote 512 bytes at sector 0"
+    );
+    // More than one request can carry is refused with a message, not attempted.
+    let out = vmsg(&["blk", "read", "--bytes", "1000000"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at most"));
 }

@@ -17,8 +17,10 @@ use ffa::{
     },
 };
 
-/// Longest line kept; longer ones are cut and end in `...`.
-pub const LINE_MAX: usize = 256;
+/// Longest line kept; longer ones are cut and end in `...`. A line and its newline must fit
+/// Hafnium's per-vCPU log buffer, which prints what it holds at 255 characters: a longer line
+/// would come out split in two on the console.
+pub const LINE_MAX: usize = 254;
 /// Bytes of log kept before the console is chosen.
 pub const EARLY_MAX: usize = 4096;
 

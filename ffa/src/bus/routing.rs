@@ -100,12 +100,12 @@ pub(crate) fn transport(
         } if size != 0 && !rings_in_areas(areas, size, desc_addr, driver_addr, device_addr) => {
             if engine.refuse_vqueue(index, RAW_ADDRESSES, &mut |e| raised.push(e)) {
                 log::warn!(
-                    "vm {:#x} dev {dev}: SET_VQUEUE {index} puts its rings outside every shared \
-                     area (desc {desc_addr:#x}, driver {driver_addr:#x}, device \
-                     {device_addr:#x}): {RAW_ADDRESSES_HELP}; queue left unconfigured, \
-                     DRIVER_OK will be refused",
+                    "vm {:#x} dev {dev}: SET_VQUEUE {index} refused, DRIVER_OK will be too: \
+                     rings outside every shared area (desc {desc_addr:#x}, driver \
+                     {driver_addr:#x}, device {device_addr:#x})",
                     endpoint.vm
                 );
+                log::warn!("vm {:#x} dev {dev}: {RAW_ADDRESSES_HELP}", endpoint.vm);
             }
             raised.queue(dev, events, endpoint, services);
             // No status field in the answer; the driver sees the refusal on read-back.
@@ -119,8 +119,8 @@ pub(crate) fn transport(
                 && areas.is_empty();
             if no_memory && engine.refuse_driver(RAW_ADDRESSES, &mut |e| raised.push(e)) {
                 log::warn!(
-                    "vm {:#x} dev {dev}: FEATURES_OK with no memory shared: \
-                     {RAW_ADDRESSES_HELP}; FEATURES_OK refused",
+                    "vm {:#x} dev {dev}: FEATURES_OK refused: no memory shared; \
+                     {RAW_ADDRESSES_HELP}",
                     endpoint.vm
                 );
             }
@@ -174,9 +174,9 @@ pub(crate) fn resume(ctx: Devices<'_>, budget: &mut Budget) {
 const RAW_ADDRESSES: Refusal = "rings outside every shared area (raw physical addresses)";
 
 /// What the log says about such a driver.
-const RAW_ADDRESSES_HELP: &str = "the driver hands raw physical addresses and will not be \
-     served (a G2 driver needs VIRTIO_MSG_FFA_DMA_OPS and a restricted-dma-pool \
-     reserved-memory node compatible with \"virtio-msg,ffa\")";
+/// (The verdict comes first in each line: a console line is cut at `sp::console::LINE_MAX`.)
+const RAW_ADDRESSES_HELP: &str = "raw physical addresses are not served (G2 needs \
+     VIRTIO_MSG_FFA_DMA_OPS and a \"virtio-msg,ffa\" restricted-dma-pool)";
 
 /// Most events one transport request raises: EVENT_AVAIL raises one EVENT_USED or one
 /// EVENT_CONFIG, a status change or a refusal one EVENT_CONFIG.

@@ -25,8 +25,11 @@ use super::{
 };
 use crate::memory::PAGE_SIZE;
 
-/// Longest console line kept before it is flushed without a newline.
-const CONSOLE_LINE_MAX: usize = 1024;
+/// Longest console line kept before it is flushed without a newline: Hafnium's per-vCPU log
+/// buffer is 256 bytes with the last kept for the terminator, and it prints the line as soon as
+/// 255 characters are in it (`api_ffa_console_log`, `LOG_BUFFER_SIZE` in `inc/hf/vcpu.h`), so
+/// a longer line comes out as two.
+pub(super) const CONSOLE_LINE_MAX: usize = 255;
 
 /// FFA_ID_GET: the caller's own endpoint id.
 pub(super) fn id_get(id: u16) -> Interface {

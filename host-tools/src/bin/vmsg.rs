@@ -54,6 +54,11 @@ enum Command {
         #[arg(long)]
         raw: bool,
     },
+    /// Uses the virtio-blk device (the endpoint's own RAM disk).
+    Blk {
+        #[command(subcommand)]
+        op: BlkOp,
+    },
     /// A short demonstration: devices, ping, random bytes, throughput.
     Demo,
     /// Measures what each request costs (FF-A calls by function, partition instructions
@@ -82,6 +87,38 @@ enum Command {
         /// Prints the results as a JSON array instead.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BlkOp {
+    /// Capacity, features and the device id.
+    Info {
+        /// Prints JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reads `--bytes` from `--sector` and prints them as hex (or raw with `--raw`).
+    Read {
+        #[arg(long, default_value_t = 0)]
+        sector: u64,
+        #[arg(long, default_value_t = 512)]
+        bytes: usize,
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Writes the bytes of `--text` (padded with zeroes to whole sectors) at `--sector`.
+    Write {
+        #[arg(long, default_value_t = 0)]
+        sector: u64,
+        #[arg(long)]
+        text: String,
+    },
+    /// Writes `--mib` MiB of random data over the disk in 64 KiB requests (wrapping around it),
+    /// reads every request back and compares; prints mismatches and throughput.
+    Verify {
+        #[arg(long, default_value_t = 64)]
+        mib: usize,
     },
 }
 
@@ -205,7 +242,104 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 return Err(format!("partition faulted: {faults:?}").into());
             }
         }
+        Command::Blk { op } => blk(&mut conn, op)?,
         Command::Conformance { .. } | Command::Bench { .. } => {}
+    }
+    Ok(())
+}
+
+/// `vmsg blk ...`.
+fn blk(conn: &mut SimConnection, op: &BlkOp) -> Result<(), Box<dyn std::error::Error>> {
+    use vmsg_host::blk::{DATA_BYTES, SECTOR};
+    let mut disk = conn.blk()?;
+    match op {
+        BlkOp::Info { json } => {
+            let id = disk.id()?;
+            let id = String::from_utf8_lossy(&id)
+                .trim_end_matches('\0')
+                .to_string();
+            let capacity = disk.capacity();
+            let features = disk.features();
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "capacity_sectors": capacity,
+                        "capacity_bytes": capacity * SECTOR as u64,
+                        "features": format!("{features:#x}"),
+                        "id": id,
+                    })
+                );
+            } else {
+                println!(
+                    "virtio-blk: {capacity} sectors ({} KiB), features {features:#x}, id {id:?}",
+                    capacity * SECTOR as u64 / 1024
+                );
+            }
+        }
+        BlkOp::Read { sector, bytes, raw } => {
+            let len = bytes.div_ceil(SECTOR) * SECTOR;
+            if len > DATA_BYTES {
+                return Err(format!("--bytes {bytes}: at most {DATA_BYTES} per read").into());
+            }
+            let data = disk.read(*sector, len)?;
+            let data = data.get(..*bytes).unwrap_or(&data);
+            let mut out = std::io::stdout().lock();
+            if *raw {
+                out.write_all(data)?;
+            } else {
+                for line in data.chunks(32) {
+                    writeln!(out, "{}", hex(line))?;
+                }
+            }
+        }
+        BlkOp::Write { sector, text } => {
+            let mut data = text.as_bytes().to_vec();
+            data.resize(data.len().div_ceil(SECTOR).max(1) * SECTOR, 0);
+            if data.len() > DATA_BYTES {
+                return Err(format!("--text: at most {DATA_BYTES} bytes").into());
+            }
+            disk.write(*sector, &data)?;
+            disk.flush()?;
+            println!("wrote {} bytes at sector {sector}", data.len());
+        }
+        BlkOp::Verify { mib: size } => {
+            let total = size.checked_mul(1 << 20).ok_or("--mib too large")?;
+            let request = DATA_BYTES;
+            let sectors_per = u64::try_from(request / SECTOR)?;
+            let slots = (disk.capacity() / sectors_per).max(1);
+            let requests = total.div_ceil(request);
+            let bar = indicatif::ProgressBar::new(u64::try_from(requests)?);
+            bar.set_style(indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} requests {bytes_per_sec} {eta}",
+            )?);
+            let mut data = vec![0u8; request];
+            let (mut mismatches, mut moved) = (0usize, 0usize);
+            let start = Instant::now();
+            for i in 0..requests {
+                getrandom::fill(&mut data).map_err(|e| format!("getrandom: {e}"))?;
+                let sector = (u64::try_from(i)? % slots) * sectors_per;
+                disk.write(sector, &data)?;
+                let back = disk.read(sector, request)?;
+                if back != data {
+                    mismatches += 1;
+                }
+                moved += 2 * request;
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            let elapsed = start.elapsed().max(Duration::from_micros(1));
+            println!(
+                "verify: {} MiB written and read back in {:.2} s ({:.1} MiB/s through the simulator), \
+                 {mismatches} mismatched requests",
+                (requests * request) >> 20,
+                elapsed.as_secs_f64(),
+                mib(moved) / elapsed.as_secs_f64()
+            );
+            if mismatches > 0 {
+                return Err(format!("{mismatches} requests read back differently").into());
+            }
+        }
     }
     Ok(())
 }

@@ -277,6 +277,28 @@ fn premapped_partition_cannot_map_again() {
     sp.join().unwrap();
 }
 
+/// Hafnium prints a line once 255 characters are buffered (seen under Hafnium: a 256-character
+/// line came out as 255 characters and a line holding the last one).
+#[test]
+fn a_console_line_longer_than_hafniums_buffer_comes_out_as_two() {
+    let world = World::new();
+    let sp = world.spawn_sp(SpInfo::new(SP, vec![SVC]), |conduit, _| {
+        let (mut ffa, _) = sp_boot(conduit);
+        let long = "x".repeat(300);
+        for piece in long.as_bytes().chunks(100) {
+            ffa.console_log(piece).unwrap();
+        }
+        ffa.console_log(b"\n").unwrap();
+        let _ = ffa.msg_wait();
+    });
+    world.shutdown();
+    sp.join().unwrap();
+    assert_eq!(
+        world.console(),
+        vec![(SP, "x".repeat(255)), (SP, "x".repeat(45))]
+    );
+}
+
 #[test]
 fn console_lines() {
     let world = World::new();
