@@ -1,5 +1,6 @@
-//! What the device drivers ([`crate::rng`], [`crate::blk`]) share: sharing their pages with
-//! the partition and waiting for a used buffer the way each dialect's driver does.
+//! What the device drivers ([`crate::rng`], [`crate::blk`], the `thirdparty` adapter) share:
+//! sharing their pages with the partition and waiting for a used buffer the way each
+//! dialect's driver does.
 
 use alloc::vec::Vec;
 
