@@ -901,7 +901,7 @@ unsafe impl Hal for VmsgHal {
     /// `PhysAddr`, never 0: area 0 is never shared), and zeroed host pages. `(0, dangling)` if
     /// that fails (virtio-drivers turns it into `DmaError`).
     ///
-    /// # Implementation safety
+    /// # Implementation Safety
     ///
     /// The pointer is the start of a fresh `Box<[Page]>` of `pages` pages, leaked, so valid and
     /// aligned to 4096, zeroed, and aliased by nothing until `dma_dealloc` takes it back; the
