@@ -1,5 +1,8 @@
-//! What the device drivers ([`crate::rng`], [`crate::blk`]) share: sharing their pages with
-//! the partition and waiting for a used buffer the way each dialect's driver does.
+//! What the device drivers ([`crate::rng`], [`crate::blk`], the `thirdparty` adapter) share:
+//! sharing their pages with the partition and waiting for a used buffer the way each
+//! dialect's driver does.
+
+use alloc::vec::Vec;
 
 use ffa::{bus::Dialect, conduit::Conduit};
 use virtio_msg::driver::DeviceClient;
@@ -42,20 +45,43 @@ pub(crate) fn release<C: Conduit, P: Platform>(
     }
 }
 
-/// Waits for device `dev_num`'s EVENT_USED on queue 0 the way the dialect's driver does: G3
-/// fetches events with EVENT_POLL (after the notification when one was configured); G2 has
-/// no event path and looks at the used ring directly, so it kicks again (a new message lets a
-/// device that stopped at its work budget go on).
+/// Waits for device `dev_num`'s EVENT_USED on queue 0 the way the dialect's driver does (see
+/// [`wait_events`]).
 pub(crate) fn wait_used<C: Conduit, P: Platform>(
     session: &mut BusSession<C>,
     platform: &P,
     dev_num: u16,
 ) -> Result<(), HostError> {
+    if session.info().dialect == Dialect::G2 {
+        return wait_events(session, platform, dev_num, 0).map(drop);
+    }
+    let events = wait_events(session, platform, dev_num, 0)?;
+    if events.contains(&Event::Used {
+        dev: dev_num,
+        vq: 0,
+    }) {
+        Ok(())
+    } else {
+        Err(HostError::Device("no EVENT_USED for the request"))
+    }
+}
+
+/// One wait for device `dev_num`'s queue `vq` the way the dialect's driver does, returning the
+/// events it fetched (every device's): G3 fetches events with EVENT_POLL (after the
+/// notification when one was configured); G2 has no event path and looks at the used ring
+/// directly, so it kicks queue `vq` again (a new message lets a device that stopped at its
+/// work budget go on) and fetches nothing.
+pub(crate) fn wait_events<C: Conduit, P: Platform>(
+    session: &mut BusSession<C>,
+    platform: &P,
+    dev_num: u16,
+    vq: u32,
+) -> Result<Vec<Event>, HostError> {
     let info = session.info();
     if info.dialect == Dialect::G2 {
         let layout = info.dialect.layout();
-        DeviceClient::new(&mut *session, dev_num, layout)?.notify_avail(0)?;
-        return Ok(());
+        DeviceClient::new(&mut *session, dev_num, layout)?.notify_avail(vq)?;
+        return Ok(Vec::new());
     }
     if info.notified {
         if !platform.wait_notification(NOTIFY_TIMEOUT_MS) {
@@ -67,13 +93,5 @@ pub(crate) fn wait_used<C: Conduit, P: Platform>(
             .notification_get(own)
             .map_err(crate::session::SessionError::from)?;
     }
-    let events = session.drain_events()?;
-    if events.contains(&Event::Used {
-        dev: dev_num,
-        vq: 0,
-    }) {
-        Ok(())
-    } else {
-        Err(HostError::Device("no EVENT_USED for the request"))
-    }
+    Ok(session.drain_events()?)
 }

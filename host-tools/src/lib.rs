@@ -11,6 +11,8 @@
 //! - [`sim`] (std): the default backend, the simulated FF-A world with the partition
 //!   in-process.
 //! - [`spkg`] (std): the SP package writer.
+//! - [`thirdparty`] (std): the third-party `virtio-drivers` crate's transport and HAL over a
+//!   bus session, so its drivers run against our devices.
 //!
 //! The driver library is `no_std` + `alloc` without the `std` feature, so the bare-metal
 //! normal-world test payload runs the same code over `smc`.
@@ -34,6 +36,8 @@ pub mod session;
 pub mod sim;
 #[cfg(feature = "std")]
 pub mod spkg;
+#[cfg(feature = "std")]
+pub mod thirdparty;
 pub mod virtqueue;
 
 pub use connection::{Connection, DeviceSummary, HostError, device_name, virtio_ids};

@@ -31,7 +31,7 @@ use super::{SP_ID, open_over, partition_info};
 use crate::{connection::Connection, entropy::OsEntropy, session::SessionError};
 
 /// FFA_MSG_SEND_DIRECT_REQ (32- and 64-bit) and FFA_MSG_SEND_DIRECT_REQ2.
-const DIRECT_REQUESTS: [u32; 3] = [0x8400_006F, 0xC400_006F, 0xC400_008D];
+pub(crate) const DIRECT_REQUESTS: [u32; 3] = [0x8400_006F, 0xC400_006F, 0xC400_008D];
 
 /// The partition as the inline world holds it: its FF-A conduit, its mapper, its core.
 struct Attached {
