@@ -170,8 +170,9 @@ pub(crate) fn resume(ctx: Devices<'_>, budget: &mut Budget) {
     }
 }
 
-/// Why a driver is refused when its rings lie outside every shared area.
-const RAW_ADDRESSES: Refusal = "rings outside every shared area (raw physical addresses)";
+/// Why a driver is refused when it hands raw physical addresses (G2 shared nothing by
+/// FEATURES_OK, or rings lie outside every shared area).
+const RAW_ADDRESSES: Refusal = "it hands raw physical addresses, not shared memory";
 
 /// What the log says about such a driver.
 /// (The verdict comes first in each line: a console line is cut at `sp::console::LINE_MAX`.)
