@@ -17,10 +17,11 @@ pub fn available(bytes: usize) -> bool {
 
 /// Heap a new endpoint may need, in one free block, before it is admitted: what
 /// `BusInstance::new` and the device factory allocate infallibly (the bus instance, the
-/// engines, the device models: 464 bytes with the standard devices on a 64-bit target, more as
-/// the endpoint's queues and tables fill, mostly fallibly), with ample room to spare. A newcomer arriving when the heap has less
-/// is refused with the ERROR frame, as when every slot is taken, rather than aborting the
-/// partition in an allocation.
+/// engines, the device models with their 4 KiB data buffers: about 8.7 KiB with the standard
+/// devices on a 64-bit target, more as the endpoint's queues and tables fill, mostly
+/// fallibly), with room to spare. A newcomer arriving when the heap has less is refused with
+/// the ERROR frame, as when every slot is taken, rather than aborting the partition in an
+/// allocation.
 ///
 /// The standard devices' RAM disk ([`crate::registry::RAM_DISK_BYTES`]) is not part of it: the
 /// factory allocates the disk fallibly and then checks for this much headroom again, serving

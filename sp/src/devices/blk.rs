@@ -26,7 +26,7 @@
 //! (each chain spends the bytes it moved or zeroed); a chain moves at most
 //! [`MAX_REQUEST_BYTES`] (`seg_max * size_max`, what the configuration tells the driver), so a
 //! started chain overruns the budget by a bounded amount. Data passes in [`CHUNK`]-byte pieces
-//! through a stack buffer between driver memory and the store: nothing is allocated per
+//! through a buffer kept with the device between driver memory and the store: nothing is allocated per
 //! request beyond the chain's buffer list that [`SplitQueue::pop`] builds.
 //!
 //! Where the spec leaves room, this device is strict about what a driver MUST do and lenient
@@ -76,8 +76,9 @@ pub const MAX_REQUEST_BYTES: u32 = SEG_MAX * SIZE_MAX;
 pub const MAX_ZEROES_SECTORS: u32 = MAX_REQUEST_BYTES / SECTOR_SIZE;
 /// `max_discard_seg` and `max_write_zeroes_seg`: one segment per request.
 pub const MAX_ZEROES_SEGMENTS: u32 = 1;
-/// Size of the stack buffer data passes through (a whole number of sectors).
-pub const CHUNK: usize = 1024;
+/// Size of the buffer data passes through (a whole number of sectors; a page, so that a 4 KiB
+/// request is one copy each way).
+pub const CHUNK: usize = 4096;
 const _: () = assert!(CHUNK.is_multiple_of(SECTOR_SIZE as usize) && CHUNK > 0);
 /// Sectors in one [`CHUNK`].
 const SECTORS_PER_CHUNK: u64 = (CHUNK / SECTOR_SIZE as usize) as u64;
@@ -447,6 +448,9 @@ pub struct Blk<B: BlockStore> {
     queue: Option<SplitQueue>,
     /// Features the driver accepted (set at activation).
     features: u64,
+    /// Where data passes between driver memory and the store: kept with the device, so that no
+    /// request pays for clearing it.
+    scratch: [u8; CHUNK],
 }
 
 impl<B: BlockStore> Blk<B> {
@@ -456,6 +460,7 @@ impl<B: BlockStore> Blk<B> {
             store,
             queue: None,
             features: 0,
+            scratch: [0; CHUNK],
         }
     }
 
@@ -643,7 +648,7 @@ impl<B: BlockStore> Blk<B> {
         count: u64,
         progress: &mut Progress,
     ) -> Result<(), RequestError> {
-        let mut buf = [0u8; CHUNK];
+        let buf = &mut self.scratch;
         let mut output = Cursor::new(&chain.writable);
         for_each_chunk(sector, count, |at, len| {
             let chunk = buf.get_mut(..len).ok_or(RequestError::Short)?;
@@ -667,7 +672,7 @@ impl<B: BlockStore> Blk<B> {
         count: u64,
         progress: &mut Progress,
     ) -> Result<(), RequestError> {
-        let mut buf = [0u8; CHUNK];
+        let buf = &mut self.scratch;
         for_each_chunk(sector, count, |at, len| {
             let chunk = buf.get_mut(..len).ok_or(RequestError::Short)?;
             input.read(&*mem, chunk)?;

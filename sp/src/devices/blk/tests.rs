@@ -661,14 +661,19 @@ fn default_write_zeroes_writes_zeroes_in_chunks() {
         },
         ALL,
     );
+    // Two whole chunks and half of one.
+    let per = cast::<u64, _>(CHUNK / 512);
     assert_eq!(
-        rig.zeroes(VIRTIO_BLK_T_WRITE_ZEROES, 100, 5, 0),
+        rig.zeroes(VIRTIO_BLK_T_WRITE_ZEROES, 100, cast(2 * per + per / 2), 0),
         (VIRTIO_BLK_S_OK, 1)
     );
-    // CHUNK is two sectors: 2 + 2 + 1.
     assert_eq!(
         rig.blk.store().writes,
-        vec![(100, 1024, true), (102, 1024, true), (104, 512, true)]
+        vec![
+            (100, CHUNK, true),
+            (100 + per, CHUNK, true),
+            (100 + 2 * per, CHUNK / 2, true)
+        ]
     );
     // The default discard leaves the sectors alone.
     assert_eq!(
@@ -991,7 +996,8 @@ fn a_store_failing_mid_read_reports_what_was_written() {
             ID
         }
         fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-            if sector >= 2 {
+            // Every chunk after the first fails.
+            if sector >= cast::<u64, _>(CHUNK / 512) {
                 return Err(BlockError::Io);
             }
             self.0.read(sector, buf)
@@ -1004,11 +1010,16 @@ fn a_store_failing_mid_read_reports_what_was_written() {
         }
     }
     let mut rig = Rig::with(Torn(disk()), ALL);
-    // The first chunk (sectors 0 and 1) reaches the driver, the second fails.
-    assert_eq!(rig.read(0, 2048), (VIRTIO_BLK_S_IOERR, 1025));
+    // The first chunk reaches the driver, the second fails.
+    let chunk = cast::<u32, _>(CHUNK);
+    assert_eq!(rig.read(0, 2 * chunk), (VIRTIO_BLK_S_IOERR, chunk + 1));
     assert!(rig.bytes(DATA, 512).iter().all(|&b| b == 1));
     assert!(rig.bytes(DATA + 512, 512).iter().all(|&b| b == 2));
-    assert!(rig.bytes(DATA + 1024, 1024).iter().all(|&b| b == GUARD));
+    assert!(
+        rig.bytes(DATA + u64::from(chunk), CHUNK)
+            .iter()
+            .all(|&b| b == GUARD)
+    );
 }
 
 #[test]
