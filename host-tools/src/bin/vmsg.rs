@@ -233,6 +233,28 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 elapsed.as_secs_f64() * 1e3,
                 mib(data.len()) / elapsed.as_secs_f64()
             );
+            drop(rng);
+            let mut disk = conn.blk()?;
+            let request = vmsg_host::blk::DATA_BYTES;
+            let start = Instant::now();
+            let mut same = true;
+            let mut pattern = vec![0u8; request];
+            for round in 0..16u8 {
+                pattern.fill(round.wrapping_mul(37).wrapping_add(1));
+                disk.write(0, &pattern)?;
+                same &= disk.read(0, request)? == pattern;
+            }
+            let elapsed = start.elapsed().max(Duration::from_micros(1));
+            println!(
+                "blk: {} KiB disk; 1 MiB written and read back in 64 KiB requests in {:.1} ms: {}",
+                disk.capacity() * vmsg_host::blk::SECTOR as u64 / 1024,
+                elapsed.as_secs_f64() * 1e3,
+                if same { "all equal" } else { "MISMATCH" }
+            );
+            drop(disk);
+            if !same {
+                return Err("blk read back differs from what was written".into());
+            }
             let faults = system.faults();
             println!(
                 "simulator faults (accesses outside shared memory): {}",
