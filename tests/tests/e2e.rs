@@ -17,7 +17,7 @@ fn devices_are_listed_in_both_dialects() {
         let sys = system();
         let mut conn = sys.connect(1, dialect, true).unwrap();
         let devices = conn.list_devices().unwrap();
-        assert_eq!(devices.len(), 2, "{dialect:?}");
+        assert_eq!(devices.len(), 3, "{dialect:?}");
         let rng = &devices[0];
         assert_eq!(rng.dev_num, 0);
         assert_eq!(rng.info.device_id, virtio_ids::ENTROPY);
@@ -29,6 +29,12 @@ fn devices_are_listed_in_both_dialects() {
         assert_eq!(blk.info.max_virtqueues, 1);
         assert_eq!(blk.info.num_feature_bits, 64);
         assert_eq!(blk.info.config_size, 60);
+        let console = &devices[2];
+        assert_eq!(console.dev_num, 2);
+        assert_eq!(console.info.device_id, virtio_ids::CONSOLE);
+        assert_eq!(console.info.max_virtqueues, 2);
+        assert_eq!(console.info.num_feature_bits, 64);
+        assert_eq!(console.info.config_size, 0);
         assert!(sys.faults().is_empty(), "{:?}", sys.faults());
     }
 }

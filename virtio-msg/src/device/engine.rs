@@ -362,6 +362,14 @@ impl DeviceTransport {
         {
             queue.pending = result.is_ok() && budget.is_spent();
         }
+        if result.is_ok() {
+            let others = self.device.take_used_elsewhere();
+            for vq in (0..64u32)
+                .filter(|&vq| vq != index && others.checked_shr(vq).is_some_and(|b| b & 1 == 1))
+            {
+                events(Event::Used { vq });
+            }
+        }
         match result {
             Ok(true) => events(Event::Used { vq: index }),
             Ok(false) => {}
