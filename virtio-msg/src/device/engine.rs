@@ -363,11 +363,15 @@ impl DeviceTransport {
             queue.pending = result.is_ok() && budget.is_spent();
         }
         if result.is_ok() {
+            // Only queues the device has and the driver set up (a device's stray bit is
+            // not passed on).
             let others = self.device.take_used_elsewhere();
-            for vq in (0..64u32)
-                .filter(|&vq| vq != index && others.checked_shr(vq).is_some_and(|b| b & 1 == 1))
-            {
-                events(Event::Used { vq });
+            for (i, queue) in self.queues.iter().enumerate() {
+                let Ok(vq) = u32::try_from(i) else { break };
+                let bit = others.checked_shr(vq).is_some_and(|b| b & 1 == 1);
+                if bit && vq != index && queue.live {
+                    events(Event::Used { vq });
+                }
             }
         }
         match result {
