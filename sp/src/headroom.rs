@@ -17,8 +17,10 @@ pub fn available(bytes: usize) -> bool {
 
 /// Heap a new endpoint may need, in one free block, before it is admitted: what
 /// `BusInstance::new` and the device factory allocate infallibly (the bus instance, the
-/// engines, the device models: 464 bytes with the standard devices on a 64-bit target, more as
-/// the endpoint's queues and tables fill, mostly fallibly), with ample room to spare. A newcomer arriving when the heap has less
+/// engines, the device models: about 9 KiB with the standard devices on a 64-bit target,
+/// mostly the rng's 4 KiB buffer and the console's 4 KiB outbox (a console test checks the
+/// models stay under two thirds of this), more as the endpoint's queues and tables fill, mostly
+/// fallibly), with room to spare. A newcomer arriving when the heap has less
 /// is refused with the ERROR frame, as when every slot is taken, rather than aborting the
 /// partition in an allocation.
 ///

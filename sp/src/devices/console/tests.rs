@@ -441,3 +441,17 @@ fn reset_forgets_queues_and_waiting_output() {
         b"> unknown command\n> "
     );
 }
+
+#[test]
+fn the_device_fits_the_endpoint_headroom() {
+    use crate::{devices::rng::Rng, headroom::ENDPOINT_HEAP_BYTES};
+    // The console box is allocated infallibly when an endpoint is admitted: with the rng's it
+    // must leave most of the checked headroom to the bus instance.
+    let console = size_of::<Console<Shell>>();
+    let rng = size_of::<Rng<crate::devices::rng::CountingEntropy>>();
+    eprintln!("console {console} bytes, rng {rng} bytes");
+    assert!(
+        console + rng < ENDPOINT_HEAP_BYTES * 2 / 3,
+        "{console} + {rng}"
+    );
+}
