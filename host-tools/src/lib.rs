@@ -26,6 +26,7 @@ pub mod blk;
 pub mod channel;
 pub mod conformance;
 pub mod connection;
+pub mod console;
 mod driver;
 #[cfg(feature = "std")]
 pub mod entropy;

@@ -1,5 +1,5 @@
 //! `vmsg rng` runs in bounded memory: it streams what it reads and refuses absurd sizes with
-//! a clear error instead of aborting in an allocation.
+//! a clear error instead of aborting in an allocation. `vmsg console` runs shell lines.
 
 use std::{
     io::Read,
@@ -87,4 +87,21 @@ fn rng_hex_lines_cover_every_byte() {
     assert!(ok, "vmsg failed: {err}");
     // 2187 full lines of 32 bytes (65 characters with the newline) and one of 16 bytes.
     assert_eq!(out, 2187 * 65 + 33);
+}
+
+#[test]
+fn console_runs_shell_lines() {
+    let out = Command::new(VMSG)
+        .args(["console", "help", "bogus"])
+        .output()
+        .expect("vmsg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "> help\ncommands: help, version, devices\n> bogus\nunknown command\n"
+    );
 }

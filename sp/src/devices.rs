@@ -2,4 +2,5 @@
 //! [`SharedMem`](virtio_msg::SharedMem) and a device-side [`SplitQueue`](crate::virtqueue::SplitQueue).
 
 pub mod blk;
+pub mod console;
 pub mod rng;

@@ -7,6 +7,7 @@ use virtio_msg::device::VirtioDevice;
 use crate::{
     devices::{
         blk::{Blk, ID_BYTES, ram::RamStore},
+        console::{Console, Shell},
         rng::{EntropySource, Rng},
     },
     headroom::{self, ENDPOINT_HEAP_BYTES},
@@ -41,9 +42,10 @@ pub trait DeviceFactory {
 /// |---|---|---|
 /// | 0 | virtio-rng (id 4) | an entropy source exists (no source, no rng: never fake randomness) |
 /// | 1 | virtio-blk (id 2), a [`RAM_DISK_BYTES`] RAM disk of the endpoint's own | the heap has room for the disk (otherwise the endpoint is served without it, and a log line says so) |
+/// | 2 | virtio-console (id 3), one port, the [`Shell`] | always |
 ///
 /// Device numbers follow from what is present: without an entropy source the block device is
-/// device 0.
+/// device 0 and the console device 1.
 pub struct StandardDevices<E> {
     entropy: Option<E>,
     disk_bytes: usize,
@@ -115,15 +117,30 @@ fn disk_id(vm: u16) -> [u8; ID_BYTES] {
     id
 }
 
+/// What the console's `devices` command prints for an endpoint with or without the rng and
+/// the block device.
+fn device_list(rng: bool, blk: bool) -> &'static str {
+    match (rng, blk) {
+        (true, true) => "0 virtio-rng (id 4)\n1 virtio-blk (id 2)\n2 virtio-console (id 3)",
+        (true, false) => "0 virtio-rng (id 4)\n1 virtio-console (id 3)",
+        (false, true) => "0 virtio-blk (id 2)\n1 virtio-console (id 3)",
+        (false, false) => "0 virtio-console (id 3)",
+    }
+}
+
 impl<E: EntropySource + Clone + Send + 'static> DeviceFactory for StandardDevices<E> {
     fn create(&mut self, vm: u16) -> Vec<Box<dyn VirtioDevice + Send>> {
         let mut devices: Vec<Box<dyn VirtioDevice + Send>> = Vec::new();
         if let Some(source) = &self.entropy {
             devices.push(Box::new(Rng::new(source.clone())));
         }
-        if let Some(disk) = self.disk(vm) {
+        let rng = !devices.is_empty();
+        let disk = self.disk(vm);
+        let blk = disk.is_some();
+        if let Some(disk) = disk {
             devices.push(Box::new(Blk::new(disk)));
         }
+        devices.push(Box::new(Console::new(Shell::new(device_list(rng, blk)))));
         devices
     }
 }
@@ -134,32 +151,37 @@ mod tests {
     use crate::devices::rng::CountingEntropy;
 
     #[test]
-    fn rng_and_blk_with_an_entropy_source() {
+    fn rng_blk_and_console_with_an_entropy_source() {
         let mut with = StandardDevices::new(Some(CountingEntropy::default()));
         let devices = with.create(1);
-        assert_eq!(devices.len(), 2);
+        assert_eq!(devices.len(), 3);
         assert_eq!(devices[0].device_id(), 4);
         assert_eq!(devices[1].device_id(), 2);
+        assert_eq!(devices[2].device_id(), 3);
+        assert_eq!(devices[2].num_queues(), 2);
         let mut capacity = [0u8; 8];
         devices[1].read_config(0, &mut capacity);
         assert_eq!(u64::from_le_bytes(capacity), (RAM_DISK_BYTES / 512) as u64);
-        // No source, no rng: the block device is device 0.
+        // No source, no rng: the block device is device 0, the console device 1.
         let mut without = StandardDevices::<CountingEntropy>::new(None);
         let devices = without.create(1);
-        assert_eq!(devices.len(), 1);
+        assert_eq!(devices.len(), 2);
         assert_eq!(devices[0].device_id(), 2);
+        assert_eq!(devices[1].device_id(), 3);
     }
 
     #[test]
     fn no_disk_without_heap_for_it() {
-        // A disk the heap cannot give: the endpoint gets the rng alone, nothing aborts.
+        // A disk the heap cannot give: the endpoint gets the rng and the console, nothing
+        // aborts.
         let mut huge = StandardDevices::new(Some(CountingEntropy::default()))
             .with_disk_bytes(usize::MAX & !511);
         let devices = huge.create(1);
-        assert_eq!(devices.len(), 1);
+        assert_eq!(devices.len(), 2);
         assert_eq!(devices[0].device_id(), 4);
+        assert_eq!(devices[1].device_id(), 3);
         let mut none = StandardDevices::new(Some(CountingEntropy::default())).with_disk_bytes(0);
-        assert_eq!(none.create(1).len(), 1);
+        assert_eq!(none.create(1).len(), 2);
     }
 
     #[test]

@@ -17,7 +17,7 @@ fn devices_are_listed_in_both_dialects() {
         let sys = system();
         let mut conn = sys.connect(1, dialect, true).unwrap();
         let devices = conn.list_devices().unwrap();
-        assert_eq!(devices.len(), 2, "{dialect:?}");
+        assert_eq!(devices.len(), 3, "{dialect:?}");
         let rng = &devices[0];
         assert_eq!(rng.dev_num, 0);
         assert_eq!(rng.info.device_id, virtio_ids::ENTROPY);
@@ -29,6 +29,12 @@ fn devices_are_listed_in_both_dialects() {
         assert_eq!(blk.info.max_virtqueues, 1);
         assert_eq!(blk.info.num_feature_bits, 64);
         assert_eq!(blk.info.config_size, 60);
+        let console = &devices[2];
+        assert_eq!(console.dev_num, 2);
+        assert_eq!(console.info.device_id, virtio_ids::CONSOLE);
+        assert_eq!(console.info.max_virtqueues, 2);
+        assert_eq!(console.info.num_feature_bits, 64);
+        assert_eq!(console.info.config_size, 0);
         assert!(sys.faults().is_empty(), "{:?}", sys.faults());
     }
 }
@@ -105,4 +111,37 @@ fn reading_more_than_memory_holds_is_refused_not_aborted() {
     .expect("streamed read");
     assert_eq!(sizes.iter().sum::<usize>(), 200_000);
     assert!(sizes.iter().all(|&n| n <= vmsg_host::rng::BUFFER_BYTES));
+}
+
+/// The console shell (device 2) answers line by line in both dialects, with and without the
+/// notification; the transmit notify's answer lands in receive buffers already posted.
+#[test]
+fn console_shell_in_both_dialects() {
+    for dialect in DIALECTS {
+        for notify in [true, false] {
+            if dialect == Dialect::G2 && !notify {
+                continue;
+            }
+            let sys = system();
+            let mut conn = sys.connect(1, dialect, notify).unwrap();
+            let mut console = conn.console().unwrap();
+            assert_eq!(console.read_until("> ").unwrap(), "> ", "{dialect:?}");
+            assert_eq!(
+                console.command("help").unwrap(),
+                "commands: help, version, devices\n"
+            );
+            assert!(
+                console.command("version").unwrap().starts_with("vmsg-sp "),
+                "{dialect:?}"
+            );
+            assert_eq!(
+                console.command("devices").unwrap(),
+                "0 virtio-rng (id 4)\n1 virtio-blk (id 2)\n2 virtio-console (id 3)\n"
+            );
+            assert_eq!(console.command("frobnicate").unwrap(), "unknown command\n");
+            console.close().unwrap();
+            drop(console);
+            assert!(sys.faults().is_empty(), "{:?}", sys.faults());
+        }
+    }
 }

@@ -54,6 +54,13 @@ enum Command {
         #[arg(long)]
         raw: bool,
     },
+    /// Runs shell lines on the virtio-console device (`help` by default) and prints the
+    /// answers, each after the prompt and the line.
+    Console {
+        /// Command lines, one per argument.
+        #[arg(default_value = "help")]
+        lines: Vec<String>,
+    },
     /// Uses the virtio-blk device (the endpoint's own RAM disk).
     Blk {
         #[command(subcommand)]
@@ -263,6 +270,14 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             if !faults.is_empty() {
                 return Err(format!("partition faulted: {faults:?}").into());
             }
+        }
+        Command::Console { lines } => {
+            let mut console = conn.console()?;
+            let prompt = console.read_until(vmsg_host::console::PROMPT)?;
+            for line in lines {
+                print!("{prompt}{line}\n{}", console.command(line)?);
+            }
+            console.close()?;
         }
         Command::Blk { op } => blk(&mut conn, op)?,
         Command::Conformance { .. } | Command::Bench { .. } => {}

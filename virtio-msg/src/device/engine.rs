@@ -362,6 +362,22 @@ impl DeviceTransport {
         {
             queue.pending = result.is_ok() && budget.is_spent();
         }
+        let others = if result.is_ok() {
+            self.device.take_used_elsewhere()
+        } else {
+            0
+        };
+        if others != 0 {
+            // Only queues the device has and the driver set up (a device's stray bit is
+            // not passed on).
+            for (i, queue) in self.queues.iter().enumerate().take(64) {
+                let Ok(vq) = u32::try_from(i) else { break };
+                let bit = others.checked_shr(vq).is_some_and(|b| b & 1 == 1);
+                if bit && vq != index && queue.live {
+                    events(Event::Used { vq });
+                }
+            }
+        }
         match result {
             Ok(true) => events(Event::Used { vq: index }),
             Ok(false) => {}

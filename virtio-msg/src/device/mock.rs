@@ -41,6 +41,8 @@ pub struct MockState {
     pub notify_write: Option<(u64, Vec<u8>)>,
     /// Budget bytes one `notify` spends (0: none).
     pub notify_cost: u64,
+    /// What `take_used_elsewhere` returns (then cleared).
+    pub used_elsewhere: u64,
     /// Record: the last successful `activate` (features, queues).
     pub activated: Option<(u64, Vec<Option<QueueConfig>>)>,
     /// Record: number of `activate` calls.
@@ -75,6 +77,7 @@ impl Default for MockState {
             notify_result: Ok(true),
             notify_write: None,
             notify_cost: 0,
+            used_elsewhere: 0,
             activated: None,
             activations: 0,
             resets: 0,
@@ -204,6 +207,9 @@ impl VirtioDevice for MockDevice {
             mem.write(*addr, bytes)?;
         }
         state.notify_result
+    }
+    fn take_used_elsewhere(&mut self) -> u64 {
+        core::mem::take(&mut self.state().used_elsewhere)
     }
     fn shm_region(&self, id: u32) -> Option<(u64, u64)> {
         self.state()

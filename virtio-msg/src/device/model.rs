@@ -153,6 +153,13 @@ pub trait VirtioDevice {
         mem: &mut dyn SharedMem,
         budget: &mut Budget,
     ) -> Result<bool, DeviceError>;
+    /// The queues other than the notified one to which the last [`notify`](Self::notify)
+    /// returned buffers (bit `i` for queue `i`), cleared by the call: the engine reports an
+    /// EVENT_USED for each (a console answering on its receive queue what it got on its
+    /// transmit queue). The default: none.
+    fn take_used_elsewhere(&mut self) -> u64 {
+        0
+    }
     /// Shared memory region `id`: (address, length), if the device has one.
     fn shm_region(&self, id: u32) -> Option<(u64, u64)> {
         let _ = id;

@@ -986,6 +986,36 @@ fn v27_used_event_only_when_buffers_returned() {
 }
 
 #[test]
+fn used_buffers_on_another_queue_get_their_event() {
+    let mut rig = Rig::new(Layout::V1Review);
+    assert_ne!(rig.negotiate(FEATURES) & FEATURES_OK, 0);
+    rig.set_vq(0, 128, [DESC, DRV, DEV]);
+    rig.set_vq(1, 16, [DESC + 0x800, DRV + 0x100, DEV + 0x100]);
+    rig.set_status(ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK);
+    assert!(rig.t.is_active());
+    // A notify of queue 0 that also returned buffers on queue 1 (and, stray, on queues the
+    // device does not have): EVENT_USED for 1 first, then for 0; nothing for the others.
+    rig.dev.state().used_elsewhere = 0b11 | 1 << 5 | 1 << 63;
+    rig.avail(0);
+    assert_eq!(
+        rig.events,
+        vec![Event::Used { vq: 1 }, Event::Used { vq: 0 }]
+    );
+    assert_eq!(rig.dev.state().used_elsewhere, 0, "taken by the engine");
+    // Nothing returned anywhere: no event.
+    rig.events.clear();
+    rig.dev.state().notify_result = Ok(false);
+    rig.avail(0);
+    assert!(rig.events.is_empty());
+    // Queue 1 not set up: its bit is not passed on.
+    let mut rig = Rig::new(Layout::V1Review);
+    rig.ready();
+    rig.dev.state().used_elsewhere = 0b10;
+    rig.avail(0);
+    assert_eq!(rig.events, vec![Event::Used { vq: 0 }]);
+}
+
+#[test]
 fn notify_reaches_shared_memory() {
     let mut rig = Rig::new(Layout::V1Review);
     rig.dev.state().notify_write = Some((DEV, vec![1, 2, 3, 4]));

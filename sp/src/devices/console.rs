@@ -1,0 +1,537 @@
+//! virtio-console (console device, device id 3; virtio 1.2 §5.3), one port, over a
+//! [`ConsoleSink`].
+//!
+//! No device features beyond the transport's `VIRTIO_F_VERSION_1` and
+//! `VIRTIO_F_ACCESS_PLATFORM`: no `VIRTIO_CONSOLE_F_SIZE`, `F_MULTIPORT` or `F_EMERG_WRITE`,
+//! so no configuration field is valid (§5.3.4) and the configuration space is empty. Two
+//! queues: 0, receiveq (device to driver: the driver offers device-writable buffers, the device
+//! returns them with the bytes it wrote) and 1, transmitq (driver to device: device-readable
+//! buffers, returned with used length 0).
+//!
+//! What the driver transmits goes to the sink, which may queue bytes for the driver into the
+//! device's [`Outbox`] (bounded: [`OUTBOX_BYTES`]; what does not fit is dropped and counted).
+//! Whenever the outbox holds bytes and receiveq has buffers — at a notify of either queue —
+//! the device fills receiveq buffers from it. Receive buffers filled during a transmitq notify
+//! are announced through [`VirtioDevice::take_used_elsewhere`].
+//!
+//! Bounds against a hostile driver: one notify serves at most `size` chains per queue and
+//! starts none once its [`Budget`] is spent; a chain moves at most [`MAX_BYTES_PER_CHAIN`]
+//! bytes (the rest of a bigger transmit buffer is ignored, the rest of a bigger receive buffer
+//! left untouched); bytes pass in [`CHUNK`]-byte pieces through a buffer kept with the device,
+//! so nothing is allocated per request beyond the chain's buffer list. A chain in the wrong
+//! direction (device-writable buffers on transmitq, device-readable ones on receiveq) is
+//! returned with used length 0 and nothing read or written. A buffer outside shared memory is
+//! a [`DeviceError`] (DEVICE_NEEDS_RESET), as for virtio-rng.
+
+use virtio_msg::{
+    SharedMem,
+    device::{
+        Budget, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1,
+        VirtioDevice,
+    },
+};
+
+use crate::virtqueue::{DescChain, SplitQueue};
+
+/// Virtio device id of the console device.
+pub const DEVICE_ID: u32 = 3;
+/// Index of receiveq (port 0 input: device to driver).
+pub const RECEIVEQ: u32 = 0;
+/// Index of transmitq (port 0 output: driver to device).
+pub const TRANSMITQ: u32 = 1;
+/// Largest queue size the device accepts (both queues).
+pub const QUEUE_MAX_SIZE: u16 = 64;
+/// Most bytes one chain moves, either way.
+pub const MAX_BYTES_PER_CHAIN: u32 = 64 * 1024;
+/// Size of the buffer bytes pass through between driver memory and the sink or outbox.
+pub const CHUNK: usize = 512;
+/// Capacity of the outbox: bytes waiting for receive buffers.
+pub const OUTBOX_BYTES: usize = 4096;
+
+/// Bytes waiting for the driver: a ring of [`OUTBOX_BYTES`]. What does not fit is dropped
+/// and counted, never blocking the sink or growing.
+pub struct Outbox {
+    buf: [u8; OUTBOX_BYTES],
+    /// Index of the oldest byte (below [`OUTBOX_BYTES`]).
+    start: usize,
+    /// Bytes held (at most [`OUTBOX_BYTES`]).
+    len: usize,
+    /// Bytes dropped because the outbox was full.
+    dropped: u64,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `i` taken back into the ring, for `i < 2 * OUTBOX_BYTES`.
+fn wrap(i: usize) -> usize {
+    i.checked_sub(OUTBOX_BYTES).unwrap_or(i)
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub const fn new() -> Self {
+        Self {
+            buf: [0; OUTBOX_BYTES],
+            start: 0,
+            len: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Queues `bytes`; returns how many fit (the rest is dropped and counted).
+    pub fn push(&mut self, bytes: &[u8]) -> usize {
+        let room = OUTBOX_BYTES.saturating_sub(self.len);
+        let take = bytes.len().min(room);
+        let (kept, lost) = bytes.split_at(take);
+        for &byte in kept {
+            // `start < OUTBOX_BYTES` and `len < OUTBOX_BYTES` here.
+            if let Some(slot) = self.buf.get_mut(wrap(self.start.saturating_add(self.len))) {
+                *slot = byte;
+            }
+            self.len = self.len.saturating_add(1);
+        }
+        self.dropped = self.dropped.saturating_add(lost.len() as u64);
+        take
+    }
+
+    /// Moves up to `out.len()` of the oldest bytes into `out`; returns how many.
+    pub fn pop(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.len);
+        for slot in out.iter_mut().take(n) {
+            *slot = self.buf.get(self.start).copied().unwrap_or(0);
+            self.start = wrap(self.start.saturating_add(1));
+        }
+        self.len = self.len.saturating_sub(n);
+        n
+    }
+
+    /// Bytes waiting.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes dropped so far because the outbox was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Forgets every waiting byte (the dropped count stays).
+    pub fn clear(&mut self) {
+        self.start = 0;
+        self.len = 0;
+    }
+}
+
+/// What a console serves: it gets what the driver wrote and may answer through an [`Outbox`].
+pub trait ConsoleSink {
+    /// The driver wrote `bytes` (a piece of its output, in order; lines may be split across
+    /// calls anywhere). Bytes for the driver go into `out`.
+    fn input(&mut self, bytes: &[u8], out: &mut Outbox);
+    /// The driver started the device (DRIVER_OK): a greeting may go into `out`.
+    fn opened(&mut self, out: &mut Outbox) {
+        let _ = out;
+    }
+    /// The device was reset: forget any half-received input.
+    fn reset(&mut self) {}
+}
+
+/// A sink that sends every byte back.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Echo;
+
+impl ConsoleSink for Echo {
+    fn input(&mut self, bytes: &[u8], out: &mut Outbox) {
+        out.push(bytes);
+    }
+}
+
+/// Longest command line the [`Shell`] keeps; a longer line is refused whole.
+pub const LINE_MAX: usize = 128;
+/// The shell's prompt.
+pub const PROMPT: &[u8] = b"> ";
+
+/// A tiny line-based shell: `help`, `version`, `devices`; anything else is an
+/// `unknown command`. A line ends at `\n` or `\r` (`\r\n` counts once); it is answered,
+/// then the prompt follows. No echo: the driver sees only answers and prompts.
+pub struct Shell {
+    devices: &'static str,
+    line: [u8; LINE_MAX],
+    len: usize,
+    /// The line outgrew [`LINE_MAX`]: it is refused at its end.
+    overlong: bool,
+    /// The last byte was `\r` (a `\n` right after it ends nothing).
+    after_cr: bool,
+}
+
+impl Shell {
+    /// A shell whose `devices` command prints `devices` (one line or more, no final newline
+    /// needed).
+    pub const fn new(devices: &'static str) -> Self {
+        Self {
+            devices,
+            line: [0; LINE_MAX],
+            len: 0,
+            overlong: false,
+            after_cr: false,
+        }
+    }
+
+    /// Answers the line held, then prompts.
+    fn run(&mut self, out: &mut Outbox) {
+        let line = self.line.get(..self.len).unwrap_or(&[]).trim_ascii();
+        if self.overlong {
+            out.push(b"line too long\n");
+        } else {
+            match line {
+                b"" => {}
+                b"help" => {
+                    out.push(b"commands: help, version, devices\n");
+                }
+                b"version" => {
+                    out.push(b"vmsg-sp ");
+                    out.push(env!("CARGO_PKG_VERSION").as_bytes());
+                    out.push(b"\n");
+                }
+                b"devices" => {
+                    out.push(self.devices.as_bytes());
+                    if !self.devices.ends_with('\n') {
+                        out.push(b"\n");
+                    }
+                }
+                _ => {
+                    out.push(b"unknown command\n");
+                }
+            }
+        }
+        self.len = 0;
+        self.overlong = false;
+        out.push(PROMPT);
+    }
+}
+
+impl ConsoleSink for Shell {
+    fn input(&mut self, bytes: &[u8], out: &mut Outbox) {
+        for &byte in bytes {
+            let after_cr = core::mem::replace(&mut self.after_cr, byte == b'\r');
+            match byte {
+                b'\n' if after_cr => {}
+                b'\n' | b'\r' => self.run(out),
+                _ => match self.line.get_mut(self.len) {
+                    Some(slot) => {
+                        *slot = byte;
+                        self.len = self.len.saturating_add(1);
+                    }
+                    None => self.overlong = true,
+                },
+            }
+        }
+    }
+
+    fn opened(&mut self, out: &mut Outbox) {
+        out.push(PROMPT);
+    }
+
+    fn reset(&mut self) {
+        self.len = 0;
+        self.overlong = false;
+        self.after_cr = false;
+    }
+}
+
+/// The virtio-console device model over sink `S`.
+pub struct Console<S: ConsoleSink> {
+    sink: S,
+    receiveq: Option<SplitQueue>,
+    transmitq: Option<SplitQueue>,
+    outbox: Outbox,
+    /// Where bytes pass between driver memory and the sink or outbox.
+    scratch: [u8; CHUNK],
+    /// Receive buffers were returned during a transmitq notify (see
+    /// [`VirtioDevice::take_used_elsewhere`]).
+    received_elsewhere: bool,
+    /// Chains returned unread because their buffers went the wrong way.
+    wrong_direction: u64,
+}
+
+impl<S: ConsoleSink> Console<S> {
+    /// A reset device serving `sink`.
+    pub fn new(sink: S) -> Self {
+        Self {
+            sink,
+            receiveq: None,
+            transmitq: None,
+            outbox: Outbox::new(),
+            scratch: [0; CHUNK],
+            received_elsewhere: false,
+            wrong_direction: 0,
+        }
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// The bytes waiting for receive buffers.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Chains returned unread because their buffers went the wrong way.
+    pub fn wrong_direction(&self) -> u64 {
+        self.wrong_direction
+    }
+
+    /// Serves at most `size` transmit chains, none once `budget` is spent.
+    fn transmit(
+        &mut self,
+        queue: &mut SplitQueue,
+        mem: &mut dyn SharedMem,
+        budget: &mut Budget,
+    ) -> Result<bool, DeviceError> {
+        let mut used = false;
+        for _ in 0..queue.size() {
+            if budget.is_spent() {
+                break;
+            }
+            let Some(chain) = queue.pop(&*mem)? else {
+                break;
+            };
+            let read = if chain.writable.is_empty() {
+                self.feed(&*mem, &chain)?
+            } else {
+                self.wrong_direction = self.wrong_direction.saturating_add(1);
+                0
+            };
+            queue.push_used(mem, chain.head, 0)?;
+            budget.spend_chain(read);
+            used = true;
+        }
+        Ok(used)
+    }
+
+    /// Hands up to [`MAX_BYTES_PER_CHAIN`] readable bytes of `chain` to the sink; returns
+    /// how many.
+    fn feed(&mut self, mem: &dyn SharedMem, chain: &DescChain) -> Result<u64, DeviceError> {
+        let mut total: u32 = 0;
+        for &(addr, len) in &chain.readable {
+            let len = len.min(MAX_BYTES_PER_CHAIN.saturating_sub(total));
+            let mut done: u32 = 0;
+            while let Some(rest) = len.checked_sub(done).filter(|&rest| rest > 0) {
+                let want = usize::try_from(rest).map_or(CHUNK, |rest| rest.min(CHUNK));
+                let chunk = self.scratch.get_mut(..want).ok_or(DeviceError::Backend)?;
+                let at = addr
+                    .checked_add(u64::from(done))
+                    .ok_or(DeviceError::Queue)?;
+                mem.read(at, chunk)?;
+                self.sink.input(chunk, &mut self.outbox);
+                done = done.saturating_add(u32::try_from(want).map_err(|_| DeviceError::Backend)?);
+            }
+            total = total.saturating_add(len);
+            if total == MAX_BYTES_PER_CHAIN {
+                break;
+            }
+        }
+        Ok(u64::from(total))
+    }
+
+    /// Fills receive buffers from the outbox while it has bytes, at most `size` chains and
+    /// none once `budget` is spent.
+    fn receive(
+        &mut self,
+        queue: &mut SplitQueue,
+        mem: &mut dyn SharedMem,
+        budget: &mut Budget,
+    ) -> Result<bool, DeviceError> {
+        let mut used = false;
+        for _ in 0..queue.size() {
+            if budget.is_spent() || self.outbox.is_empty() {
+                break;
+            }
+            let Some(chain) = queue.pop(&*mem)? else {
+                break;
+            };
+            let written = if chain.readable.is_empty() {
+                self.drain(mem, &chain.writable)?
+            } else {
+                self.wrong_direction = self.wrong_direction.saturating_add(1);
+                0
+            };
+            queue.push_used(mem, chain.head, written)?;
+            budget.spend_chain(u64::from(written));
+            used = true;
+        }
+        Ok(used)
+    }
+
+    /// Moves outbox bytes into the writable buffers `writable` (in order), at most
+    /// [`MAX_BYTES_PER_CHAIN`]; returns the number written.
+    fn drain(
+        &mut self,
+        mem: &mut dyn SharedMem,
+        writable: &[(u64, u32)],
+    ) -> Result<u32, DeviceError> {
+        let mut written: u32 = 0;
+        for &(addr, len) in writable {
+            let len = len.min(MAX_BYTES_PER_CHAIN.saturating_sub(written));
+            let mut done: u32 = 0;
+            while let Some(rest) = len.checked_sub(done).filter(|&rest| rest > 0) {
+                if self.outbox.is_empty() {
+                    return Ok(written.saturating_add(done));
+                }
+                let want = usize::try_from(rest).map_or(CHUNK, |rest| rest.min(CHUNK));
+                let chunk = self.scratch.get_mut(..want).ok_or(DeviceError::Backend)?;
+                let n = self.outbox.pop(chunk);
+                let piece = chunk.get(..n).ok_or(DeviceError::Backend)?;
+                let at = addr
+                    .checked_add(u64::from(done))
+                    .ok_or(DeviceError::Queue)?;
+                mem.write(at, piece)?;
+                done = done.saturating_add(u32::try_from(n).map_err(|_| DeviceError::Backend)?);
+            }
+            written = written.saturating_add(len);
+            if written == MAX_BYTES_PER_CHAIN || self.outbox.is_empty() {
+                break;
+            }
+        }
+        Ok(written)
+    }
+
+    /// Fills receiveq from the outbox, if both have something.
+    fn flush_outbox(
+        &mut self,
+        mem: &mut dyn SharedMem,
+        budget: &mut Budget,
+    ) -> Result<bool, DeviceError> {
+        if self.outbox.is_empty() {
+            return Ok(false);
+        }
+        let Some(mut queue) = self.receiveq.take() else {
+            return Ok(false);
+        };
+        let result = self.receive(&mut queue, mem, budget);
+        self.receiveq = Some(queue);
+        result
+    }
+}
+
+impl<S: ConsoleSink> VirtioDevice for Console<S> {
+    fn device_id(&self) -> u32 {
+        DEVICE_ID
+    }
+
+    fn features(&self) -> u64 {
+        VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM
+    }
+
+    fn config_size(&self) -> u32 {
+        0
+    }
+
+    fn read_config(&self, _offset: u32, buf: &mut [u8]) {
+        // No configuration space; the engine never calls this with a non-empty range.
+        buf.fill(0);
+    }
+
+    fn num_queues(&self) -> u32 {
+        2
+    }
+
+    fn queue_max_size(&self, index: u32) -> u16 {
+        if index == RECEIVEQ || index == TRANSMITQ {
+            QUEUE_MAX_SIZE
+        } else {
+            0
+        }
+    }
+
+    fn activate(
+        &mut self,
+        _features: u64,
+        queues: &[Option<QueueConfig>],
+    ) -> Result<(), DeviceError> {
+        let config = |i: usize| queues.get(i).copied().flatten().map(checked_queue);
+        self.receiveq = config(0).transpose()?;
+        self.transmitq = config(1).transpose()?;
+        self.sink.opened(&mut self.outbox);
+        Ok(())
+    }
+
+    fn activate_queue(&mut self, index: u32, config: QueueConfig) -> Result<(), DeviceError> {
+        let queue = Some(checked_queue(config)?);
+        match index {
+            RECEIVEQ => self.receiveq = queue,
+            TRANSMITQ => self.transmitq = queue,
+            _ => return Err(DeviceError::Queue),
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.receiveq = None;
+        self.transmitq = None;
+        self.outbox.clear();
+        self.sink.reset();
+        self.received_elsewhere = false;
+    }
+
+    fn reset_queue(&mut self, index: u32) {
+        match index {
+            RECEIVEQ => self.receiveq = None,
+            TRANSMITQ => self.transmitq = None,
+            _ => {}
+        }
+    }
+
+    fn notify(
+        &mut self,
+        index: u32,
+        mem: &mut dyn SharedMem,
+        budget: &mut Budget,
+    ) -> Result<bool, DeviceError> {
+        match index {
+            RECEIVEQ => self.flush_outbox(mem, budget),
+            TRANSMITQ => {
+                let Some(mut queue) = self.transmitq.take() else {
+                    return Ok(false);
+                };
+                let result = self.transmit(&mut queue, mem, budget);
+                self.transmitq = Some(queue);
+                let used = result?;
+                if self.flush_outbox(mem, budget)? {
+                    self.received_elsewhere = true;
+                }
+                Ok(used)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn take_used_elsewhere(&mut self) -> u64 {
+        if core::mem::take(&mut self.received_elsewhere) {
+            1 << RECEIVEQ
+        } else {
+            0
+        }
+    }
+}
+
+/// A [`SplitQueue`] for `config`, refusing sizes above [`QUEUE_MAX_SIZE`].
+fn checked_queue(config: QueueConfig) -> Result<SplitQueue, DeviceError> {
+    if config.size > QUEUE_MAX_SIZE {
+        return Err(DeviceError::Queue);
+    }
+    SplitQueue::new(config)
+}
+
+#[cfg(test)]
+mod tests;
