@@ -23,7 +23,7 @@ use alloc::vec::Vec;
 
 use virtio_msg::{
     SharedMem,
-    device::{DeviceError, QueueConfig},
+    device::{Budget, DeviceError, QueueConfig},
 };
 use zerocopy::{
     FromBytes, Immutable, IntoBytes, KnownLayout,
@@ -300,6 +300,33 @@ impl SplitQueue {
         self.used_idx = next;
         self.in_flight = in_flight;
         Ok(())
+    }
+
+    /// Serves the available chains the way every device does: at most `size` of them whatever
+    /// the available index says, and none once `budget` is spent (the engine resumes the rest,
+    /// see [`Budget`]). `serve` handles one chain and returns its used length and the work it
+    /// did (bytes, spent with [`Budget::spend_chain`]); its error stops the walk. Returns
+    /// whether any chain went back to the driver.
+    pub fn serve_chains<M: SharedMem + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        budget: &mut Budget,
+        mut serve: impl FnMut(&mut M, &DescChain) -> Result<(u32, u64), DeviceError>,
+    ) -> Result<bool, DeviceError> {
+        let mut used = false;
+        for _ in 0..self.size() {
+            if budget.is_spent() {
+                break;
+            }
+            let Some(chain) = self.pop(&*mem)? else {
+                break;
+            };
+            let (len, work) = serve(mem, &chain)?;
+            self.push_used(mem, chain.head, len)?;
+            budget.spend_chain(work);
+            used = true;
+        }
+        Ok(used)
     }
 }
 

@@ -498,20 +498,7 @@ impl<B: BlockStore> Blk<B> {
         mem: &mut dyn SharedMem,
         budget: &mut Budget,
     ) -> Result<bool, DeviceError> {
-        let mut used = false;
-        for _ in 0..queue.size() {
-            if budget.is_spent() {
-                break;
-            }
-            let Some(chain) = queue.pop(&*mem)? else {
-                break;
-            };
-            let (len, work) = self.complete(mem, &chain)?;
-            queue.push_used(mem, chain.head, len)?;
-            budget.spend_chain(work);
-            used = true;
-        }
-        Ok(used)
+        queue.serve_chains(mem, budget, |mem, chain| self.complete(mem, chain))
     }
 
     /// Executes the request in `chain` and writes its status byte; returns the used length

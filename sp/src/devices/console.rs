@@ -298,25 +298,15 @@ impl<S: ConsoleSink> Console<S> {
         mem: &mut dyn SharedMem,
         budget: &mut Budget,
     ) -> Result<bool, DeviceError> {
-        let mut used = false;
-        for _ in 0..queue.size() {
-            if budget.is_spent() {
-                break;
-            }
-            let Some(chain) = queue.pop(&*mem)? else {
-                break;
-            };
+        queue.serve_chains(mem, budget, |mem, chain| {
             let read = if chain.writable.is_empty() {
-                self.feed(&*mem, &chain)?
+                self.feed(&*mem, chain)?
             } else {
                 self.wrong_direction = self.wrong_direction.saturating_add(1);
                 0
             };
-            queue.push_used(mem, chain.head, 0)?;
-            budget.spend_chain(read);
-            used = true;
-        }
-        Ok(used)
+            Ok((0, read))
+        })
     }
 
     /// Hands up to [`MAX_BYTES_PER_CHAIN`] readable bytes of `chain` to the sink; returns
@@ -345,7 +335,8 @@ impl<S: ConsoleSink> Console<S> {
     }
 
     /// Fills receive buffers from the outbox while it has bytes, at most `size` chains and
-    /// none once `budget` is spent.
+    /// none once `budget` is spent. (Not `SplitQueue::serve_chains`: it must stop before taking
+    /// a buffer once the outbox is empty.)
     fn receive(
         &mut self,
         queue: &mut SplitQueue,

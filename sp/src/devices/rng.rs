@@ -196,20 +196,10 @@ impl<S: EntropySource> Rng<S> {
         mem: &mut dyn SharedMem,
         budget: &mut Budget,
     ) -> Result<bool, DeviceError> {
-        let mut used = false;
-        for _ in 0..queue.size() {
-            if budget.is_spent() {
-                break;
-            }
-            let Some(chain) = queue.pop(&*mem)? else {
-                break;
-            };
+        queue.serve_chains(mem, budget, |mem, chain| {
             let written = self.fill_chain(mem, &chain.writable)?;
-            queue.push_used(mem, chain.head, written)?;
-            budget.spend_chain(u64::from(written));
-            used = true;
-        }
-        Ok(used)
+            Ok((written, u64::from(written)))
+        })
     }
 }
 
