@@ -17,9 +17,9 @@ use virtio_msg::{
 
 use crate::{
     connection::{Connection, HostError, virtio_ids},
-    driver::{MAX_WAITS, release, share_pages, wait_used},
+    driver::{DeviceMemory, MAX_WAITS, close_device, open_device, queue0_size, wait_used},
     platform::Platform,
-    session::{BusSession, SharedArea},
+    session::BusSession,
     virtqueue::{DriverMem, DriverQueue},
 };
 
@@ -109,8 +109,7 @@ pub struct BlkDriver<'c, C: Conduit, P: Platform> {
     platform: &'c P,
     dev_num: u16,
     queue: DriverQueue,
-    ring: SharedArea,
-    buffer: SharedArea,
+    memory: DeviceMemory,
     features: u64,
     capacity: u64,
     closed: bool,
@@ -120,55 +119,31 @@ impl<'c, C: Conduit, P: Platform> BlkDriver<'c, C, P> {
     /// Initialises device `dev_num` of `conn` as a block device.
     pub fn open(conn: &'c mut Connection<C, P>, dev_num: u16) -> Result<Self, HostError> {
         let (session, platform) = conn.parts();
-        let layout = session.info().dialect.layout();
-        let mut client = DeviceClient::new(&mut *session, dev_num, layout)?;
-        let info = client.get_device_info()?;
-        if info.device_id != virtio_ids::BLOCK {
-            return Err(HostError::Device("not a block device"));
-        }
-        drop(client);
         let ring_len = DriverQueue::layout(QUEUE_SIZE)?.total;
         let ring_pages = u32::try_from(ring_len.div_ceil(PAGE_SIZE)).unwrap_or(u32::MAX);
-        let ring = share_pages(session, platform, ring_pages)?;
-        let buffer = match share_pages(session, platform, BUFFER_PAGES) {
-            Ok(b) => b,
-            Err(e) => {
-                release(session, platform, &ring);
-                return Err(e);
-            }
-        };
-        let setup = (|| {
-            let mut client = DeviceClient::new(&mut *session, dev_num, layout)?;
-            let features = client.initialize(WANTED)?;
-            let mut capacity = [0u8; 8];
-            client.get_config(0, &mut capacity)?;
-            let vq = client.get_vqueue(0)?;
-            let max = u16::try_from(vq.max_size).unwrap_or(u16::MAX);
-            let size = QUEUE_SIZE.min(max);
-            if size == 0 {
-                return Err(HostError::Device("queue 0 does not exist"));
-            }
-            let queue = DriverQueue::new(platform, size, ring.pa, ring.bus(0))?;
-            Ok((queue, features, u64::from_le_bytes(capacity)))
-        })();
-        let (queue, features, capacity) = match setup {
-            Ok(s) => s,
-            Err(e) => {
-                release(session, platform, &buffer);
-                release(session, platform, &ring);
-                return Err(e);
-            }
-        };
-        let mut client = DeviceClient::new(&mut *session, dev_num, layout)?;
-        client.set_vqueue(0, queue.queue_config())?;
-        client.driver_ok()?;
+        let (memory, (queue, features, capacity)) = open_device(
+            session,
+            platform,
+            dev_num,
+            (virtio_ids::BLOCK, "not a block device"),
+            (ring_pages, BUFFER_PAGES),
+            |client, memory| {
+                let features = client.initialize(WANTED)?;
+                let mut capacity = [0u8; 8];
+                client.get_config(0, &mut capacity)?;
+                let size = queue0_size(client, QUEUE_SIZE)?;
+                let queue = DriverQueue::new(platform, size, memory.ring.pa, memory.ring.bus(0))?;
+                client.set_vqueue(0, queue.queue_config())?;
+                client.driver_ok()?;
+                Ok((queue, features, u64::from_le_bytes(capacity)))
+            },
+        )?;
         Ok(Self {
             session,
             platform,
             dev_num,
             queue,
-            ring,
-            buffer,
+            memory,
             features,
             capacity,
             closed: false,
@@ -201,11 +176,11 @@ impl<'c, C: Conduit, P: Platform> BlkDriver<'c, C, P> {
         let mut header = [0u8; 16];
         header[..4].copy_from_slice(&kind.to_le_bytes());
         header[8..].copy_from_slice(&sector.to_le_bytes());
-        let pa = self.buffer.pa;
+        let pa = self.memory.buffer.pa;
         DriverMem::write(self.platform, pa + HEADER_AT, &header)?;
         DriverMem::write(self.platform, pa + STATUS_AT, &[STATUS_UNWRITTEN])?;
         DriverMem::write(self.platform, pa + DATA_AT, out)?;
-        let bus = |offset| self.buffer.bus(offset);
+        let bus = |offset| self.memory.buffer.bus(offset);
         let mut readable = alloc::vec![(bus(HEADER_AT), 16)];
         let mut writable = Vec::new();
         if !out.is_empty() {
@@ -307,13 +282,7 @@ impl<'c, C: Conduit, P: Platform> BlkDriver<'c, C, P> {
             return Ok(());
         }
         self.closed = true;
-        let layout = self.session.info().dialect.layout();
-        DeviceClient::new(&mut *self.session, self.dev_num, layout)?.reset()?;
-        for area in [self.ring, self.buffer] {
-            self.session.unshare(&area)?;
-            self.platform.free_pages(area.pa, area.pages);
-        }
-        Ok(())
+        close_device(self.session, self.platform, self.dev_num, &self.memory)
     }
 }
 

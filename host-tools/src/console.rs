@@ -12,9 +12,9 @@ use virtio_msg::{
 
 use crate::{
     connection::{Connection, HostError, virtio_ids},
-    driver::{MAX_WAITS, release, share_pages, wait_events},
+    driver::{DeviceMemory, MAX_WAITS, close_device, open_device, wait_events},
     platform::Platform,
-    session::{BusSession, SharedArea},
+    session::BusSession,
     virtqueue::{DriverMem, DriverQueue},
 };
 
@@ -45,9 +45,9 @@ pub struct ConsoleDriver<'c, C: Conduit, P: Platform> {
     dev_num: u16,
     rx: DriverQueue,
     tx: DriverQueue,
-    ring: SharedArea,
-    /// Page 0: the receive buffer; page 1: the transmit buffer.
-    buffer: SharedArea,
+    /// The rings of both queues; the data area's page 0 is the receive buffer, page 1 the
+    /// transmit buffer.
+    memory: DeviceMemory,
     closed: bool,
 }
 
@@ -55,54 +55,38 @@ impl<'c, C: Conduit, P: Platform> ConsoleDriver<'c, C, P> {
     /// Initialises device `dev_num` of `conn` as a console and posts the receive buffer.
     pub fn open(conn: &'c mut Connection<C, P>, dev_num: u16) -> Result<Self, HostError> {
         let (session, platform) = conn.parts();
-        let layout = session.info().dialect.layout();
-        let mut client = DeviceClient::new(&mut *session, dev_num, layout)?;
-        if client.get_device_info()?.device_id != virtio_ids::CONSOLE {
-            return Err(HostError::Device("not a console device"));
-        }
-        drop(client);
         let ring_len = DriverQueue::layout(QUEUE_SIZE)?.total.next_multiple_of(16);
         let ring_pages = u32::try_from((2 * ring_len).div_ceil(PAGE_SIZE)).unwrap_or(u32::MAX);
-        let ring = share_pages(session, platform, ring_pages)?;
-        let buffer = match share_pages(session, platform, 2) {
-            Ok(b) => b,
-            Err(e) => {
-                release(session, platform, &ring);
-                return Err(e);
-            }
-        };
-        let queues = (|| {
-            let mut client = DeviceClient::new(&mut *session, dev_num, layout)?;
-            client.initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)?;
-            for q in [0, 1] {
-                if client.get_vqueue(q)?.max_size < u32::from(QUEUE_SIZE) {
-                    return Err(HostError::Device("console queue too small"));
+        let (memory, (rx, tx)) = open_device(
+            session,
+            platform,
+            dev_num,
+            (virtio_ids::CONSOLE, "not a console device"),
+            (ring_pages, 2),
+            |client, memory| {
+                client.initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)?;
+                for q in [0, 1] {
+                    if client.get_vqueue(q)?.max_size < u32::from(QUEUE_SIZE) {
+                        return Err(HostError::Device("console queue too small"));
+                    }
                 }
-            }
-            let rx = DriverQueue::new(platform, QUEUE_SIZE, ring.pa, ring.bus(0))?;
-            let tx =
-                DriverQueue::new(platform, QUEUE_SIZE, ring.pa + ring_len, ring.bus(ring_len))?;
-            client.set_vqueue(0, rx.queue_config())?;
-            client.set_vqueue(1, tx.queue_config())?;
-            client.driver_ok()?;
-            Ok((rx, tx))
-        })();
-        let (rx, tx) = match queues {
-            Ok(q) => q,
-            Err(e) => {
-                release(session, platform, &buffer);
-                release(session, platform, &ring);
-                return Err(e);
-            }
-        };
+                let ring = &memory.ring;
+                let rx = DriverQueue::new(platform, QUEUE_SIZE, ring.pa, ring.bus(0))?;
+                let tx =
+                    DriverQueue::new(platform, QUEUE_SIZE, ring.pa + ring_len, ring.bus(ring_len))?;
+                client.set_vqueue(0, rx.queue_config())?;
+                client.set_vqueue(1, tx.queue_config())?;
+                client.driver_ok()?;
+                Ok((rx, tx))
+            },
+        )?;
         let mut driver = Self {
             session,
             platform,
             dev_num,
             rx,
             tx,
-            ring,
-            buffer,
+            memory,
             closed: false,
         };
         driver.post_receive()?;
@@ -118,7 +102,7 @@ impl<'c, C: Conduit, P: Platform> ConsoleDriver<'c, C, P> {
     fn post_receive(&mut self) -> Result<(), HostError> {
         let len = u32::try_from(BUFFER_BYTES).unwrap_or(u32::MAX);
         self.rx
-            .add(self.platform, &[], &[(self.buffer.bus(0), len)])?;
+            .add(self.platform, &[], &[(self.memory.buffer.bus(0), len)])?;
         self.rx.publish(self.platform)?;
         self.client()?.notify_avail(0)?;
         Ok(())
@@ -131,7 +115,7 @@ impl<'c, C: Conduit, P: Platform> ConsoleDriver<'c, C, P> {
         };
         let n = usize::try_from(written).unwrap_or(0).min(BUFFER_BYTES);
         let mut bytes = alloc::vec![0u8; n];
-        DriverMem::read(self.platform, self.buffer.pa, &mut bytes)?;
+        DriverMem::read(self.platform, self.memory.buffer.pa, &mut bytes)?;
         out.extend_from_slice(&bytes);
         self.post_receive()?;
         Ok(true)
@@ -143,10 +127,10 @@ impl<'c, C: Conduit, P: Platform> ConsoleDriver<'c, C, P> {
             return Err(HostError::Device("console write longer than a page"));
         }
         let at = PAGE_SIZE;
-        DriverMem::write(self.platform, self.buffer.pa + at, bytes)?;
+        DriverMem::write(self.platform, self.memory.buffer.pa + at, bytes)?;
         let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
         self.tx
-            .add(self.platform, &[(self.buffer.bus(at), len)], &[])?;
+            .add(self.platform, &[(self.memory.buffer.bus(at), len)], &[])?;
         self.tx.publish(self.platform)?;
         self.client()?.notify_avail(1)?;
         for _ in 0..MAX_WAITS {
@@ -190,12 +174,7 @@ impl<'c, C: Conduit, P: Platform> ConsoleDriver<'c, C, P> {
             return Ok(());
         }
         self.closed = true;
-        self.client()?.reset()?;
-        for area in [self.ring, self.buffer] {
-            self.session.unshare(&area)?;
-            self.platform.free_pages(area.pa, area.pages);
-        }
-        Ok(())
+        close_device(self.session, self.platform, self.dev_num, &self.memory)
     }
 }
 

@@ -34,6 +34,87 @@ pub(crate) fn share_pages<C: Conduit, P: Platform>(
     })
 }
 
+/// A driver's memory for its device: the area holding its rings and its data area, both the
+/// endpoint's own pages shared with the partition.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DeviceMemory {
+    /// The rings.
+    pub(crate) ring: SharedArea,
+    /// The data buffers.
+    pub(crate) buffer: SharedArea,
+}
+
+/// Opens device `dev_num` the way every driver here does: checks that its virtio id is
+/// `device_id` (`not_it` otherwise), shares `ring_pages` and `buffer_pages` fresh pages
+/// before the device is initialised, then runs `setup` (features, queues, DRIVER_OK) with a
+/// client of the device. Whatever fails after the sharing, the memory is given back.
+pub(crate) fn open_device<C: Conduit, P: Platform, T>(
+    session: &mut BusSession<C>,
+    platform: &P,
+    dev_num: u16,
+    (device_id, not_it): (u32, &'static str),
+    (ring_pages, buffer_pages): (u32, u32),
+    setup: impl FnOnce(&mut DeviceClient<&mut BusSession<C>>, &DeviceMemory) -> Result<T, HostError>,
+) -> Result<(DeviceMemory, T), HostError> {
+    let layout = session.info().dialect.layout();
+    if DeviceClient::new(&mut *session, dev_num, layout)?
+        .get_device_info()?
+        .device_id
+        != device_id
+    {
+        return Err(HostError::Device(not_it));
+    }
+    let ring = share_pages(session, platform, ring_pages)?;
+    let buffer = match share_pages(session, platform, buffer_pages) {
+        Ok(b) => b,
+        Err(e) => {
+            release(session, platform, &ring);
+            return Err(e);
+        }
+    };
+    let memory = DeviceMemory { ring, buffer };
+    let set_up = DeviceClient::new(&mut *session, dev_num, layout)
+        .map_err(HostError::from)
+        .and_then(|mut client| setup(&mut client, &memory));
+    match set_up {
+        Ok(t) => Ok((memory, t)),
+        Err(e) => {
+            release(session, platform, &buffer);
+            release(session, platform, &ring);
+            Err(e)
+        }
+    }
+}
+
+/// Resets device `dev_num` and takes its memory back (unshared, pages freed).
+pub(crate) fn close_device<C: Conduit, P: Platform>(
+    session: &mut BusSession<C>,
+    platform: &P,
+    dev_num: u16,
+    memory: &DeviceMemory,
+) -> Result<(), HostError> {
+    let layout = session.info().dialect.layout();
+    DeviceClient::new(&mut *session, dev_num, layout)?.reset()?;
+    for area in [memory.ring, memory.buffer] {
+        session.unshare(&area)?;
+        platform.free_pages(area.pa, area.pages);
+    }
+    Ok(())
+}
+
+/// The size to give queue 0: `wanted`, or the device's maximum if that is smaller; an error
+/// if the device has no queue 0.
+pub(crate) fn queue0_size<C: Conduit>(
+    client: &mut DeviceClient<&mut BusSession<C>>,
+    wanted: u16,
+) -> Result<u16, HostError> {
+    let max = u16::try_from(client.get_vqueue(0)?.max_size).unwrap_or(u16::MAX);
+    match wanted.min(max) {
+        0 => Err(HostError::Device("queue 0 does not exist")),
+        size => Ok(size),
+    }
+}
+
 /// Unshares `area` and frees its pages (best effort: on a failed open).
 pub(crate) fn release<C: Conduit, P: Platform>(
     session: &mut BusSession<C>,

@@ -13,9 +13,9 @@ use virtio_msg::{
 
 use crate::{
     connection::{Connection, HostError, virtio_ids},
-    driver::{MAX_WAITS, release, share_pages, wait_used},
+    driver::{DeviceMemory, MAX_WAITS, close_device, open_device, queue0_size, wait_used},
     platform::Platform,
-    session::{BusSession, SharedArea},
+    session::BusSession,
     virtqueue::{DriverMem, DriverQueue},
 };
 
@@ -44,8 +44,7 @@ pub struct RngDriver<'c, C: Conduit, P: Platform> {
     platform: &'c P,
     dev_num: u16,
     queue: DriverQueue,
-    ring: SharedArea,
-    buffer: SharedArea,
+    memory: DeviceMemory,
     closed: bool,
     /// Requests kept in flight at once.
     depth: u16,
@@ -55,57 +54,31 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
     /// Initialises device `dev_num` of `conn` as an entropy device.
     pub fn open(conn: &'c mut Connection<C, P>, dev_num: u16) -> Result<Self, HostError> {
         let (session, platform) = conn.parts();
-        let layout = session.info().dialect.layout();
-        let mut client = DeviceClient::new(&mut *session, dev_num, layout)?;
-        let info = client.get_device_info()?;
-        if info.device_id != virtio_ids::ENTROPY {
-            return Err(HostError::Device("not an entropy device"));
-        }
-        drop(client);
-        // Rings (sized for the largest queue asked for) and the data buffer: the endpoint's own
-        // pages, shared with the partition before the device is initialised (so that a failed
-        // initialisation gives them back in one place).
+        // Rings sized for the largest queue asked for, and the data buffers.
         let ring_len = DriverQueue::layout(QUEUE_SIZE)?.total;
         let ring_pages = u32::try_from(ring_len.div_ceil(PAGE_SIZE)).unwrap_or(u32::MAX);
-        let ring = share_pages(session, platform, ring_pages)?;
         let buffer_pages = u32::try_from(BUFFER_AREA_BYTES as u64 / PAGE_SIZE).unwrap_or(1);
-        let buffer = match share_pages(session, platform, buffer_pages) {
-            Ok(b) => b,
-            Err(e) => {
-                release(session, platform, &ring);
-                return Err(e);
-            }
-        };
-        let queue = (|| {
-            let mut client = DeviceClient::new(&mut *session, dev_num, layout)?;
-            client.initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)?;
-            let vq = client.get_vqueue(0)?;
-            let max = u16::try_from(vq.max_size).unwrap_or(u16::MAX);
-            let size = QUEUE_SIZE.min(max);
-            if size == 0 {
-                return Err(HostError::Device("queue 0 does not exist"));
-            }
-            DriverQueue::new(platform, size, ring.pa, ring.bus(0)).map_err(HostError::from)
-        })();
-        let queue = match queue {
-            Ok(q) => q,
-            Err(e) => {
-                release(session, platform, &buffer);
-                release(session, platform, &ring);
-                return Err(e);
-            }
-        };
-
-        let mut client = DeviceClient::new(&mut *session, dev_num, layout)?;
-        client.set_vqueue(0, queue.queue_config())?;
-        client.driver_ok()?;
+        let (memory, queue) = open_device(
+            session,
+            platform,
+            dev_num,
+            (virtio_ids::ENTROPY, "not an entropy device"),
+            (ring_pages, buffer_pages),
+            |client, memory| {
+                client.initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)?;
+                let size = queue0_size(client, QUEUE_SIZE)?;
+                let queue = DriverQueue::new(platform, size, memory.ring.pa, memory.ring.bus(0))?;
+                client.set_vqueue(0, queue.queue_config())?;
+                client.driver_ok()?;
+                Ok(queue)
+            },
+        )?;
         Ok(Self {
             session,
             platform,
             dev_num,
             queue,
-            ring,
-            buffer,
+            memory,
             closed: false,
             depth: 1,
         })
@@ -164,9 +137,9 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
                 let want = (left - posted).min(request);
                 let offset = (batch.len() * request) as u64;
                 let len = u32::try_from(want).unwrap_or(u32::MAX);
-                let head = self
-                    .queue
-                    .add(self.platform, &[], &[(self.buffer.bus(offset), len)])?;
+                let head =
+                    self.queue
+                        .add(self.platform, &[], &[(self.memory.buffer.bus(offset), len)])?;
                 batch.push((head, offset, want));
                 posted += want;
             }
@@ -203,7 +176,7 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
                 let dst = chunk
                     .get_mut(..got)
                     .ok_or(HostError::Device("buffer accounting"))?;
-                DriverMem::read(self.platform, self.buffer.pa + offset, dst)?;
+                DriverMem::read(self.platform, self.memory.buffer.pa + offset, dst)?;
                 sink(dst)?;
                 left -= got;
             }
@@ -225,13 +198,7 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
             return Ok(());
         }
         self.closed = true;
-        let layout = self.session.info().dialect.layout();
-        DeviceClient::new(&mut *self.session, self.dev_num, layout)?.reset()?;
-        for area in [self.ring, self.buffer] {
-            self.session.unshare(&area)?;
-            self.platform.free_pages(area.pa, area.pages);
-        }
-        Ok(())
+        close_device(self.session, self.platform, self.dev_num, &self.memory)
     }
 }
 
