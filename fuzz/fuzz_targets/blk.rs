@@ -10,8 +10,9 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use sp::devices::blk::{Blk, ram::RamStore};
 use virtio_msg::{
-    MemError, SharedMem,
+    SharedMem,
     device::{Budget, QueueConfig, VirtioDevice},
+    mem::VecMem,
 };
 
 /// Where the region sits on the bus (area 1, offset 0).
@@ -26,41 +27,6 @@ const BUFFERS: u64 = 0x3000;
 const QSIZE: u16 = 32;
 /// Sectors of the disk.
 const SECTORS: u64 = 64;
-
-/// The one shared region; every access outside it is refused.
-struct Region {
-    bytes: Vec<u8>,
-}
-
-impl Region {
-    fn range(&self, addr: u64, len: usize) -> Option<core::ops::Range<usize>> {
-        let start = usize::try_from(addr.checked_sub(BASE)?).ok()?;
-        let end = start.checked_add(len)?;
-        (end <= self.bytes.len()).then_some(start..end)
-    }
-}
-
-impl SharedMem for Region {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        match self.range(addr, buf.len()) {
-            Some(r) => {
-                buf.copy_from_slice(&self.bytes[r]);
-                Ok(())
-            }
-            None => Err(MemError::Fault { addr }),
-        }
-    }
-
-    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), MemError> {
-        match self.range(addr, data.len()) {
-            Some(r) => {
-                self.bytes[r].copy_from_slice(data);
-                Ok(())
-            }
-            None => Err(MemError::Fault { addr }),
-        }
-    }
-}
 
 #[derive(Arbitrary, Debug)]
 struct Buffer {
@@ -92,7 +58,7 @@ struct Input {
     requests: Vec<Request>,
 }
 
-fn put(region: &mut Region, addr: u64, data: &[u8]) {
+fn put(region: &mut VecMem, addr: u64, data: &[u8]) {
     let _ = region.write(addr, data);
 }
 
@@ -101,9 +67,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(input) = Input::arbitrary(&mut u) else {
         return;
     };
-    let mut region = Region {
-        bytes: vec![0; LEN],
-    };
+    // The one shared region: every access outside it is refused.
+    let mut region = VecMem::new(BASE, LEN);
     let mut store = RamStore::new(SECTORS as usize * 512, *b"fuzz-disk\0\0\0\0\0\0\0\0\0\0\0")
         .unwrap()
         .with_read_only(input.read_only);

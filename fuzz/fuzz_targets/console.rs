@@ -11,8 +11,9 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use sp::devices::console::{Console, ConsoleSink, Echo, OUTBOX_BYTES, Shell};
 use virtio_msg::{
-    MemError, SharedMem,
+    SharedMem,
     device::{Budget, QueueConfig, VirtioDevice},
+    mem::VecMem,
 };
 
 /// Where the region sits on the bus.
@@ -22,40 +23,6 @@ const LEN: usize = 64 * 1024;
 /// Queue `q`'s rings at `BASE + q * 0x3000`; buffers after both.
 const BUFFERS: u64 = 0x6000;
 const QSIZE: u16 = 16;
-
-struct Region {
-    bytes: Vec<u8>,
-}
-
-impl Region {
-    fn range(&self, addr: u64, len: usize) -> Option<core::ops::Range<usize>> {
-        let start = usize::try_from(addr.checked_sub(BASE)?).ok()?;
-        let end = start.checked_add(len)?;
-        (end <= self.bytes.len()).then_some(start..end)
-    }
-}
-
-impl SharedMem for Region {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        match self.range(addr, buf.len()) {
-            Some(r) => {
-                buf.copy_from_slice(&self.bytes[r]);
-                Ok(())
-            }
-            None => Err(MemError::Fault { addr }),
-        }
-    }
-
-    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), MemError> {
-        match self.range(addr, data.len()) {
-            Some(r) => {
-                self.bytes[r].copy_from_slice(data);
-                Ok(())
-            }
-            None => Err(MemError::Fault { addr }),
-        }
-    }
-}
 
 #[derive(Arbitrary, Debug)]
 struct Buffer {
@@ -100,9 +67,8 @@ struct Queue {
 }
 
 fn run<S: ConsoleSink>(sink: S, ops: &[Op]) {
-    let mut region = Region {
-        bytes: vec![0; LEN],
-    };
+    // The one shared region: every access outside it is refused.
+    let mut region = VecMem::new(BASE, LEN);
     let mut console = Console::new(sink);
     console
         .activate(0, &[Some(config(0)), Some(config(1))])

@@ -8,47 +8,12 @@
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use sp::virtqueue::SplitQueue;
-use virtio_msg::{MemError, SharedMem, device::QueueConfig};
+use virtio_msg::{device::QueueConfig, mem::VecMem};
 
 /// Where the region sits on the bus (area 1, offset 0).
 const BASE: u64 = 1 << 48;
 /// Size of the shared region.
 const LEN: usize = 16 * 1024;
-
-/// The one shared region; every access outside it is refused.
-struct Region {
-    bytes: Vec<u8>,
-}
-
-impl Region {
-    fn range(&self, addr: u64, len: usize) -> Option<core::ops::Range<usize>> {
-        let start = usize::try_from(addr.checked_sub(BASE)?).ok()?;
-        let end = start.checked_add(len)?;
-        (end <= self.bytes.len()).then_some(start..end)
-    }
-}
-
-impl SharedMem for Region {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        match self.range(addr, buf.len()) {
-            Some(r) => {
-                buf.copy_from_slice(&self.bytes[r]);
-                Ok(())
-            }
-            None => Err(MemError::Fault { addr }),
-        }
-    }
-
-    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), MemError> {
-        match self.range(addr, data.len()) {
-            Some(r) => {
-                self.bytes[r].copy_from_slice(data);
-                Ok(())
-            }
-            None => Err(MemError::Fault { addr }),
-        }
-    }
-}
 
 #[derive(Arbitrary, Debug)]
 struct Setup {
@@ -64,9 +29,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(setup) = Setup::arbitrary(&mut u) else {
         return;
     };
-    let mut region = Region {
-        bytes: vec![0; LEN],
-    };
+    // The one shared region: every access outside it is refused.
+    let mut region = VecMem::new(BASE, LEN);
     let fill = u.take_rest();
     for (b, f) in region.bytes.iter_mut().zip(fill.iter().cycle()) {
         *b = *f;
