@@ -118,6 +118,15 @@ pub struct SplitQueue {
 }
 
 impl SplitQueue {
+    /// [`new`](Self::new) for a device whose queue holds at most `max` entries: a bigger
+    /// `config.size` is refused.
+    pub fn with_max(config: QueueConfig, max: u16) -> Result<Self, DeviceError> {
+        if config.size > max {
+            return Err(DeviceError::Queue);
+        }
+        Self::new(config)
+    }
+
     /// A queue over the areas `config` names. Checks what the transport engine already
     /// checked (size a power of two up to 32768, areas aligned and not wrapping the address
     /// space), so the queue never relies on its caller for its own safety.

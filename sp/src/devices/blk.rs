@@ -868,7 +868,7 @@ impl<B: BlockStore> VirtioDevice for Blk<B> {
         queues: &[Option<QueueConfig>],
     ) -> Result<(), DeviceError> {
         self.queue = match queues.first().copied().flatten() {
-            Some(config) => Some(checked_queue(config)?),
+            Some(config) => Some(SplitQueue::with_max(config, QUEUE_MAX_SIZE)?),
             None => None,
         };
         self.features = features;
@@ -879,7 +879,7 @@ impl<B: BlockStore> VirtioDevice for Blk<B> {
         if index != 0 {
             return Err(DeviceError::Queue);
         }
-        self.queue = Some(checked_queue(config)?);
+        self.queue = Some(SplitQueue::with_max(config, QUEUE_MAX_SIZE)?);
         Ok(())
     }
 
@@ -912,14 +912,6 @@ impl<B: BlockStore> VirtioDevice for Blk<B> {
         self.queue = Some(queue);
         result
     }
-}
-
-/// A [`SplitQueue`] for `config`, refusing sizes above [`QUEUE_MAX_SIZE`].
-fn checked_queue(config: QueueConfig) -> Result<SplitQueue, DeviceError> {
-    if config.size > QUEUE_MAX_SIZE {
-        return Err(DeviceError::Queue);
-    }
-    SplitQueue::new(config)
 }
 
 #[cfg(test)]

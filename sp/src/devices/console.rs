@@ -450,7 +450,13 @@ impl<S: ConsoleSink> VirtioDevice for Console<S> {
         _features: u64,
         queues: &[Option<QueueConfig>],
     ) -> Result<(), DeviceError> {
-        let config = |i: usize| queues.get(i).copied().flatten().map(checked_queue);
+        let config = |i: usize| {
+            queues
+                .get(i)
+                .copied()
+                .flatten()
+                .map(|c| SplitQueue::with_max(c, QUEUE_MAX_SIZE))
+        };
         self.receiveq = config(0).transpose()?;
         self.transmitq = config(1).transpose()?;
         self.sink.opened(&mut self.outbox);
@@ -458,7 +464,7 @@ impl<S: ConsoleSink> VirtioDevice for Console<S> {
     }
 
     fn activate_queue(&mut self, index: u32, config: QueueConfig) -> Result<(), DeviceError> {
-        let queue = Some(checked_queue(config)?);
+        let queue = Some(SplitQueue::with_max(config, QUEUE_MAX_SIZE)?);
         match index {
             RECEIVEQ => self.receiveq = queue,
             TRANSMITQ => self.transmitq = queue,
@@ -514,14 +520,6 @@ impl<S: ConsoleSink> VirtioDevice for Console<S> {
             0
         }
     }
-}
-
-/// A [`SplitQueue`] for `config`, refusing sizes above [`QUEUE_MAX_SIZE`].
-fn checked_queue(config: QueueConfig) -> Result<SplitQueue, DeviceError> {
-    if config.size > QUEUE_MAX_SIZE {
-        return Err(DeviceError::Queue);
-    }
-    SplitQueue::new(config)
 }
 
 #[cfg(test)]

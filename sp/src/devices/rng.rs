@@ -145,7 +145,7 @@ impl<S: EntropySource> VirtioDevice for Rng<S> {
         queues: &[Option<QueueConfig>],
     ) -> Result<(), DeviceError> {
         self.queue = match queues.first().copied().flatten() {
-            Some(config) => Some(checked_queue(config)?),
+            Some(config) => Some(SplitQueue::with_max(config, QUEUE_MAX_SIZE)?),
             None => None,
         };
         Ok(())
@@ -155,7 +155,7 @@ impl<S: EntropySource> VirtioDevice for Rng<S> {
         if index != 0 {
             return Err(DeviceError::Queue);
         }
-        self.queue = Some(checked_queue(config)?);
+        self.queue = Some(SplitQueue::with_max(config, QUEUE_MAX_SIZE)?);
         Ok(())
     }
 
@@ -201,14 +201,6 @@ impl<S: EntropySource> Rng<S> {
             Ok((written, u64::from(written)))
         })
     }
-}
-
-/// A [`SplitQueue`] for `config`, refusing sizes above [`QUEUE_MAX_SIZE`].
-fn checked_queue(config: QueueConfig) -> Result<SplitQueue, DeviceError> {
-    if config.size > QUEUE_MAX_SIZE {
-        return Err(DeviceError::Queue);
-    }
-    SplitQueue::new(config)
 }
 
 /// Deterministic "entropy" for tests only: byte `i` of the stream is `i as u8` (plus a seed).
