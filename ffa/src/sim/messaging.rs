@@ -5,8 +5,8 @@
 //! created/destroyed framework messages (VM availability messages); and FFA_ERROR from a
 //! partition (an abort during boot).
 //!
-//! Not modelled (NOT_SUPPORTED): FFA_RUN, FFA_YIELD, FFA_INTERRUPT, FFA_MSG_SEND2 and direct
-//! requests sent by partitions.
+//! FFA_RUN and FFA_MSG_SEND2 are in [`super::indirect`]. Not modelled (NOT_SUPPORTED):
+//! FFA_YIELD, FFA_INTERRUPT and direct requests sent by partitions.
 
 use std::sync::MutexGuard;
 
@@ -94,7 +94,14 @@ pub(super) fn msg_wait(
             ),
         ));
     };
-    match sp.run {
+    match &sp.run {
+        SpRun::Busy(p) if p.kind == ReqKind::Run => {
+            // The scheduler's FFA_RUN ends here.
+            let token = p.token;
+            sp.run = SpRun::Waiting;
+            st.replies.insert(token, run_ended());
+            inner.cv.notify_all();
+        }
         SpRun::Busy(_) => {
             return encode(&refuse(
                 id,
@@ -109,10 +116,24 @@ pub(super) fn msg_wait(
         }
         SpRun::Waiting => {}
     }
-    if !flags.retain_rx_buffer {
+    // As Hafnium's FFA_MSG_WAIT: the RX buffer goes back unless retained, or unless an unread
+    // message waits in it (its RX-full notification is pending).
+    if let Some(ep) = st.endpoints.get_mut(&id)
+        && !flags.retain_rx_buffer
+        && ep.framework == 0
+        && ep.rx_incoming.is_none()
+    {
         ep.rx_full = false;
     }
     wait_message(inner, st, id)
+}
+
+/// What the scheduler's FFA_RUN returns once the partition it ran waits again.
+fn run_ended() -> Regs {
+    encode(&Interface::MsgWait {
+        flags: MsgWaitFlags::default(),
+        is_32bit: true,
+    })
 }
 
 /// Blocks partition `id` until a message is delivered to it (or the world shuts down).
@@ -214,6 +235,7 @@ pub(super) fn deliver_request(
         ReqKind::Req { .. } => p & props::DIRECT_REQ_RECV != 0,
         ReqKind::VmCreated => p & props::VM_CREATED != 0,
         ReqKind::VmDestroyed => p & props::VM_DESTROYED != 0,
+        ReqKind::Run => true,
     };
     if !supported {
         return encode(&refuse(

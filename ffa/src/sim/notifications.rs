@@ -232,10 +232,19 @@ pub(super) fn notification_get(
     let args = SuccessArgsNotificationGet {
         sp_notifications: take(flags & 1 != 0, &mut ep.notif.from_sp.pending),
         vm_notifications: take(flags & 2 != 0, &mut ep.notif.from_vm.pending),
-        spm_notifications: (flags & 4 != 0).then_some(0),
-        hypervisor_notifications: (flags & 8 != 0).then_some(0),
+        spm_notifications: take_framework(flags & 4 != 0, &mut ep.framework, 0),
+        hypervisor_notifications: take_framework(flags & 8 != 0, &mut ep.framework, 32),
     };
     success(args.into())
+}
+
+/// Reads and clears the 32 framework notification bits at `shift` of `framework` if `want`.
+fn take_framework(want: bool, framework: &mut u64, shift: u32) -> Option<u32> {
+    want.then(|| {
+        let bits = (*framework >> shift) & 0xffff_ffff;
+        *framework &= !(bits << shift);
+        u32::try_from(bits).unwrap_or(0)
+    })
 }
 
 /// FFA_NOTIFICATION_SET, then wakes every blocked waiter (a VM in

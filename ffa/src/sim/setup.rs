@@ -239,6 +239,16 @@ pub(super) fn rx_release(st: &mut State, id: u16, vm_id: u16) -> Interface {
             (FfaError::Denied, "caller does not own its RX buffer"),
         );
     }
+    if ep.framework != 0 {
+        return refuse(
+            id,
+            "FFA_RX_RELEASE",
+            (
+                FfaError::Denied,
+                "an RX-full notification is pending: get it first",
+            ),
+        );
+    }
     ep.rx_full = false;
     ok()
 }
