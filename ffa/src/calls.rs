@@ -571,6 +571,19 @@ impl<C: Conduit> Ffa<C> {
         Ok(())
     }
 
+    /// FFA_FEATURES for function `fid`: whether the callee implements it.
+    pub fn supports(&mut self, fid: FuncId) -> Result<bool, Error> {
+        match self.call(&Interface::Features {
+            feat_id: arm_ffa::interface_args::Feature::FuncId(fid),
+            input_properties: 0,
+        }) {
+            Ok(Interface::Success { .. }) => Ok(true),
+            Ok(_) => Err(Error::Unexpected),
+            Err(Error::Ffa(FfaError::NotSupported)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// FFA_NOTIFICATION_BITMAP_CREATE for endpoint `vm_id` with `vcpu_count` vCPUs (a
     /// normal-world endpoint without a hypervisor creates its own).
     pub fn notification_bitmap_create(&mut self, vm_id: u16, vcpu_count: u32) -> Result<(), Error> {

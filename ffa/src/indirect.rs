@@ -168,7 +168,7 @@ pub fn total_size(buf: &[u8], min_offset: usize, limit: usize) -> Option<usize> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{VIRTIO_MSG_DEVICE_UUID, VIRTIO_MSG_DRIVER_UUID};
+    use crate::ids::{VIRTIO_MSG_DEVICE_UUID, VIRTIO_MSG_DRIVER_UUID};
 
     #[test]
     fn written_as_linux_lays_it_out() {

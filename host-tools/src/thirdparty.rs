@@ -462,7 +462,13 @@ impl<C: Conduit + 'static> ThirdParty<C> {
             sp_id,
             ledger: ledger.clone(),
         };
-        let mut conn = crate::sim::open_over(conduit, endpoint, sp_id, dialect, notify)?;
+        let mut conn = crate::sim::open_over(
+            conduit,
+            endpoint,
+            sp_id,
+            dialect,
+            crate::session::Modes::from_notify(dialect, notify),
+        )?;
         if pool {
             conn.share_dma_pool()?;
         }

@@ -17,6 +17,7 @@ use ffa::{
         interface_args::{DirectMsg2Args, DirectMsgArgs, VmAvailabilityStatus},
     },
     bus::{self, BusConfig, BusInstance, BusServices, FfaServices, MAX_MSG_SIZE, Reply},
+    indirect,
     memory::NsMapper,
 };
 
@@ -274,17 +275,169 @@ impl<F: DeviceFactory> Partition<F> {
     }
 }
 
-/// The DIRECT_RESP2 payload `instance` answers `frame` with.
+/// The DIRECT_RESP2 payload `instance` answers `frame` with. Events the endpoint takes pushed
+/// (indirect messages) go out before the response, while the partition still runs.
 fn answer_frame(
     instance: &mut BusInstance,
     frame: &[u8],
     services: &mut dyn BusServices,
 ) -> [u64; bus::PAYLOAD_REGS] {
     let mut out = [0u8; MAX_MSG_SIZE];
-    match instance.handle(frame, &mut out, services) {
+    let reply = instance.handle(frame, &mut out, services);
+    instance.push_events(services);
+    match reply {
         Reply::Frame(n) => bus::frame_to_regs(out.get(..n).unwrap_or_default()),
         Reply::Busy => [0; bus::PAYLOAD_REGS],
     }
+}
+
+/// Largest indirect message the partition reads: the header and one bus frame.
+const INDIRECT_MAX: usize = indirect::HEADER_SIZE + MAX_MSG_SIZE;
+
+impl<F: DeviceFactory> Partition<F> {
+    /// The partition was run (FFA_RUN) by the normal-world scheduler: if an indirect message
+    /// waits in its RX buffer, serve it and answer with an indirect message to its sender;
+    /// then push what events the endpoints' drivers take that way.
+    ///
+    /// The message is copied out of the RX buffer once, the buffer released, and only the copy
+    /// is parsed (`ffa::indirect::parse`): a header whose offset overlaps it, whose size runs
+    /// past what arrived or past one bus frame, or that is not for this partition, is dropped
+    /// (logged): there is no request to answer. A request for another service gets the bus
+    /// ERROR frame, as over direct messages. Events the driver sends (EVENT_AVAIL) get no
+    /// answer: over indirect messages the driver expects none (the 8-byte acknowledgement
+    /// exists because a direct request must have a response), and what they cause comes as
+    /// pushed EVENT_USED. An answer the driver's RX buffer cannot take after
+    /// [`bus::SEND_RETRIES`] tries is dropped (logged): the driver times out; the partition
+    /// goes on.
+    pub fn serve_run<C: Conduit, M: NsMapper>(&mut self, ffa: &mut Ffa<C>, mapper: &mut M) {
+        let own_id = self.own_id;
+        let full = match ffa.rx_full_get(own_id) {
+            Ok(full) => full,
+            Err(e) => {
+                log::warn!("run: FFA_NOTIFICATION_GET of the framework bitmaps failed: {e}");
+                false
+            }
+        };
+        if full {
+            let mut copy = [0u8; INDIRECT_MAX];
+            match ffa.take_indirect(&mut copy) {
+                Ok(n) => self.serve_indirect(copy.get(..n).unwrap_or_default(), ffa, mapper),
+                Err(e) => log::warn!("run: indirect message not taken: {e}"),
+            }
+        }
+        // Every endpoint's pushed events get another chance (a driver's RX buffer may be free
+        // again).
+        for slot in 0..self.instances.len() {
+            if let Some(endpoint) = self.instances.get_mut(slot) {
+                push_for(endpoint, ffa, mapper, own_id);
+            }
+        }
+    }
+
+    /// Serves one indirect message (a copy of the RX buffer's), see [`serve_run`].
+    fn serve_indirect<C: Conduit, M: NsMapper>(
+        &mut self,
+        received: &[u8],
+        ffa: &mut Ffa<C>,
+        mapper: &mut M,
+    ) {
+        let own_id = self.own_id;
+        let msg = match indirect::parse(received, MAX_MSG_SIZE) {
+            Ok(m) if m.receiver == own_id => m,
+            Ok(m) => {
+                log::warn!(
+                    "indirect message for {:#x}, not for us: dropped",
+                    m.receiver
+                );
+                return;
+            }
+            Err(e) => {
+                log::warn!("indirect message dropped: {e}");
+                return;
+            }
+        };
+        let src = msg.sender;
+        let frame = msg.payload;
+        let is_event = frame
+            .get(1)
+            .is_some_and(|id| virtio_msg::ids::is_event(*id));
+        let (answer, uuid) = match self.route(src, msg.uuid, frame) {
+            Ok(endpoint) => {
+                let mut mapper = QuotaMapper {
+                    inner: &mut *mapper,
+                    quota: &mut endpoint.quota,
+                };
+                let mut services = FfaServices {
+                    ffa: &mut *ffa,
+                    mapper: &mut mapper,
+                    own_id,
+                };
+                let mut out = [0u8; MAX_MSG_SIZE];
+                let reply = endpoint.instance.handle(frame, &mut out, &mut services);
+                let uuid = endpoint
+                    .instance
+                    .indirect_uuid()
+                    .unwrap_or(ffa::VIRTIO_MSG_DRIVER_UUID);
+                match reply {
+                    Reply::Frame(n) if !is_event => (Some((out, n)), uuid),
+                    Reply::Frame(_) => (None, uuid),
+                    // The busy sentinel is an all-zero direct response; an indirect message
+                    // cannot carry it, so the driver is told the request failed instead.
+                    Reply::Busy => (Some(refusal_frame(frame)), uuid),
+                }
+            }
+            Err(_) => (Some(refusal_frame(frame)), ffa::VIRTIO_MSG_DRIVER_UUID),
+        };
+        if let Some((out, n)) = answer {
+            let mut services = FfaServices {
+                ffa: &mut *ffa,
+                mapper: &mut *mapper,
+                own_id,
+            };
+            if let Err(e) = services.send_indirect(src, uuid, out.get(..n).unwrap_or_default()) {
+                log::warn!("answer to {src:#x} not sent ({e}): dropped");
+            }
+        }
+        if let Some(slot) = self.slot(src)
+            && let Some(endpoint) = self.instances.get_mut(slot)
+        {
+            push_for(endpoint, ffa, mapper, own_id);
+        }
+    }
+}
+
+/// The bus ERROR frame refusing `frame`, as bytes.
+fn refusal_frame(frame: &[u8]) -> ([u8; MAX_MSG_SIZE], usize) {
+    let regs = bus::refusal(frame);
+    let bytes = bus::regs_to_frame(&regs);
+    let mut out = [0u8; MAX_MSG_SIZE];
+    let n = virtio_msg::Header::parse(&bytes).map_or(0, |h| usize::from(h.msg_size));
+    if let (Some(dst), Some(src)) = (out.get_mut(..n), bytes.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    (out, n.min(MAX_MSG_SIZE))
+}
+
+/// Pushes `endpoint`'s pending events (those its driver takes as indirect messages).
+fn push_for<C: Conduit, M: NsMapper>(
+    endpoint: &mut Endpoint,
+    ffa: &mut Ffa<C>,
+    mapper: &mut M,
+    own_id: u16,
+) {
+    if endpoint.instance.pending_events() == 0 {
+        return;
+    }
+    let mut mapper = QuotaMapper {
+        inner: mapper,
+        quota: &mut endpoint.quota,
+    };
+    let mut services = FfaServices {
+        ffa,
+        mapper: &mut mapper,
+        own_id,
+    };
+    endpoint.instance.push_events(&mut services);
 }
 
 /// Consecutive failed FFA_MSG_WAIT calls after which the message loop gives up (the SPMC
@@ -309,10 +462,7 @@ pub fn run<C: Conduit, M: NsMapper, F: DeviceFactory>(
     let mut msg = wait(ffa)?;
     loop {
         let Some(answer) = handle_message(ffa, mapper, partition, &msg) else {
-            log::warn!(
-                "unexpected message (function {:#x}); waiting for the next one",
-                ffa.last_answer()[0]
-            );
+            // Nothing to answer (a run by the scheduler, served; or an unexpected message).
             msg = wait(ffa)?;
             continue;
         };
@@ -379,8 +529,9 @@ fn wait<C: Conduit>(ffa: &mut Ffa<C>) -> Result<Interface, ffa::Error> {
 }
 
 /// Handles one message as the message loop does — first the relinquish retries of destroyed
-/// endpoints' memory, then the message — and returns the response to send, or `None` if it is
-/// not a request (nothing to answer). [`run`] calls it for every message; a driver of the
+/// endpoints' memory, then the message — and returns the response to send, or `None` if there
+/// is nothing to answer (an FFA_RUN by the scheduler: what it brought is served and answered
+/// with indirect messages, see [`Partition::serve_run`]; or not a request). [`run`] calls it for every message; a driver of the
 /// partition that delivers messages itself (the simulated world's inline mode) calls it too.
 pub fn handle_message<C: Conduit, M: NsMapper, F: DeviceFactory>(
     ffa: &mut Ffa<C>,
@@ -459,7 +610,17 @@ fn answer<C: Conduit, M: NsMapper, F: DeviceFactory>(
             log::warn!("direct request from {src_id:#x} not served (not a virtio-msg request)");
             return fallback(own_id, msg);
         }
-        _ => return None,
+        Interface::Run { .. } => {
+            partition.serve_run(ffa, mapper);
+            return None;
+        }
+        _ => {
+            log::warn!(
+                "unexpected message (function {:#x}); waiting for the next one",
+                ffa.last_answer()[0]
+            );
+            return None;
+        }
     };
     Some(answer)
 }
@@ -498,6 +659,14 @@ mod tests {
         }
         fn notify(&mut self, _: u16, _: u16) -> Result<(), ServiceError> {
             Ok(())
+        }
+        fn send_indirect(
+            &mut self,
+            _: u16,
+            _: ffa::arm_ffa::Uuid,
+            _: &[u8],
+        ) -> Result<(), ServiceError> {
+            Err(ServiceError::Refused)
         }
     }
 

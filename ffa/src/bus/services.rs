@@ -87,7 +87,21 @@ pub trait BusServices {
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), MapError>;
     /// Rings FF-A notification `notif_id` of endpoint `vm`.
     fn notify(&mut self, vm: u16, notif_id: u16) -> Result<(), ServiceError>;
+    /// Sends `frame` to endpoint `vm` as an indirect message for service `uuid`
+    /// (FFA_MSG_SEND2). [`ServiceError::Busy`]: `vm` still owns its RX buffer after a few
+    /// tries; the caller keeps what it wanted to send, or drops it.
+    fn send_indirect(
+        &mut self,
+        vm: u16,
+        uuid: uuid::Uuid,
+        frame: &[u8],
+    ) -> Result<(), ServiceError>;
 }
+
+/// Times [`FfaServices::send_indirect`] tries FFA_MSG_SEND2 while the receiver's RX buffer is
+/// busy. The receiver releases it on another CPU, or never: on one CPU, retrying only costs
+/// calls, so the bound is small; what could not be sent stays queued for the next message.
+pub const SEND_RETRIES: u32 = 4;
 
 /// [`BusServices`] over this partition's FF-A interface and its mapper.
 pub struct FfaServices<'a, C: Conduit, M: NsMapper> {
@@ -264,5 +278,27 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
         self.ffa
             .notification_set(self.own_id, vm, bit)
             .map_err(service_error)
+    }
+
+    fn send_indirect(
+        &mut self,
+        vm: u16,
+        uuid: uuid::Uuid,
+        frame: &[u8],
+    ) -> Result<(), ServiceError> {
+        let mut result = Err(ServiceError::Busy);
+        for _ in 0..SEND_RETRIES {
+            result = self
+                .ffa
+                .send_indirect(self.own_id, vm, uuid, frame)
+                .map_err(|e| match e {
+                    crate::calls::Error::Ffa(arm_ffa::FfaError::Busy) => ServiceError::Busy,
+                    _ => ServiceError::Refused,
+                });
+            if result != Err(ServiceError::Busy) {
+                break;
+            }
+        }
+        result
     }
 }

@@ -103,6 +103,7 @@ pub(super) fn features(st: &State, id: u16, feat: Feature) -> Interface {
             | FuncId::NotificationUnbind
             | FuncId::NotificationSet
             | FuncId::NotificationGet
+            | FuncId::MsgSend2
     );
     let vm_only = matches!(
         f,
@@ -111,6 +112,7 @@ pub(super) fn features(st: &State, id: u16, feat: Feature) -> Interface {
             | FuncId::MsgSendDirectReq64_2
             | FuncId::NotificationBitmapCreate
             | FuncId::NotificationBitmapDestroy
+            | FuncId::Run32
     );
     let sp_only = matches!(
         f,

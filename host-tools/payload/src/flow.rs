@@ -123,6 +123,14 @@ fn discover<M: Machine, W: Write>(machine: &mut M, r: &mut Report<W>) -> Option<
             return None;
         }
     }
+    // Without a hypervisor the endpoint creates its own notification bitmap (as Linux does):
+    // notifications and the RX-full framework notification of pushed events need it.
+    match ffa.notification_bitmap_create(own_id, 1) {
+        Ok(()) => r.pass(format_args!(
+            "ffa: FFA_NOTIFICATION_BITMAP_CREATE (endpoint {own_id:#06x}, 1 vCPU)"
+        )),
+        Err(e) => r.fail(format_args!("ffa: FFA_NOTIFICATION_BITMAP_CREATE: {e}")),
+    }
     let found = match ffa.partition_info_get(VIRTIO_MSG_DEVICE_UUID) {
         Ok(infos) => infos,
         Err(e) => {
