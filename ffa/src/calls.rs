@@ -657,12 +657,17 @@ impl<C: Conduit> Ffa<C> {
     ///
     /// An SPMC refuses FFA_RX_RELEASE while an RX-full notification is pending (Hafnium:
     /// `api_release_mailbox`), so a receiver gets it before it releases the buffer.
-    pub fn rx_full_get(&mut self, receiver: u16) -> Result<bool, Error> {
+    ///
+    /// `from_vms`: the receiver is a partition, which gets messages from VMs too (the
+    /// hypervisor bitmap). A normal-world endpoint must not ask the SPMC for the hypervisor (or
+    /// VM) bitmaps — Hafnium refuses it with INVALID_PARAMETERS (`ffa_notifications_is_get_valid`):
+    /// a hypervisor, if there is one, owns them.
+    pub fn rx_full_get(&mut self, receiver: u16, from_vms: bool) -> Result<bool, Error> {
         let flags = NotificationGetFlags {
             sp_bitmap_id: false,
             vm_bitmap_id: false,
             spm_bitmap_id: true,
-            hyp_bitmap_id: true,
+            hyp_bitmap_id: from_vms,
         };
         let args = self.call_success(&Interface::NotificationGet {
             vcpu_id: 0,

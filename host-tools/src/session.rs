@@ -408,7 +408,7 @@ impl<C: Conduit> BusSession<C> {
     /// Takes the indirect message in the RX buffer, if the RX-full notification says one is
     /// there: its frame, or `None`. Messages from anyone but the partition are dropped.
     fn take_indirect(&mut self) -> Result<Option<([u8; MAX_MSG_SIZE], usize)>, SessionError> {
-        if !self.ffa.rx_full_get(self.own_id)? {
+        if !self.ffa.rx_full_get(self.own_id, false)? {
             return Ok(None);
         }
         let mut copy = [0u8; ffa::indirect::HEADER_SIZE + MAX_MSG_SIZE];

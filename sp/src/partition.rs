@@ -44,6 +44,8 @@ struct Endpoint {
     instance: BusInstance,
     quota: EndpointQuota,
     last_served: u64,
+    /// Requests it sent by FFA_MSG_SEND2 (the first is logged).
+    indirect_requests: u64,
 }
 
 impl Endpoint {
@@ -181,6 +183,7 @@ impl<F: DeviceFactory> Partition<F> {
             instance: BusInstance::new(src, devices, self.config),
             quota: EndpointQuota::default(),
             last_served: 0,
+            indirect_requests: 0,
         });
         self.instances.len().checked_sub(1)
     }
@@ -311,7 +314,7 @@ impl<F: DeviceFactory> Partition<F> {
     /// goes on.
     pub fn serve_run<C: Conduit, M: NsMapper>(&mut self, ffa: &mut Ffa<C>, mapper: &mut M) {
         let own_id = self.own_id;
-        let full = match ffa.rx_full_get(own_id) {
+        let full = match ffa.rx_full_get(own_id, true) {
             Ok(full) => full,
             Err(e) => {
                 log::warn!("run: FFA_NOTIFICATION_GET of the framework bitmaps failed: {e}");
@@ -363,6 +366,13 @@ impl<F: DeviceFactory> Partition<F> {
             .is_some_and(|id| virtio_msg::ids::is_event(*id));
         let (answer, uuid) = match self.route(src, msg.uuid, frame) {
             Ok(endpoint) => {
+                if endpoint.indirect_requests == 0 {
+                    log::info!(
+                        "vm {src:#x}: requests by FFA_MSG_SEND2 (run by FFA_RUN), answered by \
+                         FFA_MSG_SEND2"
+                    );
+                }
+                endpoint.indirect_requests = endpoint.indirect_requests.saturating_add(1);
                 let mut mapper = QuotaMapper {
                     inner: &mut *mapper,
                     quota: &mut endpoint.quota,
@@ -551,6 +561,24 @@ pub fn handle_message<C: Conduit, M: NsMapper, F: DeviceFactory>(
     answer(ffa, mapper, partition, msg)
 }
 
+/// Most virtual interrupts taken at once (each HF_INTERRUPT_GET takes one).
+const MAX_INTERRUPTS: usize = 16;
+
+/// Takes the partition's pending virtual interrupts (Hafnium's HF_INTERRUPT_GET, which
+/// acknowledges each); returns whether the notification pending interrupt was among them. The
+/// partition handles no other interrupt: any other is logged and dropped.
+fn take_interrupts<C: Conduit>(ffa: &mut Ffa<C>) -> bool {
+    let mut npi = false;
+    for _ in 0..MAX_INTERRUPTS {
+        match ffa.conduit().interrupt_get() {
+            None | Some(ffa::conduit::HF_INVALID_INTID) => break,
+            Some(ffa::conduit::HF_NPI_INTID) => npi = true,
+            Some(other) => log::warn!("virtual interrupt {other} not handled"),
+        }
+    }
+    npi
+}
+
 /// The response to `msg`, or `None` if it is not a request (nothing to answer).
 fn answer<C: Conduit, M: NsMapper, F: DeviceFactory>(
     ffa: &mut Ffa<C>,
@@ -611,7 +639,16 @@ fn answer<C: Conduit, M: NsMapper, F: DeviceFactory>(
             return fallback(own_id, msg);
         }
         Interface::Run { .. } => {
+            // Run with notifications pending, the partition has its notification pending
+            // interrupt too: taken here, or every FFA_MSG_WAIT would return FFA_INTERRUPT.
+            take_interrupts(ffa);
             partition.serve_run(ffa, mapper);
+            return None;
+        }
+        Interface::Interrupt { .. } => {
+            if take_interrupts(ffa) {
+                partition.serve_run(ffa, mapper);
+            }
             return None;
         }
         _ => {

@@ -203,10 +203,13 @@ fn bad_indirect_input_is_refused_or_dropped_and_the_session_goes_on() {
             .copy_from_slice(&200u32.to_le_bytes())),
         Ok(())
     );
-    assert!(!conn.session().ffa().rx_full_get(1).unwrap(), "no answer");
+    assert!(
+        !conn.session().ffa().rx_full_get(1, false).unwrap(),
+        "no answer"
+    );
     // An unknown service UUID: the bus ERROR frame comes back.
     send_raw(&mut conn, |t| t[24] ^= 0xff).unwrap();
-    assert!(conn.session().ffa().rx_full_get(1).unwrap());
+    assert!(conn.session().ffa().rx_full_get(1, false).unwrap());
     let mut copy = [0u8; 256];
     let n = conn.session().ffa().take_indirect(&mut copy).unwrap();
     let m = indirect::parse(&copy[..n], 104).unwrap();
@@ -228,7 +231,7 @@ fn bad_indirect_input_is_refused_or_dropped_and_the_session_goes_on() {
         Err(ffa::Error::Ffa(FfaError::Busy))
     );
     ffa.run(SP_ID, 0).unwrap();
-    assert!(ffa.rx_full_get(own).unwrap());
+    assert!(ffa.rx_full_get(own, false).unwrap());
     let n = ffa.take_indirect(&mut copy).unwrap();
     assert_eq!(
         &indirect::parse(&copy[..n], 104).unwrap().payload[8..12],
@@ -253,7 +256,7 @@ fn a_driver_that_never_releases_its_rx_buffer_stalls_only_itself() {
     use_every_device(&mut other, "beside a stuck driver");
     // Once it takes its buffer back, the stuck driver is served again.
     let mut copy = [0u8; 256];
-    assert!(stuck.session().ffa().rx_full_get(1).unwrap());
+    assert!(stuck.session().ffa().rx_full_get(1, false).unwrap());
     stuck.session().ffa().take_indirect(&mut copy).unwrap();
     assert_eq!(stuck.session().ping(0x55).unwrap(), 0x55);
     healthy(&sys);

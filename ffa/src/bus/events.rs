@@ -143,6 +143,8 @@ enum Delivery {
 pub(crate) struct Events {
     queue: EventQueue,
     delivery: Option<Delivery>,
+    /// Events pushed so far (the first is logged).
+    pushed: u64,
 }
 
 impl Events {
@@ -151,6 +153,7 @@ impl Events {
         Self {
             queue: EventQueue::new(capacity),
             delivery: None,
+            pushed: 0,
         }
     }
 
@@ -282,7 +285,16 @@ impl Events {
                 None => Ok(()),
             };
             match result {
-                Ok(()) => sent = sent.saturating_add(1),
+                Ok(()) => {
+                    if self.pushed == 0 {
+                        log::info!(
+                            "vm {:#x}: events pushed by FFA_MSG_SEND2 from now on (first: {event:?})",
+                            endpoint.vm
+                        );
+                    }
+                    self.pushed = self.pushed.saturating_add(1);
+                    sent = sent.saturating_add(1);
+                }
                 Err(ServiceError::Busy) => break,
                 Err(e) => log::warn!("vm {:#x}: {event:?} not pushed ({e}); dropped", endpoint.vm),
             }

@@ -43,6 +43,12 @@ pub(super) fn call(inner: &Inner, id: u16, regs: &Regs, tx: &[u8], rx: &mut [u8]
     answer
 }
 
+/// Hafnium's paravirtualised HF_INTERRUPT_GET from endpoint `id` (not an FF-A call: not
+/// counted, no version gate).
+pub(super) fn interrupt_get(inner: &Inner, id: u16) -> Option<u32> {
+    messaging::interrupt_get(&mut inner.lock(), id)
+}
+
 /// Handles one call (see [`call`]).
 fn handle(inner: &Inner, id: u16, regs: &Regs, tx: &[u8], rx: &mut [u8]) -> Regs {
     inner.lock().count_call(id, lo32(regs[0]));

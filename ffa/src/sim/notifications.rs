@@ -219,6 +219,17 @@ pub(super) fn notification_get(
     if endpoint != id {
         return refuse(id, what, (inval, "receiver must be the caller"));
     }
+    if !st.is_sp(id) && flags & (2 | 8) != 0 {
+        // Hafnium `ffa_notifications_is_get_valid`: a hypervisor, if any, owns those.
+        return refuse(
+            id,
+            what,
+            (
+                inval,
+                "a normal-world endpoint asks the SPMC for VM or hypervisor bitmaps",
+            ),
+        );
+    }
     let Some(ep) = st.endpoints.get_mut(&id) else {
         return error(FfaError::NotSupported);
     };

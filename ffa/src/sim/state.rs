@@ -114,6 +114,10 @@ pub(super) struct Endpoint {
     /// framework bitmap), bit 32 the same from a VM (the hypervisor framework bitmap), as
     /// Hafnium's `FFA_NOTIFICATION_{SPM,HYP}_BUFFER_FULL_MASK`.
     pub framework: u64,
+    /// A partition's notification pending interrupt (Hafnium's NPI, virtual INTID 5): raised
+    /// when it is run with notifications pending, taken with HF_INTERRUPT_GET; while it is
+    /// pending, FFA_MSG_WAIT returns FFA_INTERRUPT at once.
+    pub npi: bool,
     /// Console characters not yet ended by a newline.
     pub console_buf: Vec<u8>,
     /// Notification state (as a receiver).
@@ -147,6 +151,7 @@ impl Endpoint {
             rx_full: false,
             rx_incoming: None,
             framework: 0,
+            npi: false,
             console_buf: Vec::new(),
             notif,
             kind,

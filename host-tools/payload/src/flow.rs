@@ -29,8 +29,10 @@ use virtio_msg::{
     driver::DeviceClient,
 };
 use vmsg_host::{
-    Connection, DeviceSummary, HostError, Platform, device_name, rng::RngDriver,
-    session::BusSession, virtio_ids,
+    Connection, DeviceSummary, HostError, Platform, device_name,
+    rng::RngDriver,
+    session::{BusSession, Events, Messaging, Modes},
+    virtio_ids,
 };
 
 pub use crate::machine::Machine;
@@ -73,6 +75,7 @@ pub fn run<M: Machine, W: Write>(machine: &mut M, out: W) -> Summary {
     for dialect in [Dialect::G3, Dialect::G2] {
         exercise(machine, &mut r, own_id, partition, dialect);
     }
+    exercise_modes(machine, &mut r, own_id, partition);
     crate::conformance::run(machine, &mut r, own_id, partition.id);
     r.finish()
 }
@@ -267,6 +270,84 @@ fn describe(devices: &[DeviceSummary]) -> String {
         let _ = write!(s, "{sep}{} {}", d.dev_num, device_name(d.info.device_id));
     }
     s
+}
+
+/// Bytes the rng is read in each further mode, in 4 KiB requests.
+const MODE_READ_BYTES: usize = 16 * 1024;
+
+/// Step 5: the rng over the further modes G3 defines — direct requests with events pushed by
+/// FFA_MSG_SEND2, and requests by FFA_MSG_SEND2 + FFA_RUN with answers and events pushed back
+/// (the G2 run above already took pushed EVENT_USED when the partition offers them).
+fn exercise_modes<M: Machine, W: Write>(
+    machine: &mut M,
+    r: &mut Report<W>,
+    own_id: u16,
+    partition: Partition,
+) {
+    for (t, messaging) in [
+        ("g3 direct+pushed", Messaging::Direct),
+        ("g3 indirect", Messaging::Indirect),
+    ] {
+        let Some(conduit) = machine.conduit() else {
+            r.fail(format_args!(
+                "{t}: no conduit (the previous session kept it)"
+            ));
+            return;
+        };
+        let modes = Modes {
+            messaging,
+            events: Events::Indirect,
+        };
+        let session = match BusSession::connect_modes(
+            Ffa::new(conduit),
+            own_id,
+            partition.id,
+            Dialect::G3,
+            modes,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                r.fail(format_args!("{t}: session: {e}"));
+                continue;
+            }
+        };
+        let mut conn = Connection::new(session, machine.platform());
+        let rng = conn.list_devices().ok().and_then(|devices| {
+            devices
+                .iter()
+                .find(|d| d.info.device_id == virtio_ids::ENTROPY)
+                .map(|d| d.dev_num)
+        });
+        let Some(dev) = rng else {
+            r.fail(format_args!("{t}: no rng device listed"));
+            continue;
+        };
+        let read = RngDriver::open(&mut conn, dev).and_then(|mut rng| {
+            let mut bytes = Vec::new();
+            let got = rng.read_in_requests(MODE_READ_BYTES, 4096, |chunk| {
+                bytes.extend_from_slice(chunk);
+                Ok(())
+            });
+            let closed = rng.close();
+            got.and(closed).map(|()| (bytes, rng.completed()))
+        });
+        match read {
+            Ok((bytes, requests)) => match quality::check(&bytes) {
+                Ok(stats) => r.pass(format_args!(
+                    "{t}: rng {dev}: read {} bytes in {requests} requests ({stats}), closed",
+                    bytes.len()
+                )),
+                Err(e) => r.fail(format_args!("{t}: rng {dev}: entropy check: {e}")),
+            },
+            Err(e) => r.fail(format_args!("{t}: rng {dev}: {e}")),
+        }
+        let stray = conn.session().stray_messages();
+        match conn.session().reset() {
+            Ok(()) if stray == 0 => r.pass(format_args!("{t}: bus RESET, no stray message")),
+            Ok(()) => r.fail(format_args!("{t}: {stray} stray indirect message(s)")),
+            Err(e) => r.fail(format_args!("{t}: bus RESET: {e}")),
+        }
+    }
 }
 
 /// Shares one page with known contents and takes it back; returns a description.

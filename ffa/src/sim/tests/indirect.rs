@@ -26,9 +26,13 @@ fn indirect_echo_sp(
             match msg {
                 Ok(Interface::Run { target_info, .. }) => {
                     assert_eq!(target_info.endpoint_id, id);
+                    // Run with a notification pending: the NPI is pending too, taken once.
+                    let npi = ffa.conduit().interrupt_get();
+                    let none = ffa.conduit().interrupt_get();
+                    seen.send(format!("npi {npi:?} then {none:?}")).unwrap();
                     // The buffer cannot be released before the notification is taken.
                     let early = ffa.rx_release();
-                    let full = ffa.rx_full_get(id).unwrap();
+                    let full = ffa.rx_full_get(id, true).unwrap();
                     let mut copy = [0u8; 4096];
                     let n = ffa.take_indirect(&mut copy).unwrap();
                     let m = indirect::parse(&copy[..n], 104).unwrap();
@@ -59,7 +63,7 @@ fn vm_round_trip(ffa: &mut Ffa<SimConduit>, payload: &[u8]) -> Vec<u8> {
         Interface::MsgWait { .. } => {}
         other => panic!("FFA_RUN ended with {other:?}"),
     }
-    assert!(ffa.rx_full_get(VM).unwrap(), "RX-full from the SPM");
+    assert!(ffa.rx_full_get(VM, false).unwrap(), "RX-full from the SPM");
     let mut copy = [0u8; 4096];
     let n = ffa.take_indirect(&mut copy).unwrap();
     let m = indirect::parse(&copy[..n], 104).unwrap();
@@ -76,6 +80,7 @@ fn indirect_round_trip_with_rx_ownership() {
     let mut ffa = vm_ffa(&vm);
     ffa.notification_bitmap_create(VM, 1).unwrap();
     assert_eq!(vm_round_trip(&mut ffa, &[1, 2, 3]), [2, 3, 4]);
+    assert_eq!(seen.recv().unwrap(), "npi Some(5) then Some(4294967295)");
     assert_eq!(
         seen.recv().unwrap(),
         "Err(Ffa(Denied)) true 0x1 [1, 2, 3]",
@@ -84,6 +89,13 @@ fn indirect_round_trip_with_rx_ownership() {
     assert_eq!(seen.recv().unwrap(), "reply Ok(())");
     // The buffers went back on both sides: a second round trip works.
     assert_eq!(vm_round_trip(&mut ffa, &[9; 104]), [10; 104]);
+    seen.recv().unwrap();
+    // A normal-world endpoint may not ask the SPMC for the hypervisor's framework bitmap
+    // (Hafnium refuses it; seen under Hafnium, where asking for it failed every take).
+    assert_eq!(
+        ffa.rx_full_get(VM, true).map(drop),
+        ffa_err(FfaError::InvalidParameters)
+    );
     world.shutdown();
     sp.join().unwrap();
     world.assert_no_faults();
@@ -109,17 +121,20 @@ fn a_receiver_that_keeps_its_rx_buffer_makes_senders_busy() {
     // answer to that VM is BUSY, and another VM is served all the same.
     assert!(matches!(ffa.run(SP, 0), Ok(Interface::MsgWait { .. })));
     seen.recv().unwrap();
+    seen.recv().unwrap();
     assert_eq!(seen.recv().unwrap(), "reply Ok(())");
     ffa.send_indirect(VM, SP, SVC, &[3]).unwrap();
     assert!(matches!(ffa.run(SP, 0), Ok(Interface::MsgWait { .. })));
+    seen.recv().unwrap();
     seen.recv().unwrap();
     assert_eq!(seen.recv().unwrap(), "reply Err(Ffa(Busy))");
     ffa2.send_indirect(VM2, SP, SVC, &[4]).unwrap();
     assert!(matches!(ffa2.run(SP, 0), Ok(Interface::MsgWait { .. })));
     seen.recv().unwrap();
+    seen.recv().unwrap();
     assert_eq!(seen.recv().unwrap(), "reply Ok(())");
     // The VM's buffer still holds the first answer.
-    assert!(ffa.rx_full_get(VM).unwrap());
+    assert!(ffa.rx_full_get(VM, false).unwrap());
     let mut copy = [0u8; 64];
     let n = ffa.take_indirect(&mut copy).unwrap();
     assert_eq!(indirect::parse(&copy[..n], 104).unwrap().payload, [2]);
@@ -208,4 +223,35 @@ fn send2_refusals_follow_hafnium() {
     world.shutdown();
     sp.join().unwrap();
     no_indirect.join().unwrap();
+}
+
+#[test]
+fn an_untaken_npi_makes_every_msg_wait_return_ffa_interrupt() {
+    let world = World::new();
+    let vm = world.add_vm(VM);
+    let (tx, waits) = mpsc::channel();
+    let sp = world.spawn_sp(indirect_sp_info(), move |conduit, _| {
+        let (mut ffa, id) = sp_boot(conduit);
+        assert!(matches!(ffa.msg_wait(), Ok(Interface::Run { .. })));
+        // Not taken: FFA_MSG_WAIT comes back at once, again and again.
+        for _ in 0..3 {
+            assert!(matches!(ffa.msg_wait(), Ok(Interface::Interrupt { .. })));
+        }
+        assert_eq!(
+            ffa.conduit().interrupt_get(),
+            Some(crate::conduit::HF_NPI_INTID)
+        );
+        ffa.rx_full_get(id, true).unwrap();
+        let mut copy = [0u8; 64];
+        ffa.take_indirect(&mut copy).unwrap();
+        tx.send(()).unwrap();
+        // Taken: this FFA_MSG_WAIT ends the run and waits.
+        assert_eq!(ffa.msg_wait(), Err(Error::Ffa(FfaError::Aborted)));
+    });
+    let mut ffa = vm_ffa(&vm);
+    ffa.send_indirect(VM, SP, SVC, &[1]).unwrap();
+    assert!(matches!(ffa.run(SP, 0), Ok(Interface::MsgWait { .. })));
+    waits.recv().unwrap();
+    world.shutdown();
+    sp.join().unwrap();
 }
