@@ -275,18 +275,21 @@ fn describe(devices: &[DeviceSummary]) -> String {
 /// Bytes the rng is read in each further mode, in 4 KiB requests.
 const MODE_READ_BYTES: usize = 16 * 1024;
 
-/// Step 5: the rng over the further modes G3 defines — direct requests with events pushed by
-/// FFA_MSG_SEND2, and requests by FFA_MSG_SEND2 + FFA_RUN with answers and events pushed back
-/// (the G2 run above already took pushed EVENT_USED when the partition offers them).
+/// Step 5: the rng over the further modes G3 defines — direct requests with a notification
+/// (rung once the first EVENT_USED is queued, then drained), direct requests with events
+/// pushed by FFA_MSG_SEND2, and requests by FFA_MSG_SEND2 + FFA_RUN with answers and events
+/// pushed back (the G2 run above already took pushed EVENT_USED when the partition offers
+/// them).
 fn exercise_modes<M: Machine, W: Write>(
     machine: &mut M,
     r: &mut Report<W>,
     own_id: u16,
     partition: Partition,
 ) {
-    for (t, messaging) in [
-        ("g3 direct+pushed", Messaging::Direct),
-        ("g3 indirect", Messaging::Indirect),
+    for (t, messaging, events) in [
+        ("g3 direct+notify", Messaging::Direct, Events::Notify),
+        ("g3 direct+pushed", Messaging::Direct, Events::Indirect),
+        ("g3 indirect", Messaging::Indirect, Events::Indirect),
     ] {
         let Some(conduit) = machine.conduit() else {
             r.fail(format_args!(
@@ -294,10 +297,7 @@ fn exercise_modes<M: Machine, W: Write>(
             ));
             return;
         };
-        let modes = Modes {
-            messaging,
-            events: Events::Indirect,
-        };
+        let modes = Modes { messaging, events };
         let session = match BusSession::connect_modes(
             Ffa::new(conduit),
             own_id,
@@ -340,6 +340,27 @@ fn exercise_modes<M: Machine, W: Write>(
                 Err(e) => r.fail(format_args!("{t}: rng {dev}: entropy check: {e}")),
             },
             Err(e) => r.fail(format_args!("{t}: rng {dev}: {e}")),
+        }
+        if events == Events::Notify {
+            // The first completion queued an EVENT_USED and rang the bound notification (the
+            // driver found the buffer in the used ring at once and did not wait for it).
+            let rung = conn.session().ffa().notification_get(own_id);
+            let polled = conn.session().drain_events();
+            match (rung, polled) {
+                (Ok(bits), Ok(events)) if bits & 1 != 0 && !events.is_empty() => {
+                    r.pass(format_args!(
+                        "{t}: notification 0 rung by the partition and drained \
+                         (FFA_NOTIFICATION_GET {bits:#x}), {} event(s) polled",
+                        events.len()
+                    ))
+                }
+                (Ok(bits), Ok(events)) => r.fail(format_args!(
+                    "{t}: notification bitmap {bits:#x}, {} event(s) polled",
+                    events.len()
+                )),
+                (Err(e), _) => r.fail(format_args!("{t}: FFA_NOTIFICATION_GET: {e}")),
+                (_, Err(e)) => r.fail(format_args!("{t}: EVENT_POLL: {e}")),
+            }
         }
         let stray = conn.session().stray_messages();
         match conn.session().reset() {
