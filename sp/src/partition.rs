@@ -74,7 +74,12 @@ pub struct Partition<F: DeviceFactory> {
     draining: Vec<BusInstance>,
     /// Requests served so far (the clock of the slot policy).
     served: u64,
+    /// An indirect message set aside while a retrieve needed the RX buffer.
+    stash: bus::Stash,
 }
+
+/// Most indirect messages served from the stash after one request.
+const MAX_STASHED: usize = 4;
 
 impl<F: DeviceFactory> Partition<F> {
     /// A partition with endpoint id `own_id` whose devices come from `factory`.
@@ -86,6 +91,7 @@ impl<F: DeviceFactory> Partition<F> {
             instances: Vec::with_capacity(MAX_ENDPOINTS),
             draining: Vec::with_capacity(MAX_ENDPOINTS),
             served: 0,
+            stash: bus::Stash::default(),
         }
     }
 
@@ -127,7 +133,7 @@ impl<F: DeviceFactory> Partition<F> {
         src: u16,
         uuid: ffa::arm_ffa::Uuid,
         frame: &[u8],
-    ) -> Result<&mut Endpoint, [u64; bus::PAYLOAD_REGS]> {
+    ) -> Result<usize, [u64; bus::PAYLOAD_REGS]> {
         if uuid != VIRTIO_MSG_DEVICE_UUID && !uuid.is_nil() {
             log::debug!("direct request from {src:#x} for unknown service {uuid}");
             return Err(bus::refusal(frame));
@@ -137,7 +143,7 @@ impl<F: DeviceFactory> Partition<F> {
 
     /// The endpoint entry of `src`, made on first contact (see [`MAX_ENDPOINTS`] for the
     /// slot policy); `None` if there is no slot for it.
-    fn admit(&mut self, src: u16) -> Option<&mut Endpoint> {
+    fn admit(&mut self, src: u16) -> Option<usize> {
         self.served = self.served.wrapping_add(1);
         let served = self.served;
         let slot = match self.slot(src) {
@@ -146,7 +152,7 @@ impl<F: DeviceFactory> Partition<F> {
         };
         let endpoint = self.instances.get_mut(slot)?;
         endpoint.last_served = served;
-        Some(endpoint)
+        Some(slot)
     }
 
     /// Makes a slot for newcomer `src` (see [`MAX_ENDPOINTS`]); `None` if there is no free
@@ -207,7 +213,10 @@ impl<F: DeviceFactory> Partition<F> {
     ) -> [u64; bus::PAYLOAD_REGS] {
         let frame = bus::regs_to_frame(payload);
         match self.route(src, uuid, &frame) {
-            Ok(endpoint) => answer_frame(&mut endpoint.instance, &frame, services),
+            Ok(slot) => match self.instances.get_mut(slot) {
+                Some(endpoint) => answer_frame(&mut endpoint.instance, &frame, services),
+                None => bus::refusal(&frame),
+            },
             Err(refusal) => refusal,
         }
     }
@@ -224,20 +233,44 @@ impl<F: DeviceFactory> Partition<F> {
     ) -> [u64; bus::PAYLOAD_REGS] {
         let own_id = self.own_id;
         let frame = bus::regs_to_frame(payload);
-        let endpoint = match self.route(src, uuid, &frame) {
-            Ok(endpoint) => endpoint,
+        let slot = match self.route(src, uuid, &frame) {
+            Ok(slot) => slot,
             Err(refusal) => return refusal,
         };
-        let mut mapper = QuotaMapper {
-            inner: mapper,
+        let Some(endpoint) = self.instances.get_mut(slot) else {
+            return bus::refusal(&frame);
+        };
+        let mut quota_mapper = QuotaMapper {
+            inner: &mut *mapper,
             quota: &mut endpoint.quota,
         };
         let mut services = FfaServices {
-            ffa,
-            mapper: &mut mapper,
+            ffa: &mut *ffa,
+            mapper: &mut quota_mapper,
             own_id,
+            stash: Some(&mut self.stash),
         };
-        answer_frame(&mut endpoint.instance, &frame, &mut services)
+        let answer = answer_frame(&mut endpoint.instance, &frame, &mut services);
+        self.serve_stashed(ffa, mapper);
+        answer
+    }
+
+    /// Serves the indirect messages set aside while a retrieve needed the RX buffer (see
+    /// [`bus::Stash`]), a bounded number of times (each may set another aside).
+    fn serve_stashed<C: Conduit, M: NsMapper>(&mut self, ffa: &mut Ffa<C>, mapper: &mut M) {
+        for _ in 0..MAX_STASHED {
+            let mut copy = [0u8; INDIRECT_MAX];
+            let Some(n) = self.stash.take().map(|m| {
+                let n = m.len().min(copy.len());
+                if let (Some(dst), Some(src)) = (copy.get_mut(..n), m.get(..n)) {
+                    dst.copy_from_slice(src);
+                }
+                n
+            }) else {
+                return;
+            };
+            self.serve_indirect(copy.get(..n).unwrap_or_default(), ffa, mapper);
+        }
     }
 
     /// Endpoint `vm` is gone: reset its devices, relinquish its memory, forget it.
@@ -364,7 +397,12 @@ impl<F: DeviceFactory> Partition<F> {
         let is_event = frame
             .get(1)
             .is_some_and(|id| virtio_msg::ids::is_event(*id));
-        let (answer, uuid) = match self.route(src, msg.uuid, frame) {
+        let routed = self.route(src, msg.uuid, frame).and_then(|slot| {
+            self.instances
+                .get_mut(slot)
+                .ok_or_else(|| bus::refusal(frame))
+        });
+        let (answer, uuid) = match routed {
             Ok(endpoint) => {
                 if endpoint.indirect_requests == 0 {
                     log::info!(
@@ -381,6 +419,7 @@ impl<F: DeviceFactory> Partition<F> {
                     ffa: &mut *ffa,
                     mapper: &mut mapper,
                     own_id,
+                    stash: Some(&mut self.stash),
                 };
                 let mut out = [0u8; MAX_MSG_SIZE];
                 let reply = endpoint.instance.handle(frame, &mut out, &mut services);
@@ -403,6 +442,7 @@ impl<F: DeviceFactory> Partition<F> {
                 ffa: &mut *ffa,
                 mapper: &mut *mapper,
                 own_id,
+                stash: None,
             };
             if let Err(e) = services.send_indirect(src, uuid, out.get(..n).unwrap_or_default()) {
                 log::warn!("answer to {src:#x} not sent ({e}): dropped");
@@ -446,6 +486,7 @@ fn push_for<C: Conduit, M: NsMapper>(
         ffa,
         mapper: &mut mapper,
         own_id,
+        stash: None,
     };
     endpoint.instance.push_events(&mut services);
 }
@@ -555,6 +596,7 @@ pub fn handle_message<C: Conduit, M: NsMapper, F: DeviceFactory>(
             ffa: &mut *ffa,
             mapper: &mut *mapper,
             own_id,
+            stash: None,
         };
         partition.retry_draining(&mut services);
     }
@@ -613,6 +655,7 @@ fn answer<C: Conduit, M: NsMapper, F: DeviceFactory>(
                 ffa: &mut *ffa,
                 mapper: &mut *mapper,
                 own_id,
+                stash: None,
             };
             partition.endpoint_destroyed(vm_id, &mut services);
             Interface::MsgSendDirectResp {

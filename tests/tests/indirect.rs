@@ -261,3 +261,33 @@ fn a_driver_that_never_releases_its_rx_buffer_stalls_only_itself() {
     assert_eq!(stuck.session().ping(0x55).unwrap(), 0x55);
     healthy(&sys);
 }
+
+#[test]
+fn a_message_waiting_in_the_partitions_rx_buffer_does_not_block_another_vms_share() {
+    let sys = system();
+    let mut waiting = raw_indirect(&sys, 1);
+    let mut sharer = sys.connect(2, Dialect::G3, false).unwrap();
+    // VM 1's request waits in the partition's RX buffer: nobody has run the partition yet.
+    let own = waiting.session().own_id();
+    let mut ping = [0u8; 12];
+    msg::write_bus_frame(&mut ping, false, 0x03, 0, 0x79, &11u32.to_le_bytes()).unwrap();
+    waiting
+        .session()
+        .ffa()
+        .send_indirect(own, SP_ID, VIRTIO_MSG_DEVICE_UUID, &ping)
+        .unwrap();
+    // VM 2's AREA_SHARE needs the RX buffer for the retrieve: the message is set aside, the
+    // share succeeds, and VM 1's request is answered meanwhile.
+    let pa = sharer.platform().alloc(1);
+    let area = sharer.session().share(pa, 1).unwrap();
+    assert!(sys.world().is_retrieved(area.handle, sys.sp_id()));
+    let ffa = waiting.session().ffa();
+    assert!(ffa.rx_full_get(own, false).unwrap(), "VM 1 got its answer");
+    let mut copy = [0u8; 256];
+    let n = ffa.take_indirect(&mut copy).unwrap();
+    let answer = indirect::parse(&copy[..n], 104).unwrap().payload;
+    assert_eq!((answer[0], answer[1]), (0x03, 0x03), "the PING answer");
+    assert_eq!(&answer[8..12], &11u32.to_le_bytes());
+    sharer.session().unshare(&area).unwrap();
+    healthy(&sys);
+}
