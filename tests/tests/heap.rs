@@ -106,7 +106,7 @@ fn the_partition_refuses_what_it_cannot_allocate_and_recovers() {
     // newcomers.
     let ffa = served.into_session().into_ffa();
     let mut again = BusSession::connect(ffa, 1, sys.sp_id(), Dialect::G3, false).unwrap();
-    assert_eq!(again.devices().unwrap(), vec![0, 1, 2]);
+    assert_eq!(again.devices().unwrap(), vec![0, 1, 2, 3]);
     assert_eq!(again.ping(5).unwrap(), 5);
     for (vm, dialect) in [(4, Dialect::G3), (5, Dialect::G2)] {
         let mut conn = sys.connect(vm, dialect, false).unwrap();
