@@ -325,7 +325,10 @@ fn virtio_socket_echoes_shuts_down_and_is_refused_on_an_unknown_port() {
         assert_eq!(transport.device_type(), DeviceType::Socket);
         let socket = VirtIOSocket::<VmsgHal, _>::new(transport).unwrap();
         assert_eq!(socket.guest_cid(), 3, "{what}");
-        let mut mgr = VsockConnectionManager::new(socket);
+        // A 100-byte buffer per connection: the device may send no more than that before the
+        // driver has forwarded it; it asks with CREDIT_REQUEST, which the connection manager
+        // answers with the bytes the test took.
+        let mut mgr = VsockConnectionManager::new_with_capacity(socket, 100);
         let echo = VsockAddr {
             cid: VMADDR_CID_HOST,
             port: 7,
@@ -336,8 +339,9 @@ fn virtio_socket_echoes_shuts_down_and_is_refused_on_an_unknown_port() {
         assert_eq!(event.source, echo, "{what}");
         assert_eq!((event.destination.cid, event.destination.port), (3, 1234));
 
-        // A message, then 1000 bytes: more than fit one of the driver's 512-byte rx
-        // buffers, so they come back in pieces, every one within its credit.
+        // A message, then 1000 bytes: ten times the driver's buffer, so they come back in
+        // pieces, each within the credit the driver gave (a piece past it would not fit the
+        // manager's buffer and fail its poll).
         for message in [&b"hello from virtio-drivers"[..], &pattern(4, 1000)] {
             mgr.send(echo, 1234, message).unwrap();
             let mut back = Vec::new();

@@ -1,7 +1,7 @@
 //! virtio-vsock end to end in the simulated FF-A world: the partition core on its own thread,
 //! the host driver library (`vmsg_host::vsock`) in the test, both dialects. The echo on port 7
 //! and the partition shell on port 23, credit flow both ways (more data than either side's
-//! buffers), refusals, the connection limit, each endpoint's CID space its own; every test
+//! window), refusals, the connection limit, each endpoint's CID space its own; every test
 //! ends with zero simulator faults.
 
 use ffa::bus::Dialect;
@@ -48,9 +48,10 @@ fn echo_and_shell_in_both_dialects() {
             b"hello, secure world",
             "{what}"
         );
-        // 40 KiB: far more than the device's 1 KiB window, so the driver waits for credit
-        // again and again, and the device for rx buffers; every byte comes back in order.
-        let big = pattern(40 * 1024);
+        // 100 KiB: far more than the device's 1 KiB window and than the driver's 64 KiB one,
+        // so the driver waits for the device's credit again and again, the device for rx
+        // buffers and for the driver's credit; every byte comes back in order.
+        let big = pattern(100 * 1024);
         let mut back = Vec::new();
         for piece in big.chunks(3000) {
             vsock.send(echo, piece).unwrap();
@@ -90,6 +91,27 @@ fn echo_and_shell_in_both_dialects() {
             "{what}"
         );
         assert_eq!(vsock.stats().dropped, 0, "{what}");
+        vsock.close().unwrap();
+        drop(vsock);
+        assert!(sys.faults().is_empty(), "{what}: {:?}", sys.faults());
+    }
+}
+
+/// The driver writes 66 KiB to the echo without reading: its own 64 KiB window and the
+/// device's two 1 KiB buffers take exactly that, and the device, out of credit, asks for more.
+/// Then it reads: the credit it frees reaches the device, which sends the rest.
+#[test]
+fn a_reader_that_catches_up_gets_the_rest() {
+    for (dialect, notify) in SESSIONS {
+        let what = format!("{dialect:?} notify={notify}");
+        let sys = system();
+        let mut conn = sys.connect(1, dialect, notify).unwrap();
+        let mut vsock = conn.vsock().unwrap();
+        let echo = vsock.connect(ECHO_PORT).unwrap();
+        let data = pattern(66 * 1024);
+        vsock.send(echo, &data).unwrap();
+        assert_eq!(vsock.read_exact(echo, data.len()).unwrap(), data, "{what}");
+        vsock.shutdown(echo).unwrap();
         vsock.close().unwrap();
         drop(vsock);
         assert!(sys.faults().is_empty(), "{what}: {:?}", sys.faults());
