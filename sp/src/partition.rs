@@ -824,8 +824,8 @@ mod tests {
         for vm in 0..u16::try_from(MAX_ENDPOINTS).unwrap() {
             let answer = p.handle_req2(vm, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
             assert_eq!(kind(&answer), [0x03, msg::VERSION]);
-            // virtio-rng, virtio-blk and virtio-console, each endpoint its own.
-            assert_eq!(p.instance(vm).unwrap().device_count(), 3);
+            // virtio-rng, virtio-blk, virtio-console and virtio-vsock, each endpoint its own.
+            assert_eq!(p.instance(vm).unwrap().device_count(), 4);
             // Each holds a device past reset: no slot can be given away.
             p.handle_req2(vm, VIRTIO_MSG_DEVICE_UUID, &g2_acknowledge(), &mut NoMemory);
         }
@@ -867,10 +867,15 @@ mod tests {
         );
         p.handle_req2(1, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
         let instance = p.instance(1).unwrap();
-        assert_eq!(instance.device_count(), 2, "the block and console devices");
+        assert_eq!(
+            instance.device_count(),
+            3,
+            "the block, console and vsock devices"
+        );
         assert_eq!(instance.device(0).unwrap().device().device_id(), 2);
         assert_eq!(instance.device(1).unwrap().device().device_id(), 3);
-        // Without a disk either, the endpoint is served with the console alone.
+        assert_eq!(instance.device(2).unwrap().device().device_id(), 19);
+        // Without a disk either, the endpoint is served with the console and vsock alone.
         let mut p = Partition::new(
             0x8001,
             StandardDevices::<CountingEntropy>::new(None).with_disk_bytes(0),
@@ -878,8 +883,9 @@ mod tests {
         );
         p.handle_req2(1, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
         let instance = p.instance(1).unwrap();
-        assert_eq!(instance.device_count(), 1);
+        assert_eq!(instance.device_count(), 2);
         assert_eq!(instance.device(0).unwrap().device().device_id(), 3);
+        assert_eq!(instance.device(1).unwrap().device().device_id(), 19);
     }
 
     /// The message loop against a scripted SPMC: each call of the partition gets the next

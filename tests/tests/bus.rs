@@ -232,7 +232,7 @@ fn a_new_dialect_on_one_endpoint_starts_over() {
     let mut g2 =
         vmsg_host::session::BusSession::connect(ffa, 3, sys.sp_id(), Dialect::G2, false).unwrap();
     assert!(!sys.world().is_retrieved(area.handle, sys.sp_id()));
-    assert_eq!(g2.devices().unwrap(), vec![0, 1, 2]);
+    assert_eq!(g2.devices().unwrap(), vec![0, 1, 2, 3]);
     g2.ffa().mem_reclaim(area.handle).unwrap();
     healthy(&sys);
 }

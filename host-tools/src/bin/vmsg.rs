@@ -106,6 +106,12 @@ enum Command {
         #[arg(default_value = "help")]
         lines: Vec<String>,
     },
+    /// Uses the virtio-vsock device: stream sockets to the partition's services (the echo on
+    /// port 7, the shell on port 23).
+    Vsock {
+        #[command(subcommand)]
+        op: VsockOp,
+    },
     /// Uses the virtio-blk device (the endpoint's own RAM disk).
     Blk {
         #[command(subcommand)]
@@ -137,6 +143,25 @@ enum Command {
     /// and prints a table ending in `N passed, N failed`; fails if a check failed.
     Conformance {
         /// Prints the results as a JSON array instead.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum VsockOp {
+    /// Connects to the partition's PORT (CID 2). Without `--send`, sends each line of stdin
+    /// (with its newline) and prints what comes back, until end of input; then shuts the
+    /// connection down.
+    Connect {
+        /// The partition's port: 7 is the echo, 23 the shell.
+        port: u32,
+        /// Sends TEXT and a newline, prints everything the service sent (a greeting, the
+        /// answer), and shuts down; repeat it for more lines.
+        #[arg(long, value_name = "TEXT")]
+        send: Vec<String>,
+        /// With `--send`: prints one JSON object instead (ports, CID, what was sent, what
+        /// came back).
         #[arg(long)]
         json: bool,
     },
@@ -371,9 +396,65 @@ fn command(
             console.close()?;
         }
         Command::Blk { op } => blk(conn, op)?,
+        Command::Vsock { op } => vsock(conn, op)?,
         Command::Conformance { .. } | Command::Bench { .. } => {}
     }
     Ok(requests)
+}
+
+/// `vmsg vsock ...`.
+fn vsock(conn: &mut SimConnection, op: &VsockOp) -> Result<(), Box<dyn std::error::Error>> {
+    let VsockOp::Connect { port, send, json } = op;
+    let mut vsock = conn.vsock()?;
+    let local = vsock.connect(*port)?;
+    let mut out = std::io::stdout().lock();
+    if !send.is_empty() {
+        // The greeting (the shell's prompt), then each line's answer.
+        let mut received = vsock.recv(local)?;
+        let mut sent = String::new();
+        for text in send {
+            let line = format!("{text}\n");
+            vsock.send(local, line.as_bytes())?;
+            received.extend(vsock.recv(local)?);
+            sent.push_str(&line);
+        }
+        vsock.shutdown(local)?;
+        let received = String::from_utf8_lossy(&received).into_owned();
+        if *json {
+            let report = serde_json::json!({
+                "port": port,
+                "local_port": local,
+                "guest_cid": vsock.guest_cid(),
+                "sent": sent,
+                "received": received,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        } else {
+            write!(out, "{received}")?;
+        }
+        vsock.close()?;
+        return Ok(());
+    }
+    if *json {
+        return Err("--json needs --send".into());
+    }
+    out.write_all(&vsock.recv(local)?)?;
+    out.flush()?;
+    for line in std::io::stdin().lines() {
+        let mut line = line?;
+        line.push('\n');
+        vsock.send(local, line.as_bytes())?;
+        out.write_all(&vsock.recv(local)?)?;
+        out.flush()?;
+        if vsock.state(local) != Some(vmsg_host::vsock::StreamState::Connected) {
+            break;
+        }
+    }
+    if vsock.state(local).is_some() {
+        vsock.shutdown(local)?;
+    }
+    vsock.close()?;
+    Ok(())
 }
 
 /// `vmsg blk ...`.
