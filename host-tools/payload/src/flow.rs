@@ -245,6 +245,9 @@ fn exercise<M: Machine, W: Write>(
             for dev in &devices {
                 match dev.info.device_id {
                     virtio_ids::ENTROPY => exercise_rng(&mut conn, r, t, dev.dev_num),
+                    virtio_ids::BLOCK => exercise_blk(&mut conn, r, t),
+                    virtio_ids::CONSOLE => exercise_console(&mut conn, r, t),
+                    virtio_ids::VSOCK => exercise_vsock(&mut conn, r, t),
                     _ => initialise_other(&mut conn, r, t, dev),
                 }
             }
@@ -462,6 +465,95 @@ fn exercise_rng<C: Conduit, P: Platform, W: Write>(
             "{t}: rng {dev}: closed (device reset, areas unshared and reclaimed)"
         )),
         Err(e) => r.fail(format_args!("{t}: rng {dev}: close: {e}")),
+    }
+}
+
+/// Bytes the block check writes and reads back.
+const BLK_CHECK_BYTES: usize = 32 * 1024;
+
+/// virtio-blk: a pattern written across the disk's first sectors, read back and compared,
+/// then the device reset and its memory taken back.
+fn exercise_blk<C: Conduit, P: Platform, W: Write>(
+    conn: &mut Connection<C, P>,
+    r: &mut Report<W>,
+    t: &str,
+) {
+    let result = conn.blk().and_then(|mut disk| {
+        let capacity = disk.capacity();
+        let pattern: Vec<u8> = (0..BLK_CHECK_BYTES)
+            .map(|i| i.to_le_bytes()[0].wrapping_mul(31).wrapping_add(7))
+            .collect();
+        let checked = disk
+            .write(0, &pattern)
+            .and_then(|()| disk.read(0, pattern.len()))
+            .and_then(|back| {
+                if back == pattern {
+                    Ok(())
+                } else {
+                    Err(HostError::Device("read back differs"))
+                }
+            });
+        let closed = disk.close();
+        checked.and(closed).map(|()| capacity)
+    });
+    match result {
+        Ok(sectors) => r.pass(format_args!(
+            "{t}: blk: {BLK_CHECK_BYTES} bytes written, read back equal ({sectors}-sector disk), closed"
+        )),
+        Err(e) => r.fail(format_args!("{t}: blk: {e}")),
+    }
+}
+
+/// virtio-console: the partition shell answers `version`.
+fn exercise_console<C: Conduit, P: Platform, W: Write>(
+    conn: &mut Connection<C, P>,
+    r: &mut Report<W>,
+    t: &str,
+) {
+    let result = conn.console().and_then(|mut console| {
+        let answer = console
+            .read_until(vmsg_host::console::PROMPT)
+            .and_then(|_| console.command("version"));
+        let closed = console.close();
+        answer.and_then(|a| closed.map(|()| a))
+    });
+    match result {
+        Ok(answer) if answer.contains("vmsg-sp") => r.pass(format_args!(
+            "{t}: console: the shell answered `version`: {}",
+            answer.trim()
+        )),
+        Ok(answer) => r.fail(format_args!("{t}: console: `version` answered {answer:?}")),
+        Err(e) => r.fail(format_args!("{t}: console: {e}")),
+    }
+}
+
+/// virtio-vsock: a stream to the echo service (port 7), a message there and back, shut down.
+fn exercise_vsock<C: Conduit, P: Platform, W: Write>(
+    conn: &mut Connection<C, P>,
+    r: &mut Report<W>,
+    t: &str,
+) {
+    const MESSAGE: &[u8] = b"hello from the normal world over virtio-vsock\n";
+    let result = conn.vsock().and_then(|mut vsock| {
+        let echoed = vsock.connect(7).and_then(|local| {
+            vsock.send(local, MESSAGE)?;
+            let back = vsock.read_exact(local, MESSAGE.len())?;
+            vsock.shutdown(local)?;
+            Ok(back)
+        });
+        let closed = vsock.close();
+        echoed.and_then(|b| closed.map(|()| b))
+    });
+    match result {
+        Ok(back) if back == MESSAGE => r.pass(format_args!(
+            "{t}: vsock: {} bytes to the echo service (port 7) and back, shut down",
+            MESSAGE.len()
+        )),
+        Ok(back) => r.fail(format_args!(
+            "{t}: vsock: echo returned {} bytes that differ",
+            back.len()
+        )),
+        Err(e) => r.fail(format_args!("{t}: vsock: {e}")),
     }
 }
 
