@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
     for pass in 0..(setup.passes % 4) + 1 {
         let mut taken = 0usize;
         loop {
-            match queue.pop(&region) {
+            match queue.pop(&mut region) {
                 Ok(Some(chain)) => {
                     taken += 1;
                     assert!(

@@ -171,7 +171,7 @@ fn pop_used_refuses_a_lying_device() {
     q.publish(&area).unwrap();
     assert_eq!(q.pop_used(&area), Ok(None));
     let used = q.ring_layout().used;
-    let chain = dev.pop(&*area.0.borrow()).unwrap().unwrap();
+    let chain = dev.pop(&mut *area.0.borrow_mut()).unwrap().unwrap();
 
     // Length beyond the writable bytes.
     dev.push_used(&mut *area.0.borrow_mut(), chain.head, 9)
@@ -240,7 +240,7 @@ fn round_trip_with_out_of_order_completion() {
         q.publish(&area).unwrap();
         // The device takes everything, checks the chains, and returns them in a random order.
         let mut taken = Vec::new();
-        while let Some(chain) = dev.pop(&*area.0.borrow()).unwrap() {
+        while let Some(chain) = dev.pop(&mut *area.0.borrow_mut()).unwrap() {
             let (_, r, w) = in_flight.iter().find(|(h, ..)| *h == chain.head).unwrap();
             assert_eq!((&chain.readable, &chain.writable), (r, w));
             taken.push(chain);
