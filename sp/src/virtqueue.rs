@@ -297,17 +297,13 @@ impl SplitQueue {
         let size = self.config.size;
         // One snapshot of the driver's index (and, under EVENT_IDX, one more look when it
         // showed nothing): the chain is read from what that snapshot covers.
-        let mut avail_idx = self.read_avail_idx(&*mem)?;
+        let avail_idx = read_u16(
+            &*mem,
+            element(self.config.driver_addr, RING_IDX_OFFSET, 0, 0)?,
+        )?;
         let mut pending = self.pending(avail_idx)?;
         if self.event_idx && self.avail_event != Some(avail_idx) {
-            self.write_avail_event(mem, avail_idx)?;
-            if pending == 0 {
-                // The driver may have made a buffer available after the snapshot and before
-                // it could see the new `avail_event`, and then it does not notify: the one
-                // more look after the write sees such a buffer.
-                avail_idx = self.read_avail_idx(&*mem)?;
-                pending = self.pending(avail_idx)?;
-            }
+            pending = self.announce_avail(mem, avail_idx, pending)?;
         }
         if pending == 0 {
             return Ok(None);
@@ -330,6 +326,7 @@ impl SplitQueue {
     }
 
     /// How many entries available index `avail_idx` makes pending: at most `size`.
+    #[inline]
     fn pending(&self, avail_idx: u16) -> Result<u16, DeviceError> {
         let pending = avail_idx.wrapping_sub(self.last_avail_idx);
         if pending > self.config.size {
@@ -343,21 +340,19 @@ impl SplitQueue {
         Ok(pending)
     }
 
-    /// The driver's available index.
-    fn read_avail_idx<M: SharedMem + ?Sized>(&self, mem: &M) -> Result<u16, DeviceError> {
-        read_u16(
-            mem,
-            element(self.config.driver_addr, RING_IDX_OFFSET, 0, 0)?,
-        )
-    }
-
-    /// Writes `avail_idx` to the used ring's `avail_event` (`VIRTIO_F_EVENT_IDX`): the driver
-    /// is to notify once it makes available the entry at `avail_idx`.
-    fn write_avail_event<M: SharedMem + ?Sized>(
+    /// `VIRTIO_F_EVENT_IDX`, at a new available index `avail_idx` (`pending` entries): writes
+    /// it to the used ring's `avail_event` (the driver is to notify once it makes available
+    /// the entry at `avail_idx`); if nothing was pending, looks at the index once more (the
+    /// driver may have made a buffer available after the snapshot and before it could see the
+    /// new `avail_event`, and then it does not notify). Returns what is pending now. Out of
+    /// line: the queue without the feature never comes here.
+    #[inline(never)]
+    fn announce_avail<M: SharedMem + ?Sized>(
         &mut self,
         mem: &mut M,
         avail_idx: u16,
-    ) -> Result<(), DeviceError> {
+        pending: u16,
+    ) -> Result<u16, DeviceError> {
         let at = element(
             self.config.device_addr,
             RING_ENTRIES_OFFSET,
@@ -366,11 +361,18 @@ impl SplitQueue {
         )?;
         mem.write(at, &avail_idx.to_le_bytes())?;
         self.avail_event = Some(avail_idx);
-        // Real hardware: the write must be visible before the available index is read again
-        // (a store followed by a load: a full barrier), as the driver orders its index
-        // write before its read of `avail_event`.
+        // Real hardware: the write must be visible before the available index is read again,
+        // here or at the next pop (a store followed by a load: a full barrier), as the driver
+        // orders its index write before its read of `avail_event`.
         fence(Ordering::SeqCst);
-        Ok(())
+        if pending != 0 {
+            return Ok(pending);
+        }
+        let again = read_u16(
+            &*mem,
+            element(self.config.driver_addr, RING_IDX_OFFSET, 0, 0)?,
+        )?;
+        self.pending(again)
     }
 
     /// Reads and validates the chain starting at `head`.
@@ -419,7 +421,9 @@ impl SplitQueue {
 
     /// Ends `chain` with the indirect table that descriptor `index` (`desc`, flagged
     /// `VIRTQ_DESC_F_INDIRECT`) names: checks the descriptor, copies the table with one read
-    /// and walks the copy.
+    /// and walks the copy. Out of line, so that a direct chain's walk does not carry the
+    /// table's stack frame.
+    #[inline(never)]
     fn walk_indirect<M: SharedMem + ?Sized>(
         &self,
         mem: &M,
@@ -447,7 +451,8 @@ impl SplitQueue {
             .filter(|&n| n > 0 && n <= MAX_INDIRECT_DESCS);
         let Some(entries) = entries else {
             log::debug!(
-                "virtqueue: indirect table of {len} bytes (a non-zero multiple of 16, at most {MAX_INDIRECT_DESCS} entries)"
+                "virtqueue: indirect table of {len} bytes \
+                 (a non-zero multiple of 16, at most {MAX_INDIRECT_DESCS} entries)"
             );
             return Err(DeviceError::Queue);
         };
@@ -470,7 +475,8 @@ impl SplitQueue {
             let flags = desc.flags.get();
             if flags & !(VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE) != 0 {
                 log::debug!(
-                    "virtqueue: indirect entry {at} has flags {flags:#x} (an indirect table may not hold another)"
+                    "virtqueue: indirect entry {at} has flags {flags:#x} \
+                     (an indirect table may not hold another)"
                 );
                 return Err(DeviceError::Queue);
             }
@@ -528,17 +534,23 @@ impl SplitQueue {
     /// with it, when the driver's `used_event` lies among the used entries written since the
     /// last decision (`vring_need_event`), and always at the first decision after the queue
     /// started. Reads `used_event` only with `VIRTIO_F_EVENT_IDX` and `used`.
+    #[inline]
     pub fn notify_due<M: SharedMem + ?Sized>(
         &mut self,
         mem: &M,
         used: bool,
     ) -> Result<bool, DeviceError> {
-        if !used {
-            return Ok(false);
+        if !used || !self.event_idx {
+            return Ok(used);
         }
-        if !self.event_idx {
-            return Ok(true);
-        }
+        self.used_event_passed(mem)
+    }
+
+    /// `VIRTIO_F_EVENT_IDX`: whether `used_event` lies among the used entries written since the
+    /// last decision (always at the first). Out of line: the queue without the feature never
+    /// comes here.
+    #[inline(never)]
+    fn used_event_passed<M: SharedMem + ?Sized>(&mut self, mem: &M) -> Result<bool, DeviceError> {
         // Real hardware: the used index must be visible before `used_event` is read (a store
         // followed by a load: a full barrier), as the driver writes `used_event` before it
         // looks at the used index again.

@@ -5,11 +5,11 @@
 //! `VIRTIO_F_ACCESS_PLATFORM` and the ring features `VIRTIO_F_INDIRECT_DESC` and
 //! `VIRTIO_F_EVENT_IDX` (honoured by [`SplitQueue`] on both queues when accepted; with
 //! EVENT_IDX, receive buffers filled during a transmitq notify are announced only when
-//! receiveq's `used_event` asks for it): no `VIRTIO_CONSOLE_F_SIZE`, `F_MULTIPORT` or `F_EMERG_WRITE`,
-//! so no configuration field is valid (§5.3.4) and the configuration space is empty. Two
-//! queues: 0, receiveq (device to driver: the driver offers device-writable buffers, the device
-//! returns them with the bytes it wrote) and 1, transmitq (driver to device: device-readable
-//! buffers, returned with used length 0).
+//! receiveq's `used_event` asks for it): no `VIRTIO_CONSOLE_F_SIZE`, `F_MULTIPORT` or
+//! `F_EMERG_WRITE`, so no configuration field is valid (§5.3.4) and the configuration space
+//! is empty. Two queues: 0, receiveq (device to driver: the driver offers device-writable
+//! buffers, the device returns them with the bytes it wrote) and 1, transmitq (driver to
+//! device: device-readable buffers, returned with used length 0).
 //!
 //! What the driver transmits goes to the sink, which may queue bytes for the driver into the
 //! device's [`Outbox`] (bounded: [`OUTBOX_BYTES`]; what does not fit is dropped and counted).
