@@ -41,7 +41,7 @@ bench: toolchain sp
 # Fuzzing (fuzz/, outside the workspace): cargo-fuzz needs a nightly toolchain. `make test` runs
 # each target briefly (FUZZ_SMOKE_SECONDS) when both are installed and says so when they are not;
 # `make fuzz` runs each for FUZZ_SECONDS and prints libFuzzer's execution counts.
-FUZZ_TARGETS := frames descriptors virtqueue blk console partition
+FUZZ_TARGETS := frames descriptors virtqueue blk console vsock partition
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_TARGET_DIR := $(abspath fuzz/target)

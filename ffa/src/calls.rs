@@ -16,8 +16,9 @@ use alloc::vec::Vec;
 use arm_ffa::{
     FfaError, FuncId, Interface, Version, VersionOut,
     interface_args::{
-        ConsoleLogChars, ConsoleLogChars64, DirectMsg2Args, DirectMsgArgs, MsgWaitFlags, RxTxAddr,
-        SuccessArgs, SuccessArgsIdGet, TargetInfo, VersionFlags, VersionQueryType,
+        ConsoleLogChars, ConsoleLogChars64, DirectMsg2Args, DirectMsgArgs, MsgSend2Flags,
+        MsgWaitFlags, RxTxAddr, SuccessArgs, SuccessArgsIdGet, TargetInfo, VersionFlags,
+        VersionQueryType,
     },
     memory_management::{Handle, MemReclaimFlags, SuccessArgsMemOp},
     notification::{
@@ -38,6 +39,11 @@ use crate::{
 /// FFA_YIELD) before it gives up with [`Error::Unexpected`].
 pub const MAX_RESUMES: u32 = 1 << 16;
 
+/// The "RX buffer full" framework notification (bit 0 of the SPM and of the hypervisor
+/// framework bitmaps, FF-A v1.2 §10.2): a partition's (SPM) or a VM's (hypervisor) indirect
+/// message waits in the receiver's RX buffer.
+pub const RX_BUFFER_FULL: u32 = 1;
+
 /// Largest retrieve response [`Ffa::mem_retrieve`] reassembles from fragments, in bytes.
 pub const MAX_RETRIEVE_LEN: usize = 1 << 16;
 
@@ -56,6 +62,9 @@ pub enum Error {
     /// The answer was a valid interface but not one this call can return.
     #[error("unexpected FF-A answer")]
     Unexpected,
+    /// An indirect message was malformed or did not fit.
+    #[error("indirect message: {0}")]
+    Indirect(#[from] crate::indirect::IndirectError),
     /// A memory descriptor was malformed or did not fit.
     #[error("memory descriptor: {0}")]
     Descriptor(#[from] crate::memory::DescriptorError),
@@ -562,6 +571,19 @@ impl<C: Conduit> Ffa<C> {
         Ok(())
     }
 
+    /// FFA_FEATURES for function `fid`: whether the callee implements it.
+    pub fn supports(&mut self, fid: FuncId) -> Result<bool, Error> {
+        match self.call(&Interface::Features {
+            feat_id: arm_ffa::interface_args::Feature::FuncId(fid),
+            input_properties: 0,
+        }) {
+            Ok(Interface::Success { .. }) => Ok(true),
+            Ok(_) => Err(Error::Unexpected),
+            Err(Error::Ffa(FfaError::NotSupported)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// FFA_NOTIFICATION_BITMAP_CREATE for endpoint `vm_id` with `vcpu_count` vCPUs (a
     /// normal-world endpoint without a hypervisor creates its own).
     pub fn notification_bitmap_create(&mut self, vm_id: u16, vcpu_count: u32) -> Result<(), Error> {
@@ -627,6 +649,91 @@ impl<C: Conduit> Ffa<C> {
         SuccessArgsNotificationGet::try_from((flags, args))
             .map(|n| n.sp_notifications.unwrap_or(0))
             .map_err(|_| Error::Unexpected)
+    }
+
+    /// FFA_NOTIFICATION_GET of the framework notifications pending for `receiver` (the SPM's
+    /// and the hypervisor's bitmaps) and clears them; returns whether either says "RX buffer
+    /// full" (bit 0: a message from a partition, or from a VM, waits in the RX buffer).
+    ///
+    /// An SPMC refuses FFA_RX_RELEASE while an RX-full notification is pending (Hafnium:
+    /// `api_release_mailbox`), so a receiver gets it before it releases the buffer.
+    ///
+    /// `from_vms`: the receiver is a partition, which gets messages from VMs too (the
+    /// hypervisor bitmap). A normal-world endpoint must not ask the SPMC for the hypervisor (or
+    /// VM) bitmaps — Hafnium refuses it with INVALID_PARAMETERS (`ffa_notifications_is_get_valid`):
+    /// a hypervisor, if there is one, owns them.
+    pub fn rx_full_get(&mut self, receiver: u16, from_vms: bool) -> Result<bool, Error> {
+        let flags = NotificationGetFlags {
+            sp_bitmap_id: false,
+            vm_bitmap_id: false,
+            spm_bitmap_id: true,
+            hyp_bitmap_id: from_vms,
+        };
+        let args = self.call_success(&Interface::NotificationGet {
+            vcpu_id: 0,
+            endpoint_id: receiver,
+            flags,
+        })?;
+        let got =
+            SuccessArgsNotificationGet::try_from((flags, args)).map_err(|_| Error::Unexpected)?;
+        let full = |bits: Option<u32>| bits.unwrap_or(0) & RX_BUFFER_FULL != 0;
+        Ok(full(got.spm_notifications) || full(got.hypervisor_notifications))
+    }
+
+    /// FFA_MSG_SEND2 of the message already written to the TX buffer.
+    pub fn msg_send2(&mut self) -> Result<(), Error> {
+        self.call_success(&Interface::MsgSend2 {
+            sender_vm_id: 0,
+            flags: MsgSend2Flags::default(),
+        })?;
+        Ok(())
+    }
+
+    /// Writes an indirect message from `sender` to `receiver` for service `uuid` into the TX
+    /// buffer ([`crate::indirect::write`]) and sends it with FFA_MSG_SEND2. FFA_ERROR(BUSY)
+    /// (the receiver still owns its RX buffer) is returned as it is, for the caller to retry.
+    pub fn send_indirect(
+        &mut self,
+        sender: u16,
+        receiver: u16,
+        uuid: uuid::Uuid,
+        payload: &[u8],
+    ) -> Result<(), Error> {
+        crate::indirect::write(self.conduit.tx(), sender, receiver, uuid, payload)?;
+        self.msg_send2()
+    }
+
+    /// Copies the indirect message in the RX buffer (header and payload, at most `out.len()`
+    /// bytes) into `out`, then releases the buffer; returns the bytes copied. The copy is what
+    /// the caller parses ([`crate::indirect::parse`]), so nothing is read twice from a buffer
+    /// the SPMC may refill once released.
+    pub fn take_indirect(&mut self, out: &mut [u8]) -> Result<usize, Error> {
+        let rx = self.conduit.rx();
+        let total = crate::indirect::total_size(rx, crate::indirect::HEADER_SIZE, rx.len())
+            .ok_or(Error::Indirect(crate::indirect::IndirectError::Size))
+            .map(|t| t.min(out.len()));
+        if let Ok(n) = total
+            && let (Some(dst), Some(src)) = (out.get_mut(..n), rx.get(..n))
+        {
+            dst.copy_from_slice(src);
+        }
+        let released = self.rx_release();
+        let n = total?;
+        released?;
+        Ok(n)
+    }
+
+    /// FFA_RUN of vCPU `vcpu` of `target` (the normal-world scheduler giving a partition CPU
+    /// time, e.g. after an indirect message to it); returns the answer the partition's
+    /// execution ends with (FFA_MSG_WAIT once it waits again).
+    pub fn run(&mut self, target: u16, vcpu: u16) -> Result<Interface, Error> {
+        self.call(&Interface::Run {
+            target_info: TargetInfo {
+                endpoint_id: target,
+                vcpu_id: vcpu,
+            },
+            is_32bit: true,
+        })
     }
 
     /// FFA_CONSOLE_LOG (64-bit) of `bytes`, split into as many calls as needed.

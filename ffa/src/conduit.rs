@@ -12,7 +12,23 @@ pub trait Conduit {
     fn tx(&mut self) -> &mut [u8];
     /// The endpoint's RX buffer (the SPMC writes during a call, the endpoint reads afterwards).
     fn rx(&self) -> &[u8];
+    /// Hafnium's paravirtualised HF_INTERRUPT_GET (`hvc #0`, function 0xff04): takes the id of
+    /// the caller's next pending virtual interrupt ([`HF_INVALID_INTID`] when none), which
+    /// acknowledges it. `None` where the conduit has no such interface. A partition with
+    /// `notification-support` gets the notification pending interrupt ([`HF_NPI_INTID`]) when
+    /// it is run with notifications pending; until it takes it, every FFA_MSG_WAIT returns
+    /// FFA_INTERRUPT at once.
+    fn interrupt_get(&mut self) -> Option<u32> {
+        None
+    }
 }
+
+/// HF_INTERRUPT_GET's answer when no virtual interrupt is pending (Hafnium `HF_INVALID_INTID`).
+pub const HF_INVALID_INTID: u32 = 0xFFFF_FFFF;
+/// Hafnium's notification pending interrupt (`HF_NOTIFICATION_PENDING_INTID`).
+pub const HF_NPI_INTID: u32 = 5;
+/// Hafnium's HF_INTERRUPT_GET function id.
+pub const HF_INTERRUPT_GET: u32 = 0xff04;
 
 /// The low 32 bits of a register (an SMC function id, or a 32-bit status in w0).
 pub fn low32(x: u64) -> u32 {

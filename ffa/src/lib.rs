@@ -6,6 +6,7 @@
 //!   buffers.
 //! - [`ids`]: the FF-A version this code speaks and the virtio-msg FF-A UUIDs.
 //! - [`calls`]: typed FF-A calls ([`Ffa`]).
+//! - [`indirect`]: the FF-A v1.2 header of indirect messages (FFA_MSG_SEND2).
 //! - [`memory`]: memory transaction descriptors in the FF-A v1.1 and v1.2 layouts, and
 //!   [`memory::NsMapper`], how a partition maps memory it retrieved.
 //! - [`bus`]: the virtio-msg FF-A bus binding (Arm DEN0153), device side.
@@ -36,6 +37,7 @@ pub mod bus;
 pub mod calls;
 pub mod conduit;
 pub mod ids;
+pub mod indirect;
 pub mod memory;
 // The simulated world is host test infrastructure (std only, never built into an image): an
 // overflow there is a harness bug that fails the test loudly (tests build with overflow

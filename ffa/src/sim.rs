@@ -27,12 +27,14 @@
 //! partition; BUSY while the partition handles another request; ABORTED once its thread has
 //! ended), the VM created/destroyed framework messages, FFA_MEM_SHARE/LEND,
 //! FFA_MEM_RETRIEVE_REQ/RESP, FFA_MEM_RELINQUISH, FFA_MEM_RECLAIM, FFA_NOTIFICATION_*
-//! (global notifications only) and FFA_CONSOLE_LOG. Anything else is NOT_SUPPORTED.
+//! (global notifications only, and the "RX buffer full" framework notifications),
+//! FFA_MSG_SEND2 between any two endpoints with RX/TX buffers, FFA_RUN of a partition by a VM
+//! (the normal-world scheduler) and FFA_CONSOLE_LOG. Anything else is NOT_SUPPORTED.
 //!
 //! Deliberate limits: no fragmented memory descriptors and no descriptors outside the TX
 //! buffer (NOT_SUPPORTED), no FFA_MEM_DONATE, memory is shared only from VMs to partitions,
-//! partitions do not send direct requests, no FFA_YIELD/FFA_RUN/interrupts, no indirect
-//! messaging. A retrieval is counted once: a second FFA_MEM_RETRIEVE_REQ by the same receiver
+//! partitions do not send direct requests, no FFA_YIELD/interrupts, no schedule receiver
+//! interrupt (a VM that sent a partition a message runs it). A retrieval is counted once: a second FFA_MEM_RETRIEVE_REQ by the same receiver
 //! before it relinquishes is DENIED (Hafnium behaves the same). FFA_ERROR from a partition is
 //! an abort during boot (with ABORTED) and NOT_SUPPORTED otherwise: a request must be
 //! answered with a direct response, as under Hafnium.
@@ -53,6 +55,8 @@
 //! - `memory.rs`: FFA_MEM_SHARE/LEND/DONATE, FFA_MEM_RETRIEVE_REQ, FFA_MEM_RELINQUISH,
 //!   FFA_MEM_RECLAIM (descriptors in TX, answers in RX); `ns_memory.rs`: the normal-world
 //!   pages and the transaction rules behind them.
+//! - `indirect.rs`: FFA_MSG_SEND2 and FFA_RUN (the partition side of a run ends in
+//!   `messaging.rs`'s FFA_MSG_WAIT).
 //! - `notifications.rs`: FFA_NOTIFICATION_BITMAP_CREATE/DESTROY, _BIND/_UNBIND, _SET, _GET.
 //!
 //! Underneath: `state.rs` (the world's state behind one mutex), `reply.rs` (answer
@@ -61,12 +65,13 @@
 //! `conduit.rs` ([`SimConduit`]) and `mapper.rs` ([`SimMapper`]). `tests/` has one file per
 //! area.
 //!
-//! Imports flow one way, `reply`/`props` → `types` → `ns_memory` → `state` → the four
-//! areas → `dispatch` → `conduit` → `world` (`mapper` uses `state` and is used by
+//! Imports flow one way, `reply`/`props` → `types` → `ns_memory` → `state` → the areas
+//! (`indirect` uses `messaging`) → `dispatch` → `conduit` → `world` (`mapper` uses `state` and is used by
 //! `world`): no file uses a file that uses it, and this file only declares and re-exports.
 
 mod conduit;
 mod dispatch;
+mod indirect;
 mod mapper;
 mod memory;
 mod messaging;

@@ -1,7 +1,9 @@
 //! The live partition core in the simulated FF-A world, driven by up to three normal-world
 //! endpoints (either driver dialect) with real shared memory: sequences of well-formed and
-//! arbitrary transport and bus frames, AREA_SHARE of real pages whose contents (rings,
-//! descriptors) the fuzzer writes, AREA_UNSHARE, RESET and VM destroyed.
+//! arbitrary transport and bus frames, by direct and by indirect messages (with arbitrary
+//! header offsets, sizes and UUIDs, and drivers that keep their RX buffer), AREA_SHARE of real
+//! pages whose contents (rings, descriptors) the fuzzer writes, AREA_UNSHARE, RESET, FFA_RUN
+//! and VM destroyed.
 //!
 //! The world is the inline one (`vmsg_host::sim::inline`): each message goes through the
 //! message loop's own per-message function on this thread, and every FF-A call either side
@@ -58,6 +60,20 @@ enum Op {
     Reset { vm: u8 },
     /// The hypervisor reports the VM destroyed.
     Destroy { vm: u8 },
+    /// An indirect message (FFA_MSG_SEND2) with the given frame, its header's offset and size
+    /// overridden when given and its UUID's first byte flipped when asked, then FFA_RUN of the
+    /// partition; the endpoint takes what came back to its RX buffer only when `take` is set
+    /// (a driver that never releases its buffer is part of the game).
+    Indirect {
+        vm: u8,
+        offset: Option<u32>,
+        size: Option<u32>,
+        flip_uuid: bool,
+        take: bool,
+        frame: Vec<u8>,
+    },
+    /// FFA_RUN of the partition with nothing sent (it pushes what it holds).
+    Run { vm: u8 },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -88,6 +104,34 @@ fn send(sys: &InlineSystem, vm: &mut Vm, frame: &[u8]) {
         answer.is_ok(),
         "no DIRECT_RESP2 to a DIRECT_REQ2: {answer:?}"
     );
+}
+
+/// FFA_RUN of the partition by `vm`, which must come back with FFA_MSG_WAIT.
+fn run(sys: &InlineSystem, vm: &mut Vm) {
+    let Some(conn) = vm.conn.as_mut() else {
+        return;
+    };
+    let answer = conn.session().ffa().run(sys.sp_id(), 0);
+    assert!(
+        matches!(answer, Ok(ffa::arm_ffa::Interface::MsgWait { .. })),
+        "FFA_RUN did not end with FFA_MSG_WAIT: {answer:?}"
+    );
+}
+
+/// Takes what waits in `vm`'s RX buffer, if anything.
+fn take(vm: &mut Vm) {
+    let Some(conn) = vm.conn.as_mut() else {
+        return;
+    };
+    let own = vm.id;
+    let ffa = conn.session().ffa();
+    if ffa.rx_full_get(own, false).unwrap_or(false) {
+        let mut copy = [0u8; 4096];
+        let n = ffa
+            .take_indirect(&mut copy)
+            .expect("the partition's message is well formed");
+        ffa::indirect::parse(&copy[..n], MAX_MSG_SIZE).expect("the partition's message parses");
+    }
 }
 
 fn framed(msg_type: u8, msg_id: u8, dev_num: u16, token: u16, payload: &[u8]) -> Vec<u8> {
@@ -191,6 +235,43 @@ fuzz_target!(|input: Input| {
                     let _ = conn.session().reset();
                 }
             }
+            Op::Indirect {
+                vm,
+                offset,
+                size,
+                flip_uuid,
+                take: taken,
+                frame,
+            } => {
+                let vm = &mut vms[usize::from(*vm) % 3];
+                let own = vm.id;
+                if let Some(conn) = vm.conn.as_mut() {
+                    let ffa = conn.session().ffa();
+                    let tx = ffa::Conduit::tx(ffa.conduit());
+                    let frame = &frame[..frame.len().min(1024)];
+                    if ffa::indirect::write(tx, own, sys.sp_id(), VIRTIO_MSG_DEVICE_UUID, frame)
+                        .is_ok()
+                    {
+                        if let Some(o) = offset {
+                            tx[8..12].copy_from_slice(&o.to_le_bytes());
+                        }
+                        if let Some(n) = size {
+                            tx[16..20].copy_from_slice(&n.to_le_bytes());
+                        }
+                        if *flip_uuid {
+                            tx[24] ^= 0xff;
+                        }
+                        // Refused by the SPMC (bad header, BUSY) or accepted: either way the
+                        // partition is run.
+                        let _ = ffa.msg_send2();
+                    }
+                }
+                run(&sys, vm);
+                if *taken {
+                    take(vm);
+                }
+            }
+            Op::Run { vm } => run(&sys, &mut vms[usize::from(*vm) % 3]),
             Op::Destroy { vm } => {
                 let vm = &mut vms[usize::from(*vm) % 3];
                 if vm.conn.take().is_some() {

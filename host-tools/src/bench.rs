@@ -18,11 +18,16 @@
 
 use std::{collections::BTreeMap, time::Instant};
 
-use ffa::bus::Dialect;
+use ffa::bus::{BusConfig, Dialect};
 use serde::Serialize;
 use virtio_msg::device::{VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC};
 
-use crate::{connection::HostError, sim::SP_ID, sim::inline::InlineSystem};
+use crate::{
+    connection::HostError,
+    session::{Events, Messaging, Modes},
+    sim::SP_ID,
+    sim::inline::InlineSystem,
+};
 
 /// One measured configuration.
 #[derive(Clone, Debug, Serialize)]
@@ -33,8 +38,11 @@ pub struct Scenario {
     pub device: &'static str,
     /// Driver dialect.
     pub dialect: &'static str,
-    /// How completions are found: "poll" (EVENT_POLL), "notify" (FF-A notification, then
-    /// EVENT_POLL), or "used-ring" (G2: the used ring only).
+    /// How requests go and completions are found: "poll" (EVENT_POLL), "notify" (FF-A
+    /// notification, then EVENT_POLL), "pushed" (direct requests, EVENT_USED pushed by
+    /// FFA_MSG_SEND2), "indirect" (requests by FFA_MSG_SEND2 and FFA_RUN, answers and events
+    /// pushed) or "used-ring" (G2 with a partition that offers no indirect messaging: the used
+    /// ring only).
     pub events: &'static str,
     /// Requests in flight at once.
     pub depth: u16,
@@ -93,7 +101,10 @@ pub fn scenarios(requests: usize) -> Vec<Scenario> {
     let modes = [
         (Dialect::G3, "poll"),
         (Dialect::G3, "notify"),
+        (Dialect::G3, "pushed"),
+        (Dialect::G3, "indirect"),
         (Dialect::G2, "used-ring"),
+        (Dialect::G2, "pushed"),
     ];
     for (dialect, events) in modes {
         let d = dialect_name(dialect);
@@ -168,13 +179,16 @@ pub fn function_name(fid: u32) -> String {
         0x8400_0069 => "FFA_ID_GET",
         0xC400_0066 => "FFA_RXTX_MAP",
         0x8400_0065 => "FFA_RX_RELEASE",
+        0x8400_0064 => "FFA_FEATURES",
+        0x8400_006D => "FFA_RUN",
+        0x8400_0086 => "FFA_MSG_SEND2",
         0x8400_006B => "FFA_MSG_WAIT",
         0x8400_006F | 0xC400_006F => "FFA_MSG_SEND_DIRECT_REQ",
         0x8400_0070 | 0xC400_0070 => "FFA_MSG_SEND_DIRECT_RESP",
         0xC400_008D => "FFA_MSG_SEND_DIRECT_REQ2",
         0xC400_008E => "FFA_MSG_SEND_DIRECT_RESP2",
-        0xC400_0073 => "FFA_MEM_SHARE",
-        0xC400_0074 => "FFA_MEM_RETRIEVE_REQ",
+        0x8400_0073 | 0xC400_0073 => "FFA_MEM_SHARE",
+        0x8400_0074 | 0xC400_0074 => "FFA_MEM_RETRIEVE_REQ",
         0x8400_0076 => "FFA_MEM_RELINQUISH",
         0x8400_0077 => "FFA_MEM_RECLAIM",
         0x8400_007D => "FFA_NOTIFICATION_BITMAP_CREATE",
@@ -192,9 +206,24 @@ pub fn run(scenario: &Scenario) -> Result<Measured, HostError> {
         "g2" => Dialect::G2,
         _ => Dialect::G3,
     };
-    let notify = scenario.events == "notify";
-    let system = InlineSystem::start()?;
-    let mut conn = system.connect(1, dialect, notify)?;
+    let modes = match scenario.events {
+        "notify" => Modes::direct(true),
+        "pushed" => Modes {
+            messaging: Messaging::Direct,
+            events: Events::Indirect,
+        },
+        "indirect" => Modes {
+            messaging: Messaging::Indirect,
+            events: Events::Indirect,
+        },
+        _ => Modes::direct(false),
+    };
+    let config = BusConfig {
+        indirect: scenario.events != "used-ring",
+        ..BusConfig::default()
+    };
+    let system = InlineSystem::start_with(config)?;
+    let mut conn = system.connect_modes(1, dialect, modes)?;
     conn.set_ring_features(scenario.ring_features);
     let request = scenario.request_bytes;
     let (seconds, counted) = match scenario.device {

@@ -1,4 +1,5 @@
-//! The transport's view of a bus session: [`virtio_msg::driver::Channel`] over DIRECT_REQ2.
+//! The transport's view of a bus session: [`virtio_msg::driver::Channel`] over its messaging
+//! mode (direct or indirect messages).
 
 use ffa::{
     Conduit,
@@ -36,7 +37,10 @@ impl<C: Conduit> Channel for BusSession<C> {
     }
 
     fn notify(&mut self, event: &[u8]) -> Result<(), ChannelError> {
-        let (frame, n) = self.exchange(event)?;
+        let Some((frame, n)) = self.send_event(event)? else {
+            // Over indirect messages an event gets no answer.
+            return Ok(());
+        };
         if self.info().dialect == Dialect::G2 {
             // The G2 driver ignores what comes back for an event.
             return Ok(());

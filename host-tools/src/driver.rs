@@ -10,7 +10,7 @@ use virtio_msg::driver::DeviceClient;
 use crate::{
     connection::HostError,
     platform::Platform,
-    session::{BusSession, Event, SharedArea},
+    session::{BusSession, Event, Events, Messaging, SharedArea},
 };
 
 /// Most waits for one batch of requests to complete (each lets the device do one more
@@ -148,10 +148,16 @@ pub(crate) fn wait_used<C: Conduit, P: Platform>(
 }
 
 /// One wait for device `dev_num`'s queue `vq` the way the dialect's driver does, returning the
-/// events it fetched (every device's): G3 fetches events with EVENT_POLL (after the
-/// notification when one was configured); G2 has no event path and looks at the used ring
-/// directly, so it kicks queue `vq` again (a new message lets a device that stopped at its
-/// work budget go on) and fetches nothing.
+/// events it fetched (every device's):
+/// - pushed events (indirect messages): what the partition pushed is taken from the RX buffer;
+///   if nothing came, the partition is given a chance to push what its busy RX buffer kept
+///   (over direct messages: a kick of `vq` for G2, EVENT_POLL for G3; over indirect ones: an
+///   FFA_RUN);
+/// - G3 otherwise fetches events with EVENT_POLL (after the notification when one was
+///   configured);
+/// - G2 without pushed events has no event path and looks at the used ring directly, so it
+///   kicks queue `vq` again (a new message lets a device that stopped at its work budget go
+///   on) and fetches nothing.
 pub(crate) fn wait_events<C: Conduit, P: Platform>(
     session: &mut BusSession<C>,
     platform: &P,
@@ -159,7 +165,28 @@ pub(crate) fn wait_events<C: Conduit, P: Platform>(
     vq: u32,
 ) -> Result<Vec<Event>, HostError> {
     let info = session.info();
+    if info.modes.events == Events::Indirect {
+        session.take_pushed()?;
+        let mut events = session.pushed_events();
+        if events.is_empty() {
+            match (info.modes.messaging, info.dialect) {
+                (Messaging::Indirect, _) => session.collect_pushed()?,
+                (Messaging::Direct, Dialect::G2) => {
+                    let layout = info.dialect.layout();
+                    DeviceClient::new(&mut *session, dev_num, layout)?.notify_avail(vq)?;
+                    session.take_pushed()?;
+                }
+                (Messaging::Direct, Dialect::G3) => events.extend(session.drain_events()?),
+            }
+            events.extend(session.pushed_events());
+        }
+        return Ok(events);
+    }
     if info.dialect == Dialect::G2 {
+        // Pushed EVENT_USED, if the partition sends them anyway, are taken and ignored: the
+        // used ring says it all.
+        session.take_pushed()?;
+        session.pushed_events();
         let layout = info.dialect.layout();
         DeviceClient::new(&mut *session, dev_num, layout)?.notify_avail(vq)?;
         return Ok(Vec::new());

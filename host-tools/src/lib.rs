@@ -5,7 +5,8 @@
 //! - [`channel`]: the transport's [`virtio_msg::driver::Channel`] over that session.
 //! - [`virtqueue`]: the driver side of a split virtqueue.
 //! - [`connection`]: a bus session and its platform ([`Connection`]), the device list.
-//! - [`rng`]: a virtio-rng driver; [`blk`]: a virtio-blk driver.
+//! - [`rng`]: a virtio-rng driver; [`blk`]: a virtio-blk driver; [`console`]: a
+//!   virtio-console driver; [`vsock`]: a virtio-vsock driver (stream sockets).
 //! - [`conformance`]: the conformance suite (checks tied to spec clauses, any backend).
 //! - [`platform`]: what the library needs from its environment (memory, doorbell).
 //! - [`sim`] (std): the default backend, the simulated FF-A world with the partition
@@ -40,6 +41,7 @@ pub mod spkg;
 #[cfg(feature = "std")]
 pub mod thirdparty;
 pub mod virtqueue;
+pub mod vsock;
 
 pub use connection::{Connection, DeviceSummary, HostError, device_name, virtio_ids};
 pub use platform::Platform;

@@ -48,6 +48,8 @@ pub struct RngDriver<'c, C: Conduit, P: Platform> {
     closed: bool,
     /// Requests kept in flight at once.
     depth: u16,
+    /// Requests completed so far.
+    completed: u64,
 }
 
 impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
@@ -84,6 +86,7 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
             memory,
             closed: false,
             depth: 1,
+            completed: 0,
         })
     }
 
@@ -103,6 +106,11 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
     /// The ring features in use (`VIRTIO_F_INDIRECT_DESC`, `VIRTIO_F_EVENT_IDX`).
     pub fn ring_features(&self) -> u64 {
         self.queue.features()
+    }
+
+    /// Requests completed so far.
+    pub fn completed(&self) -> u64 {
+        self.completed
     }
 
     /// Requests the driver keeps in flight at once (1 by default, at most the queue size, and
@@ -190,6 +198,7 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
                 DriverMem::read(self.platform, self.memory.buffer.pa + offset, dst)?;
                 sink(dst)?;
                 left -= got;
+                self.completed += 1;
             }
         }
         Ok(())

@@ -1,7 +1,7 @@
 //! The driver side of the virtio-msg FF-A bus: one session between this normal-world endpoint
 //! and the partition, over FFA_MSG_SEND_DIRECT_REQ2.
 
-use alloc::{vec, vec::Vec};
+use alloc::{collections::VecDeque, vec, vec::Vec};
 
 use ffa::{
     Conduit, Ffa, VIRTIO_MSG_DEVICE_UUID,
@@ -20,6 +20,8 @@ use zerocopy::IntoBytes;
 /// Times a G3 request is retried when the partition answers with the busy sentinel (as the
 /// Linux G3 driver does).
 pub const BUSY_RETRIES: usize = 3;
+/// Most pushed events a session keeps for waiters.
+pub const MAX_PUSHED: usize = 64;
 /// Times a request is retried when the SPMC reports the partition busy (FFA_ERROR(BUSY)).
 pub const FFA_BUSY_RETRIES: usize = 10_000;
 
@@ -106,6 +108,74 @@ pub enum Event {
     },
 }
 
+/// How requests reach the partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Messaging {
+    /// FFA_MSG_SEND_DIRECT_REQ2 / RESP2: one round trip per request.
+    #[default]
+    Direct,
+    /// FFA_MSG_SEND2 to the partition, FFA_RUN to give it the CPU, the answer by FFA_MSG_SEND2
+    /// back (G3 only: the G2 driver sends direct requests whenever the partition takes them).
+    Indirect,
+}
+
+/// How device → driver events reach this driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Events {
+    /// G3: EVENT_POLL when waiting. G2: the used rings are looked at (the G2 driver's kthread),
+    /// which is what a G2 session does whenever the partition does not offer indirect
+    /// messaging (and pushed events whenever it does: the G2 driver has no choice).
+    #[default]
+    Poll,
+    /// G3: an FF-A notification, then EVENT_POLL.
+    Notify,
+    /// Events pushed by the partition as indirect messages (G3: EVENT_CONFIGURE INDIRECT; G2:
+    /// what its driver does when the partition offers indirect messaging).
+    Indirect,
+}
+
+/// The messaging and event modes of a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Modes {
+    /// How requests go.
+    pub messaging: Messaging,
+    /// How events come.
+    pub events: Events,
+}
+
+impl Modes {
+    /// Direct requests; events by notification when `notify`, else polled.
+    pub fn direct(notify: bool) -> Self {
+        Self {
+            messaging: Messaging::Direct,
+            events: if notify { Events::Notify } else { Events::Poll },
+        }
+    }
+
+    /// What the older `notify` flag meant in `dialect`: direct requests; G3 events by
+    /// notification when `notify`, else polled; G2 whatever its driver does (the flag is
+    /// ignored, as it always was).
+    pub fn from_notify(dialect: Dialect, notify: bool) -> Self {
+        Self::direct(notify && dialect == Dialect::G3)
+    }
+
+    /// Whether `dialect` defines these modes; the reason if not.
+    pub fn check(self, dialect: Dialect) -> Result<(), &'static str> {
+        match (dialect, self.messaging, self.events) {
+            (Dialect::G2, Messaging::Indirect, _) => Err(
+                "G2 drivers send direct requests (the partition takes them): no indirect messaging",
+            ),
+            (Dialect::G2, _, Events::Notify) => {
+                Err("G2 drivers have no notification path: events are polled or pushed")
+            }
+            (Dialect::G3, Messaging::Indirect, Events::Poll | Events::Notify) => Err(
+                "indirect messaging pushes the answers: take the events that way too (indirect)",
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Negotiated bus parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BusInfo {
@@ -119,6 +189,8 @@ pub struct BusInfo {
     pub ffa_version: u32,
     /// Whether events come with an FF-A notification (else: poll).
     pub notified: bool,
+    /// The modes in use.
+    pub modes: Modes,
 }
 
 /// A driver-side bus session with the partition `sp_id`.
@@ -131,6 +203,10 @@ pub struct BusSession<C: Conduit> {
     next_area: u16,
     /// Notification bit bound for events, if any.
     notif_id: Option<u16>,
+    /// Events pushed by the partition (indirect messages) not yet taken by a waiter.
+    pushed: VecDeque<Event>,
+    /// Indirect messages received that were neither answers nor events (dropped, counted).
+    stray: u64,
 }
 
 impl<C: Conduit> BusSession<C> {
@@ -144,6 +220,28 @@ impl<C: Conduit> BusSession<C> {
         dialect: Dialect,
         notify: bool,
     ) -> Result<Self, SessionError> {
+        Self::connect_modes(
+            ffa,
+            own_id,
+            sp_id,
+            dialect,
+            Modes::from_notify(dialect, notify),
+        )
+    }
+
+    /// Opens a session with the given messaging and event modes (see [`Modes::check`]):
+    /// VERSION and EVENT_CONFIGURE go by direct messages, then requests go the way `modes`
+    /// says. Pushed events and indirect answers need the endpoint's notification bitmap (for
+    /// the RX-full framework notification) and RX/TX buffers.
+    pub fn connect_modes(
+        ffa: Ffa<C>,
+        own_id: u16,
+        sp_id: u16,
+        dialect: Dialect,
+        modes: Modes,
+    ) -> Result<Self, SessionError> {
+        modes.check(dialect).map_err(SessionError::Protocol)?;
+        let notify = modes.events == Events::Notify;
         let mut s = Self {
             ffa,
             own_id,
@@ -154,15 +252,38 @@ impl<C: Conduit> BusSession<C> {
                 max_areas: 0,
                 ffa_version: 0,
                 notified: false,
+                modes: Modes::default(),
             },
             token: 0,
             next_area: 1,
             notif_id: None,
+            pushed: VecDeque::new(),
+            stray: 0,
         };
         match dialect {
-            Dialect::G3 => s.negotiate_g3(notify)?,
+            Dialect::G3 => s.negotiate_g3(notify, modes.events == Events::Indirect)?,
             Dialect::G2 => s.negotiate_g2()?,
         }
+        let indirect = msg::features::INDIRECT_RX | msg::features::INDIRECT_TX;
+        let offered = s.info.bus_features & indirect == indirect;
+        let wants_indirect =
+            modes.messaging == Messaging::Indirect || modes.events == Events::Indirect;
+        if wants_indirect && !offered {
+            return Err(SessionError::Protocol(
+                "partition does not offer indirect messaging",
+            ));
+        }
+        s.info.modes = Modes {
+            messaging: modes.messaging,
+            events: match dialect {
+                _ if s.info.notified => Events::Notify,
+                // The G2 driver has no choice: pushed events when the partition offers
+                // indirect messaging (its polling kthread is off), else the used rings.
+                Dialect::G2 if offered => Events::Indirect,
+                Dialect::G2 => Events::Poll,
+                Dialect::G3 => modes.events,
+            },
+        };
         Ok(s)
     }
 
@@ -205,6 +326,9 @@ impl<C: Conduit> BusSession<C> {
         if frame.len() > MAX_MSG_SIZE {
             return Err(SessionError::Protocol("request larger than the bus allows"));
         }
+        if self.info.modes.messaging == Messaging::Indirect {
+            return self.exchange_indirect(frame);
+        }
         let payload = bus::frame_to_regs(frame);
         for _ in 0..=BUSY_RETRIES {
             let regs = self.direct_req2(payload)?;
@@ -227,6 +351,158 @@ impl<C: Conduit> BusSession<C> {
             return Ok((out, n));
         }
         Err(SessionError::Busy)
+    }
+
+    /// Sends an event frame (EVENT_AVAIL). Over direct messages it is a request like any other
+    /// and its answer (the acknowledgement) is returned; over indirect messages the partition
+    /// answers nothing, and `None` is returned once it has run.
+    pub fn send_event(
+        &mut self,
+        frame: &[u8],
+    ) -> Result<Option<([u8; MAX_MSG_SIZE], usize)>, SessionError> {
+        if self.info.modes.messaging == Messaging::Direct {
+            let answer = self.exchange(frame)?;
+            if self.info.modes.events == Events::Indirect {
+                // What the partition pushed while it served the event (as the driver's RX
+                // callback would take it).
+                self.take_pushed()?;
+            }
+            return Ok(Some(answer));
+        }
+        self.send2(frame)?;
+        self.run_partition()?;
+        self.take_pushed()?;
+        Ok(None)
+    }
+
+    /// FFA_MSG_SEND2 of `frame` to the partition, retried (bounded) while its RX buffer is busy.
+    fn send2(&mut self, frame: &[u8]) -> Result<(), SessionError> {
+        for _ in 0..FFA_BUSY_RETRIES {
+            match self
+                .ffa
+                .send_indirect(self.own_id, self.sp_id, VIRTIO_MSG_DEVICE_UUID, frame)
+            {
+                Err(ffa::Error::Ffa(ffa::arm_ffa::FfaError::Busy)) => {
+                    // The partition still holds an earlier message: let it run.
+                    self.run_partition()?;
+                }
+                other => return Ok(other?),
+            }
+        }
+        Err(SessionError::Busy)
+    }
+
+    /// FFA_RUN of the partition (vCPU 0), as the normal-world scheduler does after sending it a
+    /// message; retried (bounded) while it runs for another endpoint.
+    fn run_partition(&mut self) -> Result<(), SessionError> {
+        for _ in 0..FFA_BUSY_RETRIES {
+            match self.ffa.run(self.sp_id, 0) {
+                Err(ffa::Error::Ffa(ffa::arm_ffa::FfaError::Busy)) => core::hint::spin_loop(),
+                Ok(_) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(SessionError::Busy)
+    }
+
+    /// Takes the indirect message in the RX buffer, if the RX-full notification says one is
+    /// there: its frame, or `None`. Messages from anyone but the partition are dropped.
+    fn take_indirect(&mut self) -> Result<Option<([u8; MAX_MSG_SIZE], usize)>, SessionError> {
+        if !self.ffa.rx_full_get(self.own_id, false)? {
+            return Ok(None);
+        }
+        let mut copy = [0u8; ffa::indirect::HEADER_SIZE + MAX_MSG_SIZE];
+        let n = self.ffa.take_indirect(&mut copy)?;
+        let m = ffa::indirect::parse(&copy[..n], MAX_MSG_SIZE)
+            .map_err(|_| SessionError::Protocol("indirect message malformed"))?;
+        if m.sender != self.sp_id || m.receiver != self.own_id {
+            self.stray += 1;
+            return Ok(None);
+        }
+        let want = self.info.dialect.indirect_uuid();
+        if m.uuid != want {
+            return Err(SessionError::Protocol(
+                "indirect message for another service",
+            ));
+        }
+        let mut out = [0u8; MAX_MSG_SIZE];
+        out[..m.payload.len()].copy_from_slice(m.payload);
+        Ok(Some((out, m.payload.len())))
+    }
+
+    /// Takes what the partition pushed into the RX buffer: an event goes to the pushed-event
+    /// queue; anything else is counted as stray. Returns whether something was taken.
+    pub fn take_pushed(&mut self) -> Result<bool, SessionError> {
+        let Some((frame, _)) = self.take_indirect()? else {
+            return Ok(false);
+        };
+        match decode_event(&frame) {
+            Ok(e) => self.queue_pushed(e),
+            Err(_) => self.stray += 1,
+        }
+        Ok(true)
+    }
+
+    /// Queues a pushed event for a waiter, once (an event already waiting is not repeated),
+    /// at most [`MAX_PUSHED`] (the oldest goes).
+    fn queue_pushed(&mut self, e: Event) {
+        if self.pushed.contains(&e) {
+            return;
+        }
+        if self.pushed.len() >= MAX_PUSHED {
+            self.pushed.pop_front();
+        }
+        self.pushed.push_back(e);
+    }
+
+    /// Events pushed by the partition and not yet taken (see [`take_pushed`](Self::take_pushed)).
+    pub fn pushed_events(&mut self) -> Vec<Event> {
+        self.pushed.drain(..).collect()
+    }
+
+    /// Indirect messages that were neither an answer nor an event.
+    pub fn stray_messages(&self) -> u64 {
+        self.stray
+    }
+
+    /// Gives the partition a chance to push what it holds (it runs, finds no message, and
+    /// pushes its pending events), then takes what came.
+    pub fn collect_pushed(&mut self) -> Result<(), SessionError> {
+        if self.info.modes.messaging == Messaging::Indirect {
+            self.run_partition()?;
+        }
+        self.take_pushed()?;
+        Ok(())
+    }
+
+    /// One request over indirect messages: FFA_MSG_SEND2, FFA_RUN, the answer from the RX
+    /// buffer. Pushed events met on the way are queued.
+    fn exchange_indirect(
+        &mut self,
+        frame: &[u8],
+    ) -> Result<([u8; MAX_MSG_SIZE], usize), SessionError> {
+        self.send2(frame)?;
+        self.run_partition()?;
+        for _ in 0..=BUSY_RETRIES {
+            let Some((out, n)) = self.take_indirect()? else {
+                return Err(SessionError::Protocol("no answer to an indirect request"));
+            };
+            let header = Header::parse(&out).map_err(|_| SessionError::Protocol("bad header"))?;
+            if ids::is_event(header.msg_id) && !header.is_response() {
+                if let Ok(e) = decode_event(&out) {
+                    self.queue_pushed(e);
+                }
+                self.run_partition()?;
+                continue;
+            }
+            if header.is_bus() && header.is_response() && header.msg_id == msg::ERROR {
+                let original =
+                    msg::exact::<msg::Word16>(&header, &out).map_or(0, |w| w.value.get());
+                return Err(SessionError::ErrorFrame(original));
+            }
+            return Ok((out, n));
+        }
+        Err(SessionError::Protocol("answer lost among pushed events"))
     }
 
     /// DIRECT_REQ2 to the partition. The SPMC answers FFA_ERROR(BUSY) while the partition runs
@@ -275,7 +551,7 @@ impl<C: Conduit> BusSession<C> {
         Ok((out, header))
     }
 
-    fn negotiate_g3(&mut self, notify: bool) -> Result<(), SessionError> {
+    fn negotiate_g3(&mut self, notify: bool, pushed: bool) -> Result<(), SessionError> {
         let probe = msg::VersionReqG3 {
             bus_version: 0.into(),
             transport_revision: 0.into(),
@@ -311,7 +587,13 @@ impl<C: Conduit> BusSession<C> {
         self.info.bus_features = features;
         self.info.max_areas = agreed.max_areas.get();
         self.info.ffa_version = agreed.ffa_version.get();
-        // Events: a notification if both sides can, else polling.
+        // Events: pushed if asked for; a notification if both sides can, else polling.
+        if pushed {
+            if !self.event_configure(msg::event_method::INDIRECT, 0)? {
+                return Err(SessionError::Protocol("EVENT_CONFIGURE INDIRECT refused"));
+            }
+            return Ok(());
+        }
         if notify && features & notif == notif {
             let id: u16 = 0;
             if self
@@ -553,42 +835,7 @@ impl<C: Conduit> BusSession<C> {
             }
             return Ok(None);
         }
-        if !ids::is_event(h.msg_id) {
-            return Err(SessionError::Protocol("EVENT_POLL answer is not an event"));
-        }
-        if !h.is_bus() {
-            let (h, ev) = DeviceEvent::decode(&out)
-                .map_err(|_| SessionError::Protocol("bad device event"))?;
-            return Ok(Some(match ev {
-                DeviceEvent::Used { vq_index } => Event::Used {
-                    dev: h.dev_num,
-                    vq: vq_index,
-                },
-                DeviceEvent::Config {
-                    device_status,
-                    generation,
-                    ..
-                } => Event::Config {
-                    dev: h.dev_num,
-                    status: device_status,
-                    generation,
-                },
-            }));
-        }
-        if h.msg_id == msg::AREA_RELEASE {
-            let w = msg::exact::<msg::Word16>(&h, &out)
-                .ok_or(SessionError::Protocol("AREA_RELEASE size"))?;
-            return Ok(Some(Event::AreaRelease {
-                area: w.value.get(),
-            }));
-        }
-        let (_, ev) =
-            BusEvent::decode(&out).map_err(|_| SessionError::Protocol("bad bus event"))?;
-        let BusEvent::Device { dev_num, state } = ev;
-        Ok(Some(Event::Device {
-            dev: dev_num,
-            state,
-        }))
+        decode_event(&out).map(Some)
     }
 
     /// Drains every pending event (bounded).
@@ -602,6 +849,46 @@ impl<C: Conduit> BusSession<C> {
         }
         Ok(events)
     }
+}
+
+/// Decodes an event frame (device or bus event) as the driver receives it.
+fn decode_event(out: &[u8; MAX_MSG_SIZE]) -> Result<Event, SessionError> {
+    let h = Header::parse(out).map_err(|_| SessionError::Protocol("bad header"))?;
+    if !ids::is_event(h.msg_id) {
+        return Err(SessionError::Protocol("not an event"));
+    }
+    if !h.is_bus() {
+        let (h, ev) =
+            DeviceEvent::decode(out).map_err(|_| SessionError::Protocol("bad device event"))?;
+        return Ok(match ev {
+            DeviceEvent::Used { vq_index } => Event::Used {
+                dev: h.dev_num,
+                vq: vq_index,
+            },
+            DeviceEvent::Config {
+                device_status,
+                generation,
+                ..
+            } => Event::Config {
+                dev: h.dev_num,
+                status: device_status,
+                generation,
+            },
+        });
+    }
+    if h.msg_id == msg::AREA_RELEASE {
+        let w = msg::exact::<msg::Word16>(&h, out)
+            .ok_or(SessionError::Protocol("AREA_RELEASE size"))?;
+        return Ok(Event::AreaRelease {
+            area: w.value.get(),
+        });
+    }
+    let (_, ev) = BusEvent::decode(out).map_err(|_| SessionError::Protocol("bad bus event"))?;
+    let BusEvent::Device { dev_num, state } = ev;
+    Ok(Event::Device {
+        dev: dev_num,
+        state,
+    })
 }
 
 fn get_devices_payload(req: &BusRequest) -> Vec<u8> {

@@ -16,7 +16,7 @@ use virtio_msg::MemError;
 use crate::{
     connection::Connection,
     platform::Platform,
-    session::{BusSession, SessionError},
+    session::{BusSession, Modes, SessionError},
     virtqueue::DriverMem,
 };
 
@@ -29,11 +29,11 @@ use partition::{HostPartition, PackageHead};
 pub const SP_ID: u16 = 0x8001;
 
 /// The partition as the simulated SPMC knows it (what its manifest says): id [`SP_ID`], the
-/// virtio-msg device UUID, VM created/destroyed messages, and RX/TX buffers the SPMC maps at
-/// boot (the manifest's `rx_tx-info`).
+/// virtio-msg device UUID, indirect messages, VM created/destroyed messages, and RX/TX buffers
+/// the SPMC maps at boot (the manifest's `rx_tx-info`).
 fn partition_info() -> SpInfo {
     let mut info = SpInfo::new(SP_ID, vec![VIRTIO_MSG_DEVICE_UUID]);
-    info.properties |= props::VM_CREATED | props::VM_DESTROYED;
+    info.properties |= props::INDIRECT_MSG | props::VM_CREATED | props::VM_DESTROYED;
     info.rxtx_premapped = true;
     info
 }
@@ -103,6 +103,16 @@ impl SimSystem {
     ) -> Result<SimConnection, SessionError> {
         open(self.world.add_vm(vm), SP_ID, dialect, notify)
     }
+
+    /// [`connect`](Self::connect) with messaging and event modes.
+    pub fn connect_modes(
+        &self,
+        vm: u16,
+        dialect: Dialect,
+        modes: Modes,
+    ) -> Result<SimConnection, SessionError> {
+        open_modes(self.world.add_vm(vm), SP_ID, dialect, modes)
+    }
 }
 
 impl Drop for SimSystem {
@@ -118,34 +128,49 @@ impl Drop for SimSystem {
 pub type SimConnection = Connection<SimConduit, VmEndpoint>;
 
 /// Opens a session from `endpoint`: FFA_VERSION, RX/TX buffers from its own pages, its
-/// notification bitmap (when `notify`), then the bus negotiation.
+/// notification bitmap, then the bus negotiation (direct messages; events by notification
+/// when `notify`, else polled).
 pub fn open(
     endpoint: VmEndpoint,
     sp_id: u16,
     dialect: Dialect,
     notify: bool,
 ) -> Result<SimConnection, SessionError> {
-    let conduit = endpoint.conduit();
-    open_over(conduit, endpoint, sp_id, dialect, notify)
+    open_modes(
+        endpoint,
+        sp_id,
+        dialect,
+        Modes::from_notify(dialect, notify),
+    )
 }
 
-/// [`open`] over `conduit` (the endpoint's own, or one that wraps it).
+/// [`open`] with messaging and event modes.
+pub fn open_modes(
+    endpoint: VmEndpoint,
+    sp_id: u16,
+    dialect: Dialect,
+    modes: Modes,
+) -> Result<SimConnection, SessionError> {
+    let conduit = endpoint.conduit();
+    open_over(conduit, endpoint, sp_id, dialect, modes)
+}
+
+/// [`open_modes`] over `conduit` (the endpoint's own, or one that wraps it).
 pub fn open_over<C: ffa::Conduit>(
     conduit: C,
     endpoint: VmEndpoint,
     sp_id: u16,
     dialect: Dialect,
-    notify: bool,
+    modes: Modes,
 ) -> Result<Connection<C, VmEndpoint>, SessionError> {
     let mut ffa = Ffa::new(conduit);
     ffa.version(ffa::FFA_VERSION)?;
     let buffers = endpoint.alloc(2);
     ffa.rxtx_map(buffers, buffers + ffa::memory::PAGE_SIZE, 1)?;
-    if notify {
-        // Without a hypervisor the endpoint creates its own notification bitmap.
-        ffa.notification_bitmap_create(endpoint.id(), 1)?;
-    }
-    let session = BusSession::connect(ffa, endpoint.id(), sp_id, dialect, notify)?;
+    // Without a hypervisor the endpoint creates its own notification bitmap (as Linux does):
+    // notifications and the RX-full framework notification of indirect messages need it.
+    ffa.notification_bitmap_create(endpoint.id(), 1)?;
+    let session = BusSession::connect_modes(ffa, endpoint.id(), sp_id, dialect, modes)?;
     Ok(Connection::new(session, endpoint))
 }
 

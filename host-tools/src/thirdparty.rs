@@ -54,7 +54,9 @@
 //! *broken*: it then reports every queue as unusable (`max_queue_size` 0), so the driver's
 //! probe fails with an error instead of using a device that is not there.
 //! [`Transport::notify`] panics if the device returns nothing after `MAX_WAITS` (64) waits:
-//! virtio-drivers spins on its used ring after a notify and would otherwise never return.
+//! virtio-drivers spins on its used ring after a notify and would otherwise never return. It
+//! does not wait on a queue whose buffers the device keeps until it has something to put there
+//! (vsock's rx and event queues: virtio-drivers posts them, notifies, and polls later).
 
 use std::{
     cell::{Cell, RefCell},
@@ -121,6 +123,8 @@ struct Region {
     host: NonNull<[Page]>,
     /// The area holding the simulator copy.
     area: SharedArea,
+    /// A bounce buffer of [`Hal::share`] (not a [`Hal::dma_alloc`] region).
+    bounce: bool,
 }
 
 impl Region {
@@ -256,8 +260,9 @@ pub type CoherentConnection<C> = Connection<CoherentConduit<C>, VmEndpoint>;
 
 /// What the [`VmsgHal`] needs of the session it works for (the session's conduit type erased).
 trait Port {
-    /// A new region of `pages` zeroed pages: its bus address and its host pages.
-    fn alloc(&self, pages: usize) -> Option<(u64, NonNull<u8>)>;
+    /// A new region of `pages` zeroed pages (a bounce buffer if `bounce`): its bus address and
+    /// its host pages.
+    fn alloc(&self, pages: usize, bounce: bool) -> Option<(u64, NonNull<u8>)>;
     /// Frees the region at bus address `bus` (host pages `host`, `pages` pages): unshares
     /// the area and gives the host pages back. Returns whether it was a live region.
     fn free(&self, bus: u64, host: NonNull<u8>, pages: usize) -> bool;
@@ -315,7 +320,7 @@ impl<C: Conduit> Shared<C> {
 }
 
 impl<C: Conduit> Port for Shared<C> {
-    fn alloc(&self, pages: usize) -> Option<(u64, NonNull<u8>)> {
+    fn alloc(&self, pages: usize, bounce: bool) -> Option<(u64, NonNull<u8>)> {
         let Some(count) = u32::try_from(pages).ok().filter(|&n| n > 0) else {
             self.ledger
                 .fail("dma_alloc", format_args!("{pages} pages asked for"));
@@ -342,7 +347,7 @@ impl<C: Conduit> Port for Shared<C> {
         self.ledger
             .regions
             .borrow_mut()
-            .insert(bus, Region { host, area });
+            .insert(bus, Region { host, area, bounce });
         Some((bus, host.cast()))
     }
 
@@ -464,7 +469,13 @@ impl<C: Conduit + 'static> ThirdParty<C> {
             sp_id,
             ledger: ledger.clone(),
         };
-        let mut conn = crate::sim::open_over(conduit, endpoint, sp_id, dialect, notify)?;
+        let mut conn = crate::sim::open_over(
+            conduit,
+            endpoint,
+            sp_id,
+            dialect,
+            crate::session::Modes::from_notify(dialect, notify),
+        )?;
         if pool {
             conn.share_dma_pool()?;
         }
@@ -526,6 +537,29 @@ impl<C: Conduit + 'static> ThirdParty<C> {
     /// DMA regions and bounce buffers alive (each one a shared area).
     pub fn live_regions(&self) -> usize {
         self.shared.ledger.regions.borrow().len()
+    }
+
+    /// Frees the bounce buffers no driver will unshare: virtio-drivers drops a queue with its
+    /// buffers still in it (a vsock rx queue always has some) without unsharing them. Call it
+    /// once every driver of the session is dropped (their devices reset, so nothing uses the
+    /// buffers any more); with a transport alive it frees nothing. Returns how many it freed.
+    pub fn free_stranded_bounce_buffers(&self) -> usize {
+        if self.shared.handles.get() != 1 {
+            return 0;
+        }
+        let stranded: Vec<(u64, NonNull<u8>, usize)> = self
+            .shared
+            .ledger
+            .regions
+            .borrow()
+            .iter()
+            .filter(|(_, r)| r.bounce)
+            .map(|(&bus, r)| (bus, r.host.cast::<u8>(), r.host.len()))
+            .collect();
+        stranded
+            .into_iter()
+            .filter(|&(bus, host, pages)| self.shared.free(bus, host, pages))
+            .count()
     }
 
     /// The negotiated bus parameters.
@@ -664,6 +698,14 @@ impl<C: Conduit + 'static> Drop for VmsgTransport<C> {
     }
 }
 
+/// Whether queue `queue` of a `device_type` device is one whose buffers the device keeps until
+/// it has something to put there (vsock's rx and event queues): virtio-drivers posts them and
+/// notifies without waiting, and the device rightly returns nothing, so a notify of such a
+/// queue does not wait for the device either.
+fn holds_buffers(device_type: DeviceType, queue: u16) -> bool {
+    matches!((device_type, queue), (DeviceType::Socket, 0 | 2))
+}
+
 /// A config access error as virtio-drivers names it (`config_size` from GET_DEVICE_INFO).
 fn config_error(e: DriverError, config_size: u32) -> virtio_drivers::Error {
     match e {
@@ -725,7 +767,8 @@ impl<C: Conduit + 'static> Transport for VmsgTransport<C> {
 
     /// EVENT_AVAIL; then, if the device has not used a buffer yet, the dialect's wait (G3:
     /// EVENT_POLL, after the notification if one is configured; G2: another kick), until it
-    /// has.
+    /// has — except for a queue whose buffers the device holds until it has something to
+    /// say (vsock's rx and event queues), where the driver does not wait either.
     ///
     /// # Panics
     ///
@@ -735,6 +778,9 @@ impl<C: Conduit + 'static> Transport for VmsgTransport<C> {
         let before = self.used_idx(queue);
         if let Err(e) = self.client.get_mut().notify_avail(u32::from(queue)) {
             self.fail("notify", e);
+        }
+        if holds_buffers(self.device_type, queue) {
+            return;
         }
         if let Some(before) = before {
             self.wait_for_device(queue, before);
@@ -922,7 +968,7 @@ unsafe impl Hal for VmsgHal {
     /// ledger keeps a copy only for the coherence copies, which run while the driver does not.
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
         port()
-            .and_then(|p| p.alloc(pages))
+            .and_then(|p| p.alloc(pages, false))
             .unwrap_or((0, NonNull::dangling()))
     }
 
@@ -961,7 +1007,7 @@ unsafe impl Hal for VmsgHal {
             return 0;
         };
         let len = buffer.len();
-        let Some((bus, host)) = port.alloc(len.div_ceil(PAGE)) else {
+        let Some((bus, host)) = port.alloc(len.div_ceil(PAGE), true) else {
             return 0;
         };
         if direction != BufferDirection::DeviceToDriver {

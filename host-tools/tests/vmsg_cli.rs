@@ -1,5 +1,6 @@
 //! `vmsg rng` runs in bounded memory: it streams what it reads and refuses absurd sizes with
-//! a clear error instead of aborting in an allocation. `vmsg console` runs shell lines.
+//! a clear error instead of aborting in an allocation. `vmsg console` runs shell lines;
+//! `vmsg vsock connect` talks to the echo and the shell, with `--send`, `--json` and stdin.
 
 use std::{
     io::Read,
@@ -104,4 +105,62 @@ fn console_runs_shell_lines() {
         String::from_utf8(out.stdout).unwrap(),
         "> help\ncommands: help, version, devices\n> bogus\nunknown command\n"
     );
+}
+
+#[test]
+fn vsock_send_prints_the_shell_answer_and_the_echo() {
+    let run = |args: &[&str]| {
+        let out = Command::new(VMSG).args(args).output().expect("vmsg runs");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        run(&["vsock", "connect", "23", "--send", "help", "--send", "nope"]),
+        "> commands: help, version, devices\n> unknown command\n> "
+    );
+    assert_eq!(
+        run(&["--dialect", "g2", "vsock", "connect", "7", "--send", "ping"]),
+        "ping\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["vsock", "connect", "7", "--send", "hi", "--json"])).unwrap();
+    assert_eq!(json["port"], 7);
+    assert_eq!(json["guest_cid"], 3);
+    assert_eq!(json["sent"], "hi\n");
+    assert_eq!(json["received"], "hi\n");
+    // A port nothing listens on: refused, and said so.
+    let out = Command::new(VMSG)
+        .args(["vsock", "connect", "99", "--send", "x"])
+        .output()
+        .expect("vmsg runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refused"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn vsock_interactive_sends_stdin_lines() {
+    let mut child = Command::new(VMSG)
+        .args(["vsock", "connect", "23"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("vmsg runs");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"version\ndevices\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("> vmsg-sp "), "{text}");
+    assert!(text.ends_with("3 virtio-vsock (id 19)\n> "), "{text}");
 }

@@ -16,15 +16,20 @@ pub fn available(bytes: usize) -> bool {
 }
 
 /// Heap a new endpoint may need, in one free block, before it is admitted: what
-/// `BusInstance::new` and the device factory allocate infallibly (the bus instance, the
-/// engines, the device models: about 14 KiB with the standard devices on a 64-bit target,
-/// mostly the 4 KiB data buffers of the rng and blk and the console's 4 KiB outbox (a console
-/// test checks the models' sizes), more as the endpoint's queues and tables fill, mostly
-/// fallibly), with room to spare. A newcomer arriving when the heap has less is refused with
-/// the ERROR frame, as when every slot is taken, rather than aborting the partition in an
-/// allocation.
+/// `BusInstance::new` and the device factory allocate infallibly — the bus instance, the
+/// engines, and the four device models, each boxed in a block of the buddy heap (a power of
+/// two): the rng, blk and console models take 8 KiB each (mostly the 4 KiB data buffers of the
+/// rng and blk and the console's 4 KiB outbox), the vsock model 4 KiB (its eight connection
+/// slots; a registry test keeps the four within seven eighths of this) — more as the
+/// endpoint's queues and tables fill, mostly fallibly. A newcomer arriving when the heap has
+/// less is refused with the ERROR frame, as when every slot is taken, rather than aborting the
+/// partition in an allocation. (Checking 24 KiB, as before vsock, asked the buddy heap for the
+/// same 32 KiB block.)
 ///
-/// The standard devices' RAM disk ([`crate::registry::RAM_DISK_BYTES`]) is not part of it: the
-/// factory allocates the disk fallibly and then checks for this much headroom again, serving
-/// the endpoint without a block device when either fails.
-pub const ENDPOINT_HEAP_BYTES: usize = 24 * 1024;
+/// Not part of it, being fallible allocations of their own: the standard devices' RAM disk
+/// ([`crate::registry::RAM_DISK_BYTES`]), which the factory allocates and then checks for this
+/// much headroom again, serving the endpoint without a block device when either fails; and the
+/// vsock connection buffers ([`crate::devices::vsock::BUFFER_BYTES`], 16 KiB), taken at the
+/// endpoint's first vsock connection (which gets an RST without room) and given back at the
+/// device's reset.
+pub const ENDPOINT_HEAP_BYTES: usize = 32 * 1024;

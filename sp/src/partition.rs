@@ -17,6 +17,7 @@ use ffa::{
         interface_args::{DirectMsg2Args, DirectMsgArgs, VmAvailabilityStatus},
     },
     bus::{self, BusConfig, BusInstance, BusServices, FfaServices, MAX_MSG_SIZE, Reply},
+    indirect,
     memory::NsMapper,
 };
 
@@ -43,6 +44,8 @@ struct Endpoint {
     instance: BusInstance,
     quota: EndpointQuota,
     last_served: u64,
+    /// Requests it sent by FFA_MSG_SEND2 (the first is logged).
+    indirect_requests: u64,
 }
 
 impl Endpoint {
@@ -71,7 +74,12 @@ pub struct Partition<F: DeviceFactory> {
     draining: Vec<BusInstance>,
     /// Requests served so far (the clock of the slot policy).
     served: u64,
+    /// An indirect message set aside while a retrieve needed the RX buffer.
+    stash: bus::Stash,
 }
+
+/// Most indirect messages served from the stash after one request.
+const MAX_STASHED: usize = 4;
 
 impl<F: DeviceFactory> Partition<F> {
     /// A partition with endpoint id `own_id` whose devices come from `factory`.
@@ -83,6 +91,7 @@ impl<F: DeviceFactory> Partition<F> {
             instances: Vec::with_capacity(MAX_ENDPOINTS),
             draining: Vec::with_capacity(MAX_ENDPOINTS),
             served: 0,
+            stash: bus::Stash::default(),
         }
     }
 
@@ -124,7 +133,7 @@ impl<F: DeviceFactory> Partition<F> {
         src: u16,
         uuid: ffa::arm_ffa::Uuid,
         frame: &[u8],
-    ) -> Result<&mut Endpoint, [u64; bus::PAYLOAD_REGS]> {
+    ) -> Result<usize, [u64; bus::PAYLOAD_REGS]> {
         if uuid != VIRTIO_MSG_DEVICE_UUID && !uuid.is_nil() {
             log::debug!("direct request from {src:#x} for unknown service {uuid}");
             return Err(bus::refusal(frame));
@@ -134,7 +143,7 @@ impl<F: DeviceFactory> Partition<F> {
 
     /// The endpoint entry of `src`, made on first contact (see [`MAX_ENDPOINTS`] for the
     /// slot policy); `None` if there is no slot for it.
-    fn admit(&mut self, src: u16) -> Option<&mut Endpoint> {
+    fn admit(&mut self, src: u16) -> Option<usize> {
         self.served = self.served.wrapping_add(1);
         let served = self.served;
         let slot = match self.slot(src) {
@@ -143,7 +152,7 @@ impl<F: DeviceFactory> Partition<F> {
         };
         let endpoint = self.instances.get_mut(slot)?;
         endpoint.last_served = served;
-        Some(endpoint)
+        Some(slot)
     }
 
     /// Makes a slot for newcomer `src` (see [`MAX_ENDPOINTS`]); `None` if there is no free
@@ -180,6 +189,7 @@ impl<F: DeviceFactory> Partition<F> {
             instance: BusInstance::new(src, devices, self.config),
             quota: EndpointQuota::default(),
             last_served: 0,
+            indirect_requests: 0,
         });
         self.instances.len().checked_sub(1)
     }
@@ -203,7 +213,10 @@ impl<F: DeviceFactory> Partition<F> {
     ) -> [u64; bus::PAYLOAD_REGS] {
         let frame = bus::regs_to_frame(payload);
         match self.route(src, uuid, &frame) {
-            Ok(endpoint) => answer_frame(&mut endpoint.instance, &frame, services),
+            Ok(slot) => match self.instances.get_mut(slot) {
+                Some(endpoint) => answer_frame(&mut endpoint.instance, &frame, services),
+                None => bus::refusal(&frame),
+            },
             Err(refusal) => refusal,
         }
     }
@@ -220,20 +233,44 @@ impl<F: DeviceFactory> Partition<F> {
     ) -> [u64; bus::PAYLOAD_REGS] {
         let own_id = self.own_id;
         let frame = bus::regs_to_frame(payload);
-        let endpoint = match self.route(src, uuid, &frame) {
-            Ok(endpoint) => endpoint,
+        let slot = match self.route(src, uuid, &frame) {
+            Ok(slot) => slot,
             Err(refusal) => return refusal,
         };
-        let mut mapper = QuotaMapper {
-            inner: mapper,
+        let Some(endpoint) = self.instances.get_mut(slot) else {
+            return bus::refusal(&frame);
+        };
+        let mut quota_mapper = QuotaMapper {
+            inner: &mut *mapper,
             quota: &mut endpoint.quota,
         };
         let mut services = FfaServices {
-            ffa,
-            mapper: &mut mapper,
+            ffa: &mut *ffa,
+            mapper: &mut quota_mapper,
             own_id,
+            stash: Some(&mut self.stash),
         };
-        answer_frame(&mut endpoint.instance, &frame, &mut services)
+        let answer = answer_frame(&mut endpoint.instance, &frame, &mut services);
+        self.serve_stashed(ffa, mapper);
+        answer
+    }
+
+    /// Serves the indirect messages set aside while a retrieve needed the RX buffer (see
+    /// [`bus::Stash`]), a bounded number of times (each may set another aside).
+    fn serve_stashed<C: Conduit, M: NsMapper>(&mut self, ffa: &mut Ffa<C>, mapper: &mut M) {
+        for _ in 0..MAX_STASHED {
+            let mut copy = [0u8; INDIRECT_MAX];
+            let Some(n) = self.stash.take().map(|m| {
+                let n = m.len().min(copy.len());
+                if let (Some(dst), Some(src)) = (copy.get_mut(..n), m.get(..n)) {
+                    dst.copy_from_slice(src);
+                }
+                n
+            }) else {
+                return;
+            };
+            self.serve_indirect(copy.get(..n).unwrap_or_default(), ffa, mapper);
+        }
     }
 
     /// Endpoint `vm` is gone: reset its devices, relinquish its memory, forget it.
@@ -274,17 +311,184 @@ impl<F: DeviceFactory> Partition<F> {
     }
 }
 
-/// The DIRECT_RESP2 payload `instance` answers `frame` with.
+/// The DIRECT_RESP2 payload `instance` answers `frame` with. Events the endpoint takes pushed
+/// (indirect messages) go out before the response, while the partition still runs.
 fn answer_frame(
     instance: &mut BusInstance,
     frame: &[u8],
     services: &mut dyn BusServices,
 ) -> [u64; bus::PAYLOAD_REGS] {
     let mut out = [0u8; MAX_MSG_SIZE];
-    match instance.handle(frame, &mut out, services) {
+    let reply = instance.handle(frame, &mut out, services);
+    instance.push_events(services);
+    match reply {
         Reply::Frame(n) => bus::frame_to_regs(out.get(..n).unwrap_or_default()),
         Reply::Busy => [0; bus::PAYLOAD_REGS],
     }
+}
+
+/// Largest indirect message the partition reads: the header and one bus frame.
+const INDIRECT_MAX: usize = indirect::HEADER_SIZE + MAX_MSG_SIZE;
+
+impl<F: DeviceFactory> Partition<F> {
+    /// The partition was run (FFA_RUN) by the normal-world scheduler: if an indirect message
+    /// waits in its RX buffer, serve it and answer with an indirect message to its sender;
+    /// then push what events the endpoints' drivers take that way.
+    ///
+    /// The message is copied out of the RX buffer once, the buffer released, and only the copy
+    /// is parsed (`ffa::indirect::parse`): a header whose offset overlaps it, whose size runs
+    /// past what arrived or past one bus frame, or that is not for this partition, is dropped
+    /// (logged): there is no request to answer. A request for another service gets the bus
+    /// ERROR frame, as over direct messages. Events the driver sends (EVENT_AVAIL) get no
+    /// answer: over indirect messages the driver expects none (the 8-byte acknowledgement
+    /// exists because a direct request must have a response), and what they cause comes as
+    /// pushed EVENT_USED. An answer the driver's RX buffer cannot take after
+    /// [`bus::SEND_RETRIES`] tries is dropped (logged): the driver times out; the partition
+    /// goes on.
+    pub fn serve_run<C: Conduit, M: NsMapper>(&mut self, ffa: &mut Ffa<C>, mapper: &mut M) {
+        let own_id = self.own_id;
+        let full = match ffa.rx_full_get(own_id, true) {
+            Ok(full) => full,
+            Err(e) => {
+                log::warn!("run: FFA_NOTIFICATION_GET of the framework bitmaps failed: {e}");
+                false
+            }
+        };
+        if full {
+            let mut copy = [0u8; INDIRECT_MAX];
+            match ffa.take_indirect(&mut copy) {
+                Ok(n) => self.serve_indirect(copy.get(..n).unwrap_or_default(), ffa, mapper),
+                Err(e) => log::warn!("run: indirect message not taken: {e}"),
+            }
+        }
+        // Every endpoint's pushed events get another chance (a driver's RX buffer may be free
+        // again).
+        for slot in 0..self.instances.len() {
+            if let Some(endpoint) = self.instances.get_mut(slot) {
+                push_for(endpoint, ffa, mapper, own_id);
+            }
+        }
+    }
+
+    /// Serves one indirect message (a copy of the RX buffer's), see [`serve_run`].
+    fn serve_indirect<C: Conduit, M: NsMapper>(
+        &mut self,
+        received: &[u8],
+        ffa: &mut Ffa<C>,
+        mapper: &mut M,
+    ) {
+        let own_id = self.own_id;
+        let msg = match indirect::parse(received, MAX_MSG_SIZE) {
+            Ok(m) if m.receiver == own_id => m,
+            Ok(m) => {
+                log::warn!(
+                    "indirect message for {:#x}, not for us: dropped",
+                    m.receiver
+                );
+                return;
+            }
+            Err(e) => {
+                log::warn!("indirect message dropped: {e}");
+                return;
+            }
+        };
+        let src = msg.sender;
+        let frame = msg.payload;
+        let is_event = frame
+            .get(1)
+            .is_some_and(|id| virtio_msg::ids::is_event(*id));
+        let routed = self.route(src, msg.uuid, frame).and_then(|slot| {
+            self.instances
+                .get_mut(slot)
+                .ok_or_else(|| bus::refusal(frame))
+        });
+        let (answer, uuid) = match routed {
+            Ok(endpoint) => {
+                if endpoint.indirect_requests == 0 {
+                    log::info!(
+                        "vm {src:#x}: requests by FFA_MSG_SEND2 (run by FFA_RUN), answered by \
+                         FFA_MSG_SEND2"
+                    );
+                }
+                endpoint.indirect_requests = endpoint.indirect_requests.saturating_add(1);
+                let mut mapper = QuotaMapper {
+                    inner: &mut *mapper,
+                    quota: &mut endpoint.quota,
+                };
+                let mut services = FfaServices {
+                    ffa: &mut *ffa,
+                    mapper: &mut mapper,
+                    own_id,
+                    stash: Some(&mut self.stash),
+                };
+                let mut out = [0u8; MAX_MSG_SIZE];
+                let reply = endpoint.instance.handle(frame, &mut out, &mut services);
+                let uuid = endpoint
+                    .instance
+                    .indirect_uuid()
+                    .unwrap_or(ffa::VIRTIO_MSG_DRIVER_UUID);
+                match reply {
+                    Reply::Frame(n) if !is_event => (Some((out, n)), uuid),
+                    Reply::Frame(_) => (None, uuid),
+                    // The busy sentinel is an all-zero direct response; an indirect message
+                    // cannot carry it, so the driver is told the request failed instead.
+                    Reply::Busy => (Some(refusal_frame(frame)), uuid),
+                }
+            }
+            Err(_) => (Some(refusal_frame(frame)), ffa::VIRTIO_MSG_DRIVER_UUID),
+        };
+        if let Some((out, n)) = answer {
+            let mut services = FfaServices {
+                ffa: &mut *ffa,
+                mapper: &mut *mapper,
+                own_id,
+                stash: None,
+            };
+            if let Err(e) = services.send_indirect(src, uuid, out.get(..n).unwrap_or_default()) {
+                log::warn!("answer to {src:#x} not sent ({e}): dropped");
+            }
+        }
+        if let Some(slot) = self.slot(src)
+            && let Some(endpoint) = self.instances.get_mut(slot)
+        {
+            push_for(endpoint, ffa, mapper, own_id);
+        }
+    }
+}
+
+/// The bus ERROR frame refusing `frame`, as bytes.
+fn refusal_frame(frame: &[u8]) -> ([u8; MAX_MSG_SIZE], usize) {
+    let regs = bus::refusal(frame);
+    let bytes = bus::regs_to_frame(&regs);
+    let mut out = [0u8; MAX_MSG_SIZE];
+    let n = virtio_msg::Header::parse(&bytes).map_or(0, |h| usize::from(h.msg_size));
+    if let (Some(dst), Some(src)) = (out.get_mut(..n), bytes.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    (out, n.min(MAX_MSG_SIZE))
+}
+
+/// Pushes `endpoint`'s pending events (those its driver takes as indirect messages).
+fn push_for<C: Conduit, M: NsMapper>(
+    endpoint: &mut Endpoint,
+    ffa: &mut Ffa<C>,
+    mapper: &mut M,
+    own_id: u16,
+) {
+    if endpoint.instance.pending_events() == 0 {
+        return;
+    }
+    let mut mapper = QuotaMapper {
+        inner: mapper,
+        quota: &mut endpoint.quota,
+    };
+    let mut services = FfaServices {
+        ffa,
+        mapper: &mut mapper,
+        own_id,
+        stash: None,
+    };
+    endpoint.instance.push_events(&mut services);
 }
 
 /// Consecutive failed FFA_MSG_WAIT calls after which the message loop gives up (the SPMC
@@ -309,10 +513,7 @@ pub fn run<C: Conduit, M: NsMapper, F: DeviceFactory>(
     let mut msg = wait(ffa)?;
     loop {
         let Some(answer) = handle_message(ffa, mapper, partition, &msg) else {
-            log::warn!(
-                "unexpected message (function {:#x}); waiting for the next one",
-                ffa.last_answer()[0]
-            );
+            // Nothing to answer (a run by the scheduler, served; or an unexpected message).
             msg = wait(ffa)?;
             continue;
         };
@@ -379,8 +580,9 @@ fn wait<C: Conduit>(ffa: &mut Ffa<C>) -> Result<Interface, ffa::Error> {
 }
 
 /// Handles one message as the message loop does — first the relinquish retries of destroyed
-/// endpoints' memory, then the message — and returns the response to send, or `None` if it is
-/// not a request (nothing to answer). [`run`] calls it for every message; a driver of the
+/// endpoints' memory, then the message — and returns the response to send, or `None` if there
+/// is nothing to answer (an FFA_RUN by the scheduler: what it brought is served and answered
+/// with indirect messages, see [`Partition::serve_run`]; or not a request). [`run`] calls it for every message; a driver of the
 /// partition that delivers messages itself (the simulated world's inline mode) calls it too.
 pub fn handle_message<C: Conduit, M: NsMapper, F: DeviceFactory>(
     ffa: &mut Ffa<C>,
@@ -394,10 +596,29 @@ pub fn handle_message<C: Conduit, M: NsMapper, F: DeviceFactory>(
             ffa: &mut *ffa,
             mapper: &mut *mapper,
             own_id,
+            stash: None,
         };
         partition.retry_draining(&mut services);
     }
     answer(ffa, mapper, partition, msg)
+}
+
+/// Most virtual interrupts taken at once (each HF_INTERRUPT_GET takes one).
+const MAX_INTERRUPTS: usize = 16;
+
+/// Takes the partition's pending virtual interrupts (Hafnium's HF_INTERRUPT_GET, which
+/// acknowledges each); returns whether the notification pending interrupt was among them. The
+/// partition handles no other interrupt: any other is logged and dropped.
+fn take_interrupts<C: Conduit>(ffa: &mut Ffa<C>) -> bool {
+    let mut npi = false;
+    for _ in 0..MAX_INTERRUPTS {
+        match ffa.conduit().interrupt_get() {
+            None | Some(ffa::conduit::HF_INVALID_INTID) => break,
+            Some(ffa::conduit::HF_NPI_INTID) => npi = true,
+            Some(other) => log::warn!("virtual interrupt {other} not handled"),
+        }
+    }
+    npi
 }
 
 /// The response to `msg`, or `None` if it is not a request (nothing to answer).
@@ -434,6 +655,7 @@ fn answer<C: Conduit, M: NsMapper, F: DeviceFactory>(
                 ffa: &mut *ffa,
                 mapper: &mut *mapper,
                 own_id,
+                stash: None,
             };
             partition.endpoint_destroyed(vm_id, &mut services);
             Interface::MsgSendDirectResp {
@@ -459,7 +681,26 @@ fn answer<C: Conduit, M: NsMapper, F: DeviceFactory>(
             log::warn!("direct request from {src_id:#x} not served (not a virtio-msg request)");
             return fallback(own_id, msg);
         }
-        _ => return None,
+        Interface::Run { .. } => {
+            // Run with notifications pending, the partition has its notification pending
+            // interrupt too: taken here, or every FFA_MSG_WAIT would return FFA_INTERRUPT.
+            take_interrupts(ffa);
+            partition.serve_run(ffa, mapper);
+            return None;
+        }
+        Interface::Interrupt { .. } => {
+            if take_interrupts(ffa) {
+                partition.serve_run(ffa, mapper);
+            }
+            return None;
+        }
+        _ => {
+            log::warn!(
+                "unexpected message (function {:#x}); waiting for the next one",
+                ffa.last_answer()[0]
+            );
+            return None;
+        }
     };
     Some(answer)
 }
@@ -498,6 +739,14 @@ mod tests {
         }
         fn notify(&mut self, _: u16, _: u16) -> Result<(), ServiceError> {
             Ok(())
+        }
+        fn send_indirect(
+            &mut self,
+            _: u16,
+            _: ffa::arm_ffa::Uuid,
+            _: &[u8],
+        ) -> Result<(), ServiceError> {
+            Err(ServiceError::Refused)
         }
     }
 
@@ -575,8 +824,8 @@ mod tests {
         for vm in 0..u16::try_from(MAX_ENDPOINTS).unwrap() {
             let answer = p.handle_req2(vm, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
             assert_eq!(kind(&answer), [0x03, msg::VERSION]);
-            // virtio-rng, virtio-blk and virtio-console, each endpoint its own.
-            assert_eq!(p.instance(vm).unwrap().device_count(), 3);
+            // virtio-rng, virtio-blk, virtio-console and virtio-vsock, each endpoint its own.
+            assert_eq!(p.instance(vm).unwrap().device_count(), 4);
             // Each holds a device past reset: no slot can be given away.
             p.handle_req2(vm, VIRTIO_MSG_DEVICE_UUID, &g2_acknowledge(), &mut NoMemory);
         }
@@ -618,10 +867,15 @@ mod tests {
         );
         p.handle_req2(1, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
         let instance = p.instance(1).unwrap();
-        assert_eq!(instance.device_count(), 2, "the block and console devices");
+        assert_eq!(
+            instance.device_count(),
+            3,
+            "the block, console and vsock devices"
+        );
         assert_eq!(instance.device(0).unwrap().device().device_id(), 2);
         assert_eq!(instance.device(1).unwrap().device().device_id(), 3);
-        // Without a disk either, the endpoint is served with the console alone.
+        assert_eq!(instance.device(2).unwrap().device().device_id(), 19);
+        // Without a disk either, the endpoint is served with the console and vsock alone.
         let mut p = Partition::new(
             0x8001,
             StandardDevices::<CountingEntropy>::new(None).with_disk_bytes(0),
@@ -629,8 +883,9 @@ mod tests {
         );
         p.handle_req2(1, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
         let instance = p.instance(1).unwrap();
-        assert_eq!(instance.device_count(), 1);
+        assert_eq!(instance.device_count(), 2);
         assert_eq!(instance.device(0).unwrap().device().device_id(), 3);
+        assert_eq!(instance.device(1).unwrap().device().device_id(), 19);
     }
 
     /// The message loop against a scripted SPMC: each call of the partition gets the next

@@ -9,6 +9,7 @@ use crate::{
         blk::{Blk, ID_BYTES, ram::RamStore},
         console::{Console, Shell},
         rng::{EntropySource, Rng},
+        vsock::{StandardServices, Vsock},
     },
     headroom::{self, ENDPOINT_HEAP_BYTES},
 };
@@ -17,10 +18,12 @@ use crate::{
 ///
 /// Every endpoint has a disk of its own, allocated (zeroed) when the endpoint is admitted and
 /// freed with its bus instance, so no byte one VM writes ever reaches another. All
-/// [`MAX_ENDPOINTS`](crate::partition::MAX_ENDPOINTS) disks together take 1 MiB, which leaves
-/// the image's 1.74 MiB heap room for the page tables of the whole mapping window (about
-/// 0.5 MiB at most) and the bus instances. The disk is volatile: it is lost when its endpoint
-/// is destroyed, or when its slot, idle, is given to another endpoint.
+/// [`MAX_ENDPOINTS`](crate::partition::MAX_ENDPOINTS) disks together take 1 MiB of the image's
+/// 1.73 MiB heap; the bus instances and device models take about 0.5 MiB more, vsock
+/// connection buffers up to 0.25 MiB, and the page tables of the mapping window what is left
+/// (they could take 0.5 MiB at most): at that extreme what does not fit is refused, never
+/// aborted (`manifests/README.md`). The disk is volatile: it is lost when its endpoint is
+/// destroyed, or when its slot, idle, is given to another endpoint.
 pub const RAM_DISK_BYTES: usize = 64 * 1024;
 
 /// Creates the devices one driver endpoint sees. Each endpoint gets its own device instances,
@@ -43,9 +46,10 @@ pub trait DeviceFactory {
 /// | 0 | virtio-rng (id 4) | an entropy source exists (no source, no rng: never fake randomness) |
 /// | 1 | virtio-blk (id 2), a [`RAM_DISK_BYTES`] RAM disk of the endpoint's own | the heap has room for the disk (otherwise the endpoint is served without it, and a log line says so) |
 /// | 2 | virtio-console (id 3), one port, the [`Shell`] | always |
+/// | 3 | virtio-vsock (id 19), guest CID 3: the echo on port 7, the [`Shell`] on port 23 ([`StandardServices`]) | always |
 ///
 /// Device numbers follow from what is present: without an entropy source the block device is
-/// device 0 and the console device 1.
+/// device 0, the console device 1 and the vsock device 2.
 pub struct StandardDevices<E> {
     entropy: Option<E>,
     disk_bytes: usize,
@@ -117,14 +121,17 @@ fn disk_id(vm: u16) -> [u8; ID_BYTES] {
     id
 }
 
-/// What the console's `devices` command prints for an endpoint with or without the rng and
-/// the block device.
+/// What the shell's `devices` command prints (on the console and on vsock) for an endpoint
+/// with or without the rng and the block device.
 fn device_list(rng: bool, blk: bool) -> &'static str {
     match (rng, blk) {
-        (true, true) => "0 virtio-rng (id 4)\n1 virtio-blk (id 2)\n2 virtio-console (id 3)",
-        (true, false) => "0 virtio-rng (id 4)\n1 virtio-console (id 3)",
-        (false, true) => "0 virtio-blk (id 2)\n1 virtio-console (id 3)",
-        (false, false) => "0 virtio-console (id 3)",
+        (true, true) => {
+            "0 virtio-rng (id 4)\n1 virtio-blk (id 2)\n2 virtio-console (id 3)\n\
+             3 virtio-vsock (id 19)"
+        }
+        (true, false) => "0 virtio-rng (id 4)\n1 virtio-console (id 3)\n2 virtio-vsock (id 19)",
+        (false, true) => "0 virtio-blk (id 2)\n1 virtio-console (id 3)\n2 virtio-vsock (id 19)",
+        (false, false) => "0 virtio-console (id 3)\n1 virtio-vsock (id 19)",
     }
 }
 
@@ -140,7 +147,9 @@ impl<E: EntropySource + Clone + Send + 'static> DeviceFactory for StandardDevice
         if let Some(disk) = disk {
             devices.push(Box::new(Blk::new(disk)));
         }
-        devices.push(Box::new(Console::new(Shell::new(device_list(rng, blk)))));
+        let list = device_list(rng, blk);
+        devices.push(Box::new(Console::new(Shell::new(list))));
+        devices.push(Box::new(Vsock::new(StandardServices::new(list))));
         devices
     }
 }
@@ -154,34 +163,67 @@ mod tests {
     fn rng_blk_and_console_with_an_entropy_source() {
         let mut with = StandardDevices::new(Some(CountingEntropy::default()));
         let devices = with.create(1);
-        assert_eq!(devices.len(), 3);
+        assert_eq!(devices.len(), 4);
         assert_eq!(devices[0].device_id(), 4);
         assert_eq!(devices[1].device_id(), 2);
         assert_eq!(devices[2].device_id(), 3);
         assert_eq!(devices[2].num_queues(), 2);
+        assert_eq!(devices[3].device_id(), 19);
+        assert_eq!(devices[3].num_queues(), 3);
+        let mut cid = [0u8; 8];
+        devices[3].read_config(0, &mut cid);
+        assert_eq!(u64::from_le_bytes(cid), 3);
         let mut capacity = [0u8; 8];
         devices[1].read_config(0, &mut capacity);
         assert_eq!(u64::from_le_bytes(capacity), (RAM_DISK_BYTES / 512) as u64);
-        // No source, no rng: the block device is device 0, the console device 1.
+        // No source, no rng: the block device is device 0, the console device 1, vsock 2.
         let mut without = StandardDevices::<CountingEntropy>::new(None);
         let devices = without.create(1);
-        assert_eq!(devices.len(), 2);
+        assert_eq!(devices.len(), 3);
         assert_eq!(devices[0].device_id(), 2);
         assert_eq!(devices[1].device_id(), 3);
+        assert_eq!(devices[2].device_id(), 19);
     }
 
     #[test]
     fn no_disk_without_heap_for_it() {
-        // A disk the heap cannot give: the endpoint gets the rng and the console, nothing
+        // A disk the heap cannot give: the endpoint gets the rng, the console and vsock, nothing
         // aborts.
         let mut huge = StandardDevices::new(Some(CountingEntropy::default()))
             .with_disk_bytes(usize::MAX & !511);
         let devices = huge.create(1);
-        assert_eq!(devices.len(), 2);
+        assert_eq!(devices.len(), 3);
         assert_eq!(devices[0].device_id(), 4);
         assert_eq!(devices[1].device_id(), 3);
+        assert_eq!(devices[2].device_id(), 19);
         let mut none = StandardDevices::new(Some(CountingEntropy::default())).with_disk_bytes(0);
-        assert_eq!(none.create(1).len(), 2);
+        assert_eq!(none.create(1).len(), 3);
+    }
+
+    #[test]
+    fn the_device_models_fit_the_endpoint_headroom() {
+        use crate::devices::{
+            blk::ram::RamStore,
+            vsock::{BUFFER_BYTES, StandardServices},
+        };
+        // The models are boxed infallibly when an endpoint is admitted (the disk and the vsock
+        // connection buffers are fallible allocations of their own), each in a block of the
+        // buddy heap, a power of two: together they must leave an eighth of the checked
+        // headroom to the bus instance and its engines.
+        let block = |bytes: usize| bytes.next_power_of_two();
+        let models = [
+            size_of::<Rng<CountingEntropy>>(),
+            size_of::<Blk<RamStore>>(),
+            size_of::<Console<Shell>>(),
+            size_of::<Vsock<StandardServices>>(),
+        ];
+        let total: usize = models.iter().map(|&m| block(m)).sum();
+        assert!(
+            total <= ENDPOINT_HEAP_BYTES * 7 / 8,
+            "rng, blk, console, vsock: {models:?} take {total} bytes"
+        );
+        // The connection buffers are one block, no bigger than what they hold.
+        assert_eq!(block(BUFFER_BYTES), BUFFER_BYTES);
     }
 
     #[test]

@@ -202,6 +202,17 @@ fn run<P: Platform>(
         entropy.as_ref().map_or("none (no rng device)", |e| e.1)
     );
     let factory = StandardDevices::new(entropy.map(|e| e.0));
+    let mut config = config;
+    if config.indirect {
+        // The manifest declares indirect messaging; the SPMC must implement it too.
+        config.indirect = ffa
+            .supports(ffa::arm_ffa::FuncId::MsgSend2)
+            .unwrap_or(false);
+        log::info!(
+            "indirect messages (FFA_MSG_SEND2): {}",
+            if config.indirect { "yes" } else { "no" }
+        );
+    }
     let mut partition = Partition::new(own_id, factory, config);
     platform.running();
     log::info!("entering the message loop (FFA_MSG_WAIT)");

@@ -208,7 +208,8 @@ fn vm_destroyed_drops_the_endpoint_state() {
 fn g2_session_serves_the_rng_and_refuses_event_poll() {
     let sys = system();
     let mut vm = sys.connect(1, Dialect::G2, false).unwrap();
-    assert_eq!(vm.session().info().bus_features, 0x3);
+    // Direct and indirect messaging (EVENT_USED pushed), never notifications.
+    assert_eq!(vm.session().info().bus_features, 0xF);
     assert!(matches!(
         vm.session().poll_event(),
         Err(SessionError::ErrorFrame(0x84))
@@ -231,7 +232,7 @@ fn a_new_dialect_on_one_endpoint_starts_over() {
     let mut g2 =
         vmsg_host::session::BusSession::connect(ffa, 3, sys.sp_id(), Dialect::G2, false).unwrap();
     assert!(!sys.world().is_retrieved(area.handle, sys.sp_id()));
-    assert_eq!(g2.devices().unwrap(), vec![0, 1, 2]);
+    assert_eq!(g2.devices().unwrap(), vec![0, 1, 2, 3]);
     g2.ffa().mem_reclaim(area.handle).unwrap();
     healthy(&sys);
 }

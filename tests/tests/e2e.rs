@@ -17,7 +17,7 @@ fn devices_are_listed_in_both_dialects() {
         let sys = system();
         let mut conn = sys.connect(1, dialect, true).unwrap();
         let devices = conn.list_devices().unwrap();
-        assert_eq!(devices.len(), 3, "{dialect:?}");
+        assert_eq!(devices.len(), 4, "{dialect:?}");
         let rng = &devices[0];
         assert_eq!(rng.dev_num, 0);
         assert_eq!(rng.info.device_id, virtio_ids::ENTROPY);
@@ -35,6 +35,12 @@ fn devices_are_listed_in_both_dialects() {
         assert_eq!(console.info.max_virtqueues, 2);
         assert_eq!(console.info.num_feature_bits, 64);
         assert_eq!(console.info.config_size, 0);
+        let vsock = &devices[3];
+        assert_eq!(vsock.dev_num, 3);
+        assert_eq!(vsock.info.device_id, virtio_ids::VSOCK);
+        assert_eq!(vsock.info.max_virtqueues, 3);
+        assert_eq!(vsock.info.num_feature_bits, 64);
+        assert_eq!(vsock.info.config_size, 8);
         assert!(sys.faults().is_empty(), "{:?}", sys.faults());
     }
 }
@@ -136,7 +142,8 @@ fn console_shell_in_both_dialects() {
             );
             assert_eq!(
                 console.command("devices").unwrap(),
-                "0 virtio-rng (id 4)\n1 virtio-blk (id 2)\n2 virtio-console (id 3)\n"
+                "0 virtio-rng (id 4)\n1 virtio-blk (id 2)\n2 virtio-console (id 3)\n\
+                 3 virtio-vsock (id 19)\n"
             );
             assert_eq!(console.command("frobnicate").unwrap(), "unknown command\n");
             console.close().unwrap();

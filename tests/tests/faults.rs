@@ -202,6 +202,6 @@ fn a_driver_changing_dialect_mid_io() {
         assert!(!sys.world().is_retrieved(area.handle, sys.sp_id()));
         g2.ffa().mem_reclaim(area.handle).expect("reclaim");
     }
-    assert_eq!(g2.devices().unwrap(), vec![0, 1, 2]);
+    assert_eq!(g2.devices().unwrap(), vec![0, 1, 2, 3]);
     unaffected(&sys, &[live.ring.handle, live.buffer.handle], 2);
 }

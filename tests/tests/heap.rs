@@ -1,5 +1,6 @@
 //! Heap exhaustion in a live partition (issue 10, item 3): the partition's own allocations
-//! start failing while endpoints are being served. Whatever a driver then asks — a new
+//! start failing while endpoints are being served (all of them, then only large ones: vsock's
+//! connection buffers). Whatever a driver then asks — a new
 //! endpoint, AREA_SHARE, queue setup, I/O — is refused by the protocol, never an abort (an
 //! infallible allocation that fails aborts this whole test process); once memory is back,
 //! everything works again. Zero simulator faults throughout.
@@ -28,13 +29,16 @@ thread_local! {
 static EXHAUSTED: AtomicBool = AtomicBool::new(false);
 /// Partition allocations refused so far.
 static REFUSED: AtomicUsize = AtomicUsize::new(0);
+/// The partition's allocations of at least this many bytes fail (a heap with only small
+/// blocks left).
+static FAIL_FROM: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 struct PartitionHeap;
 
 // SAFETY: forwards to the system allocator, or returns null (allowed: "allocation failed").
 unsafe impl GlobalAlloc for PartitionHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if EXHAUSTED.load(Ordering::Relaxed)
+        if (EXHAUSTED.load(Ordering::Relaxed) || layout.size() >= FAIL_FROM.load(Ordering::Relaxed))
             && PARTITION_THREAD.with(Cell::get)
             && !ffa::sim::in_simulator()
         {
@@ -106,13 +110,30 @@ fn the_partition_refuses_what_it_cannot_allocate_and_recovers() {
     // newcomers.
     let ffa = served.into_session().into_ffa();
     let mut again = BusSession::connect(ffa, 1, sys.sp_id(), Dialect::G3, false).unwrap();
-    assert_eq!(again.devices().unwrap(), vec![0, 1, 2]);
+    assert_eq!(again.devices().unwrap(), vec![0, 1, 2, 3]);
     assert_eq!(again.ping(5).unwrap(), 5);
     for (vm, dialect) in [(4, Dialect::G3), (5, Dialect::G2)] {
         let mut conn = sys.connect(vm, dialect, false).unwrap();
         let mut rng = conn.rng().unwrap();
         assert_eq!(rng.read(8192).unwrap().len(), 8192, "vm {vm}");
     }
+
+    // Only small blocks left: the vsock connection buffers (16 KiB, at the first connection)
+    // cannot be had, so a REQUEST is refused with an RST; the device goes on, and connects
+    // once the heap has room again.
+    let mut conn = sys.connect(6, Dialect::G3, false).unwrap();
+    let mut vsock = conn.vsock().unwrap();
+    FAIL_FROM.store(sp::devices::vsock::BUFFER_BYTES, Ordering::Relaxed);
+    assert!(
+        vsock.connect(sp::devices::vsock::ECHO_PORT).is_err(),
+        "a connection without its buffers"
+    );
+    FAIL_FROM.store(usize::MAX, Ordering::Relaxed);
+    let echo = vsock.connect(sp::devices::vsock::ECHO_PORT).unwrap();
+    vsock.send(echo, b"room again").unwrap();
+    assert_eq!(vsock.read_exact(echo, 10).unwrap(), b"room again");
+    vsock.close().unwrap();
+    drop(vsock);
     assert!(sys.faults().is_empty(), "faults: {:?}", sys.faults());
     eprintln!("partition allocations refused: {refused}");
 }

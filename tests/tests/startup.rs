@@ -31,6 +31,7 @@ fn the_simulated_partition_starts_as_the_image_does() {
             "INFO  ffa: SPMC speaks FF-A 1.2, using 1.2".into(),
             "INFO  ffa: RX/TX from the manifest (rx 0xe500000, tx 0xe501000, 4096 bytes)".into(),
             "INFO  partition 0x8001 initialised; entropy: host OS".into(),
+            "INFO  indirect messages (FFA_MSG_SEND2): yes".into(),
             "INFO  entering the message loop (FFA_MSG_WAIT)".into(),
         ]
     );

@@ -59,6 +59,12 @@ impl Conduit for SmcConduit {
         smc(regs)
     }
 
+    fn interrupt_get(&mut self) -> Option<u32> {
+        // Hafnium takes its paravirtualised calls from an S-EL1 partition by HVC only.
+        let answer = smccc::hvc64(crate::conduit::HF_INTERRUPT_GET, [0; 17]);
+        Some(crate::conduit::low32(answer[0]))
+    }
+
     fn tx(&mut self) -> &mut [u8] {
         // SAFETY: `new`'s contract: `len` bytes of mapped read-write memory owned by this
         // conduit; `&mut self` makes this the only live borrow.

@@ -12,6 +12,11 @@ pub const WORK_PER_MESSAGE: u64 = 256 * 1024;
 pub struct BusConfig {
     /// Whether the partition can ring FF-A notifications (offers NOTIF_RX|NOTIF_TX).
     pub notifications: bool,
+    /// Whether the partition sends and receives indirect messages (FFA_MSG_SEND2 through its
+    /// RX/TX buffers): it then offers INDIRECT_RX|INDIRECT_TX, serves requests that arrive that
+    /// way, accepts EVENT_CONFIGURE INDIRECT (G3) and pushes EVENT_USED to G2 drivers (which
+    /// then stop polling the used rings).
+    pub indirect: bool,
     /// Most areas one endpoint may have shared at once (reported as `max_areas`).
     pub max_areas: u16,
     /// Most 4 KiB pages one area may span.
@@ -26,6 +31,7 @@ impl Default for BusConfig {
     fn default() -> Self {
         Self {
             notifications: true,
+            indirect: true,
             max_areas: 256,
             max_area_pages: 16 * 1024,
             work_per_message: WORK_PER_MESSAGE,

@@ -175,6 +175,24 @@ impl Dialect {
         matches!(self, Self::G3)
     }
 
+    /// Whether the driver takes EVENT_USED pushed by FFA_MSG_SEND2, and nothing else, when the
+    /// partition offers indirect messaging. G2 does: with INDIRECT_RX|INDIRECT_TX offered it
+    /// stops polling the used rings and its RX callback accepts only EVENT_USED (others are
+    /// logged as unsupported and dropped), so only those are pushed.
+    pub(crate) fn takes_pushed_used_only(self) -> bool {
+        matches!(self, Self::G2)
+    }
+
+    /// The service UUID a partition's indirect message to the driver carries: G3 addresses the
+    /// driver role (`bd7fd089-…`); G2's RX callback matches the partition's own UUID
+    /// (`c66028b5-…`, the device role) and drops anything else.
+    pub fn indirect_uuid(self) -> uuid::Uuid {
+        match self {
+            Self::G2 => crate::ids::VIRTIO_MSG_DEVICE_UUID,
+            Self::G3 => crate::ids::VIRTIO_MSG_DRIVER_UUID,
+        }
+    }
+
     /// Whether EVENT_POLL is served (else it is an unknown message: ERROR).
     pub(crate) fn serves_event_poll(self) -> bool {
         matches!(self, Self::G3)

@@ -15,7 +15,7 @@ use super::{
     config::Endpoint,
     frame::{self, Frame, MAX_MSG_SIZE, Reply},
     msg::{self, event_method},
-    services::BusServices,
+    services::{BusServices, ServiceError},
 };
 
 /// One pending event.
@@ -101,6 +101,11 @@ impl EventQueue {
         self.queue.pop_front()
     }
 
+    /// The oldest pending event, left in the queue.
+    pub fn front(&self) -> Option<PendingEvent> {
+        self.queue.front().copied()
+    }
+
     /// Number of pending events.
     pub fn len(&self) -> usize {
         self.queue.len()
@@ -129,6 +134,8 @@ enum Delivery {
     Poll,
     /// Ring this FF-A notification when events become pending.
     Notify(u16),
+    /// Push each event to the driver as an indirect message.
+    Indirect,
 }
 
 /// The event state of one endpoint: the queue and how the driver asked to be told.
@@ -136,6 +143,8 @@ enum Delivery {
 pub(crate) struct Events {
     queue: EventQueue,
     delivery: Option<Delivery>,
+    /// Events pushed so far (the first is logged).
+    pushed: u64,
 }
 
 impl Events {
@@ -144,6 +153,7 @@ impl Events {
         Self {
             queue: EventQueue::new(capacity),
             delivery: None,
+            pushed: 0,
         }
     }
 
@@ -186,6 +196,10 @@ impl Events {
                     self.delivery = Some(Delivery::Notify(req.notif_id.get()));
                     msg::RESULT_SUCCESS
                 }
+                event_method::INDIRECT if endpoint.config.indirect => {
+                    self.delivery = Some(Delivery::Indirect);
+                    msg::RESULT_SUCCESS
+                }
                 _ => msg::RESULT_ERROR,
             }
         };
@@ -215,14 +229,27 @@ impl Events {
         frame::bus_response(&frame.header, &[], out)
     }
 
+    /// How events reach the driver of `endpoint`: what its EVENT_CONFIGURE asked for, or, for
+    /// a driver that takes pushed EVENT_USED only, pushes whenever the partition offers
+    /// indirect messaging.
+    fn delivery(&self, endpoint: &Endpoint) -> Option<Delivery> {
+        if endpoint.dialect.takes_pushed_used_only() {
+            return endpoint.config.indirect.then_some(Delivery::Indirect);
+        }
+        self.delivery
+    }
+
     /// Queues `event` and rings the driver's doorbell if the queue just became non-empty.
+    /// Pushed events go out with [`push`](Self::push), once the message is answered.
     pub(crate) fn queue(
         &mut self,
         event: PendingEvent,
         endpoint: &Endpoint,
         services: &mut dyn BusServices,
     ) {
-        if !endpoint.dialect.queues_events() {
+        let pushed_used = matches!(event, PendingEvent::Used { .. })
+            && self.delivery(endpoint) == Some(Delivery::Indirect);
+        if !endpoint.dialect.queues_events() && !pushed_used {
             return;
         }
         if self.queue.push(event)
@@ -231,6 +258,49 @@ impl Events {
         {
             log::warn!("vm {:#x}: notification {id} failed: {e}", endpoint.vm);
         }
+    }
+}
+
+impl Events {
+    /// Sends the pending events to the driver as indirect messages, oldest first, when it asked
+    /// for them that way; returns how many went. Stops at the first one the driver's RX buffer
+    /// is too busy to take (it stays queued for the endpoint's next message); an event the SPMC
+    /// refuses outright is dropped (and logged) rather than retried forever.
+    pub(crate) fn push(
+        &mut self,
+        endpoint: &Endpoint,
+        devices: &[DeviceTransport],
+        services: &mut dyn BusServices,
+    ) -> usize {
+        if self.delivery(endpoint) != Some(Delivery::Indirect) {
+            return 0;
+        }
+        let uuid = endpoint.dialect.indirect_uuid();
+        let mut sent = 0usize;
+        while let Some(event) = self.queue.front() {
+            let mut out = [0u8; MAX_MSG_SIZE];
+            let result = match encode(event, devices, &mut out).and_then(|n| out.get(..n)) {
+                Some(frame) => services.send_indirect(endpoint.vm, uuid, frame),
+                // Nothing to send for it (its device is gone).
+                None => Ok(()),
+            };
+            match result {
+                Ok(()) => {
+                    if self.pushed == 0 {
+                        log::info!(
+                            "vm {:#x}: events pushed by FFA_MSG_SEND2 from now on (first: {event:?})",
+                            endpoint.vm
+                        );
+                    }
+                    self.pushed = self.pushed.saturating_add(1);
+                    sent = sent.saturating_add(1);
+                }
+                Err(ServiceError::Busy) => break,
+                Err(e) => log::warn!("vm {:#x}: {event:?} not pushed ({e}); dropped", endpoint.vm),
+            }
+            self.queue.pop();
+        }
+        sent
     }
 }
 

@@ -101,6 +101,23 @@ impl BusInstance {
         self.events.len()
     }
 
+    /// Sends the endpoint's pending events as indirect messages if its driver takes them that
+    /// way (EVENT_CONFIGURE INDIRECT, or G2 when indirect messaging is offered); returns how
+    /// many went. Called once a message is answered; what the driver's busy RX buffer could not
+    /// take stays queued for the next one.
+    pub fn push_events(&mut self, services: &mut dyn BusServices) -> usize {
+        match self.endpoint() {
+            Some(endpoint) => self.events.push(&endpoint, &self.devices, services),
+            None => 0,
+        }
+    }
+
+    /// The service UUID of indirect messages to this endpoint's driver (by its dialect), once
+    /// the dialect is latched.
+    pub fn indirect_uuid(&self) -> Option<uuid::Uuid> {
+        self.dialect().map(Dialect::indirect_uuid)
+    }
+
     /// Whether a device has work that an earlier message's budget did not cover (it is
     /// resumed at the endpoint's next message).
     pub fn has_pending_work(&self) -> bool {

@@ -150,17 +150,19 @@ impl Negotiation {
     }
 }
 
-/// The bus features offered: direct messaging both ways, plus notifications both ways if the
-/// partition can ring them and the dialect has a notification path.
+/// The bus features offered: direct messaging both ways; indirect messaging both ways if the
+/// partition has it; notifications both ways if the partition can ring them and the dialect
+/// has a notification path.
 fn bus_features(endpoint: &Endpoint) -> u32 {
     let notify = endpoint.config.notifications && endpoint.dialect.offers_notifications();
+    let pair = |on: bool, bits: u32| if on { bits } else { 0 };
     features::DIRECT_RX
         | features::DIRECT_TX
-        | if notify {
-            features::NOTIF_RX | features::NOTIF_TX
-        } else {
-            0
-        }
+        | pair(
+            endpoint.config.indirect,
+            features::INDIRECT_RX | features::INDIRECT_TX,
+        )
+        | pair(notify, features::NOTIF_RX | features::NOTIF_TX)
 }
 
 /// The answer to a RESET that was carried out: result SUCCESS.

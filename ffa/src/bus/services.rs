@@ -2,6 +2,7 @@
 
 use alloc::vec::Vec;
 
+use super::frame::MAX_MSG_SIZE;
 use crate::{
     calls::Ffa,
     conduit::Conduit,
@@ -87,7 +88,21 @@ pub trait BusServices {
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), MapError>;
     /// Rings FF-A notification `notif_id` of endpoint `vm`.
     fn notify(&mut self, vm: u16, notif_id: u16) -> Result<(), ServiceError>;
+    /// Sends `frame` to endpoint `vm` as an indirect message for service `uuid`
+    /// (FFA_MSG_SEND2). [`ServiceError::Busy`]: `vm` still owns its RX buffer after a few
+    /// tries; the caller keeps what it wanted to send, or drops it.
+    fn send_indirect(
+        &mut self,
+        vm: u16,
+        uuid: uuid::Uuid,
+        frame: &[u8],
+    ) -> Result<(), ServiceError>;
 }
+
+/// Times [`FfaServices::send_indirect`] tries FFA_MSG_SEND2 while the receiver's RX buffer is
+/// busy. The receiver releases it on another CPU, or never: on one CPU, retrying only costs
+/// calls, so the bound is small; what could not be sent stays queued for the next message.
+pub const SEND_RETRIES: u32 = 4;
 
 /// [`BusServices`] over this partition's FF-A interface and its mapper.
 pub struct FfaServices<'a, C: Conduit, M: NsMapper> {
@@ -97,6 +112,45 @@ pub struct FfaServices<'a, C: Conduit, M: NsMapper> {
     pub mapper: &'a mut M,
     /// This partition's endpoint id.
     pub own_id: u16,
+    /// Where an indirect message that holds the RX buffer goes when a retrieve needs the
+    /// buffer (see [`Stash`]); `None`: the retrieve is BUSY then.
+    pub stash: Option<&'a mut Stash>,
+}
+
+/// Room for one indirect message taken out of the partition's RX buffer so that a memory
+/// retrieve can use the buffer: the SPMC answers FFA_MEM_RETRIEVE_REQ with BUSY while the
+/// receiver's RX buffer holds anything (Hafnium `api_ffa_mem_retrieve_req`), and an indirect
+/// message from one VM may wait there — until the scheduler runs the partition — while another
+/// VM's AREA_SHARE is served. Without the stash that VM's share would fail for as long as the
+/// first one's message waits. One slot: a second message arriving meanwhile makes the retrieve
+/// BUSY, as before.
+#[derive(Debug)]
+pub struct Stash {
+    bytes: [u8; crate::indirect::HEADER_SIZE + MAX_MSG_SIZE],
+    len: Option<usize>,
+}
+
+impl Default for Stash {
+    fn default() -> Self {
+        Self {
+            bytes: [0; crate::indirect::HEADER_SIZE + MAX_MSG_SIZE],
+            len: None,
+        }
+    }
+}
+
+impl Stash {
+    /// Whether a message is held.
+    pub fn is_full(&self) -> bool {
+        self.len.is_some()
+    }
+
+    /// The held message (header and payload, as [`Ffa::take_indirect`] copied it), emptying
+    /// the stash.
+    pub fn take(&mut self) -> Option<&[u8]> {
+        let n = self.len.take()?;
+        self.bytes.get(..n)
+    }
 }
 
 /// What an FF-A memory call's error means to the bus.
@@ -126,6 +180,29 @@ fn service_error(e: crate::calls::Error) -> ServiceError {
 }
 
 impl<C: Conduit, M: NsMapper> FfaServices<'_, C, M> {
+    /// Moves an indirect message that holds the RX buffer into the stash (see [`Stash`]);
+    /// returns whether the buffer is free now.
+    fn stash_rx(&mut self) -> bool {
+        let Some(stash) = self.stash.as_deref_mut().filter(|s| !s.is_full()) else {
+            return false;
+        };
+        match self.ffa.rx_full_get(self.own_id, true) {
+            Ok(true) => {}
+            _ => return false,
+        }
+        match self.ffa.take_indirect(&mut stash.bytes) {
+            Ok(n) => {
+                log::info!("an indirect message held the RX buffer a retrieve needs: set aside");
+                stash.len = Some(n);
+                true
+            }
+            Err(e) => {
+                log::warn!("indirect message in the RX buffer not taken: {e}");
+                false
+            }
+        }
+    }
+
     /// Relinquishes memory retrieved but not usable (nothing of it mapped); returns `error`,
     /// or [`ServiceError::StillRetrieved`] if the relinquish failed.
     fn give_back(&mut self, handle: u64, error: ServiceError) -> ServiceError {
@@ -165,7 +242,13 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
             },
         )
         .map_err(|_| ServiceError::NoSpace)?;
-        let response = self.ffa.mem_retrieve(&request).map_err(|e| {
+        let response = match self.ffa.mem_retrieve(&request) {
+            Err(crate::calls::Error::Ffa(arm_ffa::FfaError::Busy)) if self.stash_rx() => {
+                self.ffa.mem_retrieve(&request)
+            }
+            other => other,
+        };
+        let response = response.map_err(|e| {
             log::warn!("FFA_MEM_RETRIEVE_REQ of handle {handle:#x} from {owner:#x} failed: {e}");
             service_error(e)
         })?;
@@ -264,5 +347,27 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
         self.ffa
             .notification_set(self.own_id, vm, bit)
             .map_err(service_error)
+    }
+
+    fn send_indirect(
+        &mut self,
+        vm: u16,
+        uuid: uuid::Uuid,
+        frame: &[u8],
+    ) -> Result<(), ServiceError> {
+        let mut result = Err(ServiceError::Busy);
+        for _ in 0..SEND_RETRIES {
+            result = self
+                .ffa
+                .send_indirect(self.own_id, vm, uuid, frame)
+                .map_err(|e| match e {
+                    crate::calls::Error::Ffa(arm_ffa::FfaError::Busy) => ServiceError::Busy,
+                    _ => ServiceError::Refused,
+                });
+            if result != Err(ServiceError::Busy) {
+                break;
+            }
+        }
+        result
     }
 }

@@ -45,6 +45,10 @@ struct Fake {
     retrieved: BTreeSet<u64>,
     memory: RefCell<BTreeMap<u64, Vec<u8>>>,
     notified: Vec<(u16, u16)>,
+    /// Indirect messages sent: (receiver, service, frame).
+    sent: Vec<(u16, uuid::Uuid, Vec<u8>)>,
+    /// FFA_MSG_SEND2 answers BUSY (the receiver keeps its RX buffer).
+    send_busy: bool,
     busy: bool,
     relinquished: Vec<u64>,
     /// Answers for the next relinquish calls of each handle, in order; a failed relinquish
@@ -170,6 +174,19 @@ impl BusServices for Fake {
 
     fn notify(&mut self, vm: u16, notif_id: u16) -> Result<(), ServiceError> {
         self.notified.push((vm, notif_id));
+        Ok(())
+    }
+
+    fn send_indirect(
+        &mut self,
+        vm: u16,
+        uuid: uuid::Uuid,
+        frame: &[u8],
+    ) -> Result<(), ServiceError> {
+        if self.send_busy {
+            return Err(ServiceError::Busy);
+        }
+        self.sent.push((vm, uuid, frame.to_vec()));
         Ok(())
     }
 }

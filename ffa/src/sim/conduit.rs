@@ -52,6 +52,10 @@ impl Conduit for SimConduit {
         &mut self.tx
     }
 
+    fn interrupt_get(&mut self) -> Option<u32> {
+        simulating(|| dispatch::interrupt_get(&self.inner, self.id))
+    }
+
     fn rx(&self) -> &[u8] {
         &self.rx
     }

@@ -1,5 +1,5 @@
 //! The simulated SPMC's front door: decodes one FF-A call and dispatches it to the handler
-//! of its FF-A area ([`setup`], [`messaging`], [`memory`], [`notifications`]). Common
+//! of its FF-A area ([`setup`], [`messaging`], [`indirect`], [`memory`], [`notifications`]). Common
 //! rules applied here, before any handler: an unknown caller is NOT_SUPPORTED, a partition
 //! whose thread ended gets ABORTED, an ABI newer than the caller's negotiated version is
 //! NOT_SUPPORTED (FF-A v1.2 (DEN0077A), FFA_VERSION and each ABI's "introduced in"), any
@@ -10,7 +10,7 @@
 use arm_ffa::{FfaError, FuncId, Interface, Version};
 
 use super::{
-    memory, messaging, notifications,
+    indirect, memory, messaging, notifications,
     reply::{Regs, encode, error},
     setup,
     state::{Inner, Kind, SpRun},
@@ -35,8 +35,22 @@ fn decode_error(e: &arm_ffa::Error) -> FfaError {
     }
 }
 
-/// Handles one call from endpoint `id` with its conduit's TX and RX buffers.
+/// Handles one call from endpoint `id` with its conduit's TX and RX buffers; an indirect
+/// message accepted for it meanwhile is in its RX buffer when the call returns.
 pub(super) fn call(inner: &Inner, id: u16, regs: &Regs, tx: &[u8], rx: &mut [u8]) -> Regs {
+    let answer = handle(inner, id, regs, tx, rx);
+    indirect::deliver(inner, id, rx);
+    answer
+}
+
+/// Hafnium's paravirtualised HF_INTERRUPT_GET from endpoint `id` (not an FF-A call: not
+/// counted, no version gate).
+pub(super) fn interrupt_get(inner: &Inner, id: u16) -> Option<u32> {
+    messaging::interrupt_get(&mut inner.lock(), id)
+}
+
+/// Handles one call (see [`call`]).
+fn handle(inner: &Inner, id: u16, regs: &Regs, tx: &[u8], rx: &mut [u8]) -> Regs {
     inner.lock().count_call(id, lo32(regs[0]));
     if lo32(regs[0]) == u32::from(FuncId::Version) {
         return setup::version(inner, id, lo32(regs[1]));
@@ -84,6 +98,11 @@ pub(super) fn call(inner: &Inner, id: u16, regs: &Regs, tx: &[u8], rx: &mut [u8]
             return messaging::direct_resp(inner, st, id, &iface);
         }
         Interface::Error { error_code, .. } => messaging::sp_error(&mut st, id, error_code),
+        Interface::MsgSend2 {
+            sender_vm_id,
+            flags,
+        } => indirect::msg_send2(inner, &mut st, id, sender_vm_id, flags, tx),
+        Interface::Run { target_info, .. } => return indirect::run(inner, st, id, target_info),
         Interface::MemShare {
             total_len,
             frag_len,

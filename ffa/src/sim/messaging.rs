@@ -5,14 +5,14 @@
 //! created/destroyed framework messages (VM availability messages); and FFA_ERROR from a
 //! partition (an abort during boot).
 //!
-//! Not modelled (NOT_SUPPORTED): FFA_RUN, FFA_YIELD, FFA_INTERRUPT, FFA_MSG_SEND2 and direct
-//! requests sent by partitions.
+//! FFA_RUN and FFA_MSG_SEND2 are in [`super::indirect`]. Not modelled (NOT_SUPPORTED):
+//! FFA_YIELD, FFA_INTERRUPT and direct requests sent by partitions.
 
 use std::sync::MutexGuard;
 
 use arm_ffa::{
     FfaError, Interface, Version,
-    interface_args::{DirectMsgArgs, MsgWaitFlags},
+    interface_args::{DirectMsgArgs, MsgWaitFlags, TargetInfo},
 };
 use uuid::Uuid;
 
@@ -84,7 +84,7 @@ pub(super) fn msg_wait(
     let Some(ep) = st.endpoints.get_mut(&id) else {
         return encode(&error(FfaError::NotSupported));
     };
-    let Kind::Sp(sp) = &mut ep.kind else {
+    if !matches!(ep.kind, Kind::Sp(_)) {
         return encode(&refuse(
             id,
             "FFA_MSG_WAIT",
@@ -93,8 +93,29 @@ pub(super) fn msg_wait(
                 "VMs do not receive direct requests here",
             ),
         ));
+    }
+    if ep.npi {
+        // As Hafnium: a partition with a virtual interrupt pending is resumed at once.
+        return encode(&Interface::Interrupt {
+            target_info: TargetInfo {
+                endpoint_id: id,
+                vcpu_id: 0,
+            },
+            interrupt_id: 0,
+            is_32bit: true,
+        });
+    }
+    let Kind::Sp(sp) = &mut ep.kind else {
+        return encode(&error(FfaError::NotSupported));
     };
-    match sp.run {
+    match &sp.run {
+        SpRun::Busy(p) if p.kind == ReqKind::Run => {
+            // The scheduler's FFA_RUN ends here.
+            let token = p.token;
+            sp.run = SpRun::Waiting;
+            st.replies.insert(token, run_ended());
+            inner.cv.notify_all();
+        }
         SpRun::Busy(_) => {
             return encode(&refuse(
                 id,
@@ -109,10 +130,39 @@ pub(super) fn msg_wait(
         }
         SpRun::Waiting => {}
     }
-    if !flags.retain_rx_buffer {
+    // As Hafnium's FFA_MSG_WAIT: the RX buffer goes back unless retained, or unless an unread
+    // message waits in it (its RX-full notification is pending).
+    if let Some(ep) = st.endpoints.get_mut(&id)
+        && !flags.retain_rx_buffer
+        && ep.framework == 0
+        && ep.rx_incoming.is_none()
+    {
         ep.rx_full = false;
     }
     wait_message(inner, st, id)
+}
+
+/// HF_INTERRUPT_GET from endpoint `id`: the notification pending interrupt if it is pending
+/// (taking it), else none. `None` for VMs (the interface is a partition's).
+pub(super) fn interrupt_get(st: &mut State, id: u16) -> Option<u32> {
+    let is_sp = st.is_sp(id);
+    let ep = st.endpoints.get_mut(&id)?;
+    if !is_sp {
+        return None;
+    }
+    Some(if core::mem::take(&mut ep.npi) {
+        crate::conduit::HF_NPI_INTID
+    } else {
+        crate::conduit::HF_INVALID_INTID
+    })
+}
+
+/// What the scheduler's FFA_RUN returns once the partition it ran waits again.
+fn run_ended() -> Regs {
+    encode(&Interface::MsgWait {
+        flags: MsgWaitFlags::default(),
+        is_32bit: true,
+    })
 }
 
 /// Blocks partition `id` until a message is delivered to it (or the world shuts down).
@@ -214,6 +264,7 @@ pub(super) fn deliver_request(
         ReqKind::Req { .. } => p & props::DIRECT_REQ_RECV != 0,
         ReqKind::VmCreated => p & props::VM_CREATED != 0,
         ReqKind::VmDestroyed => p & props::VM_DESTROYED != 0,
+        ReqKind::Run => true,
     };
     if !supported {
         return encode(&refuse(
@@ -242,6 +293,14 @@ pub(super) fn deliver_request(
         kind,
     });
     sp.inbox = Some(msg);
+    // Run with notifications pending, a partition that takes them gets its notification
+    // pending interrupt (Hafnium `api_vcpu_prepare_run`).
+    if kind == ReqKind::Run
+        && ep.notif.enabled
+        && (ep.framework | ep.notif.from_sp.pending | ep.notif.from_vm.pending) != 0
+    {
+        ep.npi = true;
+    }
     st.next_token += 1;
     inner.cv.notify_all();
     loop {

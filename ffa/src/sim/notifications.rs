@@ -219,6 +219,17 @@ pub(super) fn notification_get(
     if endpoint != id {
         return refuse(id, what, (inval, "receiver must be the caller"));
     }
+    if !st.is_sp(id) && flags & (2 | 8) != 0 {
+        // Hafnium `ffa_notifications_is_get_valid`: a hypervisor, if any, owns those.
+        return refuse(
+            id,
+            what,
+            (
+                inval,
+                "a normal-world endpoint asks the SPMC for VM or hypervisor bitmaps",
+            ),
+        );
+    }
     let Some(ep) = st.endpoints.get_mut(&id) else {
         return error(FfaError::NotSupported);
     };
@@ -232,10 +243,19 @@ pub(super) fn notification_get(
     let args = SuccessArgsNotificationGet {
         sp_notifications: take(flags & 1 != 0, &mut ep.notif.from_sp.pending),
         vm_notifications: take(flags & 2 != 0, &mut ep.notif.from_vm.pending),
-        spm_notifications: (flags & 4 != 0).then_some(0),
-        hypervisor_notifications: (flags & 8 != 0).then_some(0),
+        spm_notifications: take_framework(flags & 4 != 0, &mut ep.framework, 0),
+        hypervisor_notifications: take_framework(flags & 8 != 0, &mut ep.framework, 32),
     };
     success(args.into())
+}
+
+/// Reads and clears the 32 framework notification bits at `shift` of `framework` if `want`.
+fn take_framework(want: bool, framework: &mut u64, shift: u32) -> Option<u32> {
+    want.then(|| {
+        let bits = (*framework >> shift) & 0xffff_ffff;
+        *framework &= !(bits << shift);
+        u32::try_from(bits).unwrap_or(0)
+    })
 }
 
 /// FFA_NOTIFICATION_SET, then wakes every blocked waiter (a VM in

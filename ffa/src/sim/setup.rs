@@ -103,6 +103,7 @@ pub(super) fn features(st: &State, id: u16, feat: Feature) -> Interface {
             | FuncId::NotificationUnbind
             | FuncId::NotificationSet
             | FuncId::NotificationGet
+            | FuncId::MsgSend2
     );
     let vm_only = matches!(
         f,
@@ -111,6 +112,7 @@ pub(super) fn features(st: &State, id: u16, feat: Feature) -> Interface {
             | FuncId::MsgSendDirectReq64_2
             | FuncId::NotificationBitmapCreate
             | FuncId::NotificationBitmapDestroy
+            | FuncId::Run32
     );
     let sp_only = matches!(
         f,
@@ -237,6 +239,16 @@ pub(super) fn rx_release(st: &mut State, id: u16, vm_id: u16) -> Interface {
             id,
             "FFA_RX_RELEASE",
             (FfaError::Denied, "caller does not own its RX buffer"),
+        );
+    }
+    if ep.framework != 0 {
+        return refuse(
+            id,
+            "FFA_RX_RELEASE",
+            (
+                FfaError::Denied,
+                "an RX-full notification is pending: get it first",
+            ),
         );
     }
     ep.rx_full = false;

@@ -104,6 +104,20 @@ pub(super) struct Endpoint {
     pub mailbox: Option<Mailbox>,
     /// The endpoint owns its RX buffer (filled, not yet released).
     pub rx_full: bool,
+    /// An indirect message accepted for this endpoint's RX buffer: the buffer lives in the
+    /// endpoint's conduit, so the bytes are copied into it when the endpoint's next FF-A call
+    /// returns — before the endpoint can learn of the message (the RX-full notification, or
+    /// the FFA_RUN that wakes it, both come back from a call), so the difference from an SPMC
+    /// that copies at once cannot be seen.
+    pub rx_incoming: Option<Vec<u8>>,
+    /// Pending framework notifications: bit 0 "RX buffer full" from a partition (the SPM
+    /// framework bitmap), bit 32 the same from a VM (the hypervisor framework bitmap), as
+    /// Hafnium's `FFA_NOTIFICATION_{SPM,HYP}_BUFFER_FULL_MASK`.
+    pub framework: u64,
+    /// A partition's notification pending interrupt (Hafnium's NPI, virtual INTID 5): raised
+    /// when it is run with notifications pending, taken with HF_INTERRUPT_GET; while it is
+    /// pending, FFA_MSG_WAIT returns FFA_INTERRUPT at once.
+    pub npi: bool,
     /// Console characters not yet ended by a newline.
     pub console_buf: Vec<u8>,
     /// Notification state (as a receiver).
@@ -135,6 +149,9 @@ impl Endpoint {
             version_locked: false,
             mailbox,
             rx_full: false,
+            rx_incoming: None,
+            framework: 0,
+            npi: false,
             console_buf: Vec::new(),
             notif,
             kind,
@@ -212,6 +229,9 @@ pub(super) enum ReqKind {
     VmCreated,
     /// Framework message "VM destroyed", answered with its ack.
     VmDestroyed,
+    /// FFA_RUN from the normal-world scheduler: the partition's execution ends with its next
+    /// FFA_MSG_WAIT, which the scheduler gets back.
+    Run,
 }
 
 /// A mapping a partition made through its `SimMapper`.

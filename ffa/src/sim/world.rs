@@ -422,10 +422,9 @@ impl VmEndpoint {
         let inner = &self.world.inner;
         let mut st = inner.lock();
         loop {
-            let pending = st
-                .endpoints
-                .get(&self.id)
-                .is_some_and(|e| e.notif.from_sp.pending | e.notif.from_vm.pending != 0);
+            let pending = st.endpoints.get(&self.id).is_some_and(|e| {
+                e.notif.from_sp.pending | e.notif.from_vm.pending | e.framework != 0
+            });
             let now = Instant::now();
             if pending || now >= deadline || st.shutdown {
                 return pending;

@@ -29,8 +29,10 @@ use virtio_msg::{
     driver::DeviceClient,
 };
 use vmsg_host::{
-    Connection, DeviceSummary, HostError, Platform, device_name, rng::RngDriver,
-    session::BusSession, virtio_ids,
+    Connection, DeviceSummary, HostError, Platform, device_name,
+    rng::RngDriver,
+    session::{BusSession, Events, Messaging, Modes},
+    virtio_ids,
 };
 
 pub use crate::machine::Machine;
@@ -73,6 +75,7 @@ pub fn run<M: Machine, W: Write>(machine: &mut M, out: W) -> Summary {
     for dialect in [Dialect::G3, Dialect::G2] {
         exercise(machine, &mut r, own_id, partition, dialect);
     }
+    exercise_modes(machine, &mut r, own_id, partition);
     crate::conformance::run(machine, &mut r, own_id, partition.id);
     r.finish()
 }
@@ -122,6 +125,14 @@ fn discover<M: Machine, W: Write>(machine: &mut M, r: &mut Report<W>) -> Option<
             r.fail(format_args!("ffa: FFA_RXTX_MAP: {e}"));
             return None;
         }
+    }
+    // Without a hypervisor the endpoint creates its own notification bitmap (as Linux does):
+    // notifications and the RX-full framework notification of pushed events need it.
+    match ffa.notification_bitmap_create(own_id, 1) {
+        Ok(()) => r.pass(format_args!(
+            "ffa: FFA_NOTIFICATION_BITMAP_CREATE (endpoint {own_id:#06x}, 1 vCPU)"
+        )),
+        Err(e) => r.fail(format_args!("ffa: FFA_NOTIFICATION_BITMAP_CREATE: {e}")),
     }
     let found = match ffa.partition_info_get(VIRTIO_MSG_DEVICE_UUID) {
         Ok(infos) => infos,
@@ -259,6 +270,105 @@ fn describe(devices: &[DeviceSummary]) -> String {
         let _ = write!(s, "{sep}{} {}", d.dev_num, device_name(d.info.device_id));
     }
     s
+}
+
+/// Bytes the rng is read in each further mode, in 4 KiB requests.
+const MODE_READ_BYTES: usize = 16 * 1024;
+
+/// Step 5: the rng over the further modes G3 defines — direct requests with a notification
+/// (rung once the first EVENT_USED is queued, then drained), direct requests with events
+/// pushed by FFA_MSG_SEND2, and requests by FFA_MSG_SEND2 + FFA_RUN with answers and events
+/// pushed back (the G2 run above already took pushed EVENT_USED when the partition offers
+/// them).
+fn exercise_modes<M: Machine, W: Write>(
+    machine: &mut M,
+    r: &mut Report<W>,
+    own_id: u16,
+    partition: Partition,
+) {
+    for (t, messaging, events) in [
+        ("g3 direct+notify", Messaging::Direct, Events::Notify),
+        ("g3 direct+pushed", Messaging::Direct, Events::Indirect),
+        ("g3 indirect", Messaging::Indirect, Events::Indirect),
+    ] {
+        let Some(conduit) = machine.conduit() else {
+            r.fail(format_args!(
+                "{t}: no conduit (the previous session kept it)"
+            ));
+            return;
+        };
+        let modes = Modes { messaging, events };
+        let session = match BusSession::connect_modes(
+            Ffa::new(conduit),
+            own_id,
+            partition.id,
+            Dialect::G3,
+            modes,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                r.fail(format_args!("{t}: session: {e}"));
+                continue;
+            }
+        };
+        let mut conn = Connection::new(session, machine.platform());
+        let rng = conn.list_devices().ok().and_then(|devices| {
+            devices
+                .iter()
+                .find(|d| d.info.device_id == virtio_ids::ENTROPY)
+                .map(|d| d.dev_num)
+        });
+        let Some(dev) = rng else {
+            r.fail(format_args!("{t}: no rng device listed"));
+            continue;
+        };
+        let read = RngDriver::open(&mut conn, dev).and_then(|mut rng| {
+            let mut bytes = Vec::new();
+            let got = rng.read_in_requests(MODE_READ_BYTES, 4096, |chunk| {
+                bytes.extend_from_slice(chunk);
+                Ok(())
+            });
+            let closed = rng.close();
+            got.and(closed).map(|()| (bytes, rng.completed()))
+        });
+        match read {
+            Ok((bytes, requests)) => match quality::check(&bytes) {
+                Ok(stats) => r.pass(format_args!(
+                    "{t}: rng {dev}: read {} bytes in {requests} requests ({stats}), closed",
+                    bytes.len()
+                )),
+                Err(e) => r.fail(format_args!("{t}: rng {dev}: entropy check: {e}")),
+            },
+            Err(e) => r.fail(format_args!("{t}: rng {dev}: {e}")),
+        }
+        if events == Events::Notify {
+            // The first completion queued an EVENT_USED and rang the bound notification (the
+            // driver found the buffer in the used ring at once and did not wait for it).
+            let rung = conn.session().ffa().notification_get(own_id);
+            let polled = conn.session().drain_events();
+            match (rung, polled) {
+                (Ok(bits), Ok(events)) if bits & 1 != 0 && !events.is_empty() => {
+                    r.pass(format_args!(
+                        "{t}: notification 0 rung by the partition and drained \
+                         (FFA_NOTIFICATION_GET {bits:#x}), {} event(s) polled",
+                        events.len()
+                    ))
+                }
+                (Ok(bits), Ok(events)) => r.fail(format_args!(
+                    "{t}: notification bitmap {bits:#x}, {} event(s) polled",
+                    events.len()
+                )),
+                (Err(e), _) => r.fail(format_args!("{t}: FFA_NOTIFICATION_GET: {e}")),
+                (_, Err(e)) => r.fail(format_args!("{t}: EVENT_POLL: {e}")),
+            }
+        }
+        let stray = conn.session().stray_messages();
+        match conn.session().reset() {
+            Ok(()) if stray == 0 => r.pass(format_args!("{t}: bus RESET, no stray message")),
+            Ok(()) => r.fail(format_args!("{t}: {stray} stray indirect message(s)")),
+            Err(e) => r.fail(format_args!("{t}: bus RESET: {e}")),
+        }
+    }
 }
 
 /// Shares one page with known contents and takes it back; returns a description.

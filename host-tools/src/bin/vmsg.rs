@@ -8,7 +8,10 @@ use std::{
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ffa::bus::Dialect;
-use vmsg_host::{SimConnection, SimSystem};
+use vmsg_host::{
+    SimConnection, SimSystem,
+    session::{Events, Messaging, Modes},
+};
 
 /// Drives the virtio-msg FF-A secure partition: lists its devices, pings its bus, reads its
 /// entropy device. The default backend is the simulated FF-A world with the partition core
@@ -21,11 +24,53 @@ struct Cli {
     /// default). Other commands default to g3.
     #[arg(long, value_enum, global = true)]
     dialect: Option<DialectArg>,
-    /// Poll for events instead of asking for an FF-A notification (G3).
-    #[arg(long, global = true)]
+    /// Poll for events instead of asking for an FF-A notification (G3; = `--events poll`).
+    #[arg(long, global = true, conflicts_with = "events")]
     poll: bool,
+    /// How requests reach the partition: direct (FFA_MSG_SEND_DIRECT_REQ2) or indirect
+    /// (FFA_MSG_SEND2 and FFA_RUN; G3 only).
+    #[arg(long, value_enum, global = true, default_value = "direct")]
+    messaging: MessagingArg,
+    /// How events come: poll (G3: EVENT_POLL; G2: the used rings), notify (G3: an FF-A
+    /// notification, then EVENT_POLL) or indirect (pushed by FFA_MSG_SEND2). Default: notify
+    /// for G3 with direct messages, indirect otherwise.
+    #[arg(long, value_enum, global = true)]
+    events: Option<EventsArg>,
+    /// After the command, print the FF-A calls made (driver and partition), by function, and
+    /// per completed request where the command counts them.
+    #[arg(long, global = true)]
+    stats: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum MessagingArg {
+    Direct,
+    Indirect,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum EventsArg {
+    Poll,
+    Notify,
+    Indirect,
+}
+
+/// The session modes the flags ask for in `dialect`.
+fn modes(cli: &Cli, dialect: Dialect) -> Modes {
+    let messaging = match cli.messaging {
+        MessagingArg::Direct => Messaging::Direct,
+        MessagingArg::Indirect => Messaging::Indirect,
+    };
+    let events = match (cli.events, cli.poll) {
+        (Some(EventsArg::Poll), _) | (None, true) => Events::Poll,
+        (Some(EventsArg::Notify), _) => Events::Notify,
+        (Some(EventsArg::Indirect), _) => Events::Indirect,
+        (None, false) if dialect == Dialect::G3 && messaging == Messaging::Direct => Events::Notify,
+        (None, false) => Events::Indirect,
+    };
+    Modes { messaging, events }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -61,6 +106,12 @@ enum Command {
         #[arg(default_value = "help")]
         lines: Vec<String>,
     },
+    /// Uses the virtio-vsock device: stream sockets to the partition's services (the echo on
+    /// port 7, the shell on port 23).
+    Vsock {
+        #[command(subcommand)]
+        op: VsockOp,
+    },
     /// Uses the virtio-blk device (the endpoint's own RAM disk).
     Blk {
         #[command(subcommand)]
@@ -92,6 +143,25 @@ enum Command {
     /// and prints a table ending in `N passed, N failed`; fails if a check failed.
     Conformance {
         /// Prints the results as a JSON array instead.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum VsockOp {
+    /// Connects to the partition's PORT (CID 2). Without `--send`, sends each line of stdin
+    /// (with its newline) and prints what comes back, until end of input; then shuts the
+    /// connection down.
+    Connect {
+        /// The partition's port: 7 is the echo, 23 the shell.
+        port: u32,
+        /// Sends TEXT and a newline, prints everything the service sent (a greeting, the
+        /// answer), and shuts down; repeat it for more lines.
+        #[arg(long, value_name = "TEXT")]
+        send: Vec<String>,
+        /// With `--send`: prints one JSON object instead (ports, CID, what was sent, what
+        /// came back).
         #[arg(long)]
         json: bool,
     },
@@ -166,9 +236,56 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
         DialectArg::Both => return Err("--dialect both is for `conformance` only".into()),
     };
     let system = SimSystem::start()?;
-    let mut conn = system.connect(1, dialect, !cli.poll)?;
+    let modes = modes(cli, dialect);
+    modes
+        .check(dialect)
+        .map_err(|why| format!("--messaging/--events: {why}"))?;
+    let mut conn = system.connect_modes(1, dialect, modes)?;
+    system.world().reset_calls();
+    let requests = command(cli, &system, &mut conn)?;
+    if cli.stats {
+        print_stats(&system, requests);
+    }
+    Ok(())
+}
+
+/// Prints the FF-A calls made since the session was set up, by caller and function, and per
+/// completed request when `requests` says how many.
+fn print_stats(system: &SimSystem, requests: Option<u64>) {
+    let calls = system.world().calls();
+    let total: u64 = calls.values().sum();
+    eprintln!("FF-A calls after setup: {total}");
+    for ((caller, fid), n) in &calls {
+        let who = if *caller == system.sp_id() {
+            "partition"
+        } else {
+            "driver"
+        };
+        let per = requests.filter(|r| *r > 0).map_or(String::new(), |r| {
+            format!(" ({:.3} per request)", *n as f64 / r as f64)
+        });
+        eprintln!(
+            "  {who:9} {:32} {n}{per}",
+            vmsg_host::bench::function_name(*fid)
+        );
+    }
+    if let Some(r) = requests.filter(|r| *r > 0) {
+        eprintln!(
+            "completed requests: {r}; FF-A calls per request: {:.3}",
+            total as f64 / r as f64
+        );
+    }
+}
+
+/// Runs the command on `conn`; returns the requests it completed, where it counts them.
+fn command(
+    cli: &Cli,
+    system: &SimSystem,
+    conn: &mut SimConnection,
+) -> Result<Option<u64>, Box<dyn std::error::Error>> {
+    let mut requests = None;
     match &cli.command {
-        Command::Devices => print_devices(&mut conn)?,
+        Command::Devices => print_devices(conn)?,
         Command::Ping { value } => {
             let echoed = conn.session().ping(*value)?;
             if echoed != *value {
@@ -205,6 +322,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                     .take()
                     .map_or_else(|| e.to_string(), |io| io.to_string())
             })?;
+            requests = Some(rng.completed());
         }
         Command::Demo => {
             println!(
@@ -214,17 +332,15 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
             let info = conn.session().info();
             println!(
-                "bus negotiated: dialect {:?}, bus features {:#x}, max areas {}, events by {}",
+                "bus negotiated: dialect {:?}, bus features {:#x}, max areas {}, {:?} messages, \
+                 events: {:?}",
                 info.dialect,
                 info.bus_features,
                 info.max_areas,
-                if info.notified {
-                    "notification"
-                } else {
-                    "polling"
-                }
+                info.modes.messaging,
+                info.modes.events
             );
-            print_devices(&mut conn)?;
+            print_devices(conn)?;
             let echoed = conn.session().ping(0xC0FF_EE00)?;
             println!("ping 0xc0ffee00 -> {echoed:#x}");
             let mut rng = conn.rng()?;
@@ -279,9 +395,65 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             console.close()?;
         }
-        Command::Blk { op } => blk(&mut conn, op)?,
+        Command::Blk { op } => blk(conn, op)?,
+        Command::Vsock { op } => vsock(conn, op)?,
         Command::Conformance { .. } | Command::Bench { .. } => {}
     }
+    Ok(requests)
+}
+
+/// `vmsg vsock ...`.
+fn vsock(conn: &mut SimConnection, op: &VsockOp) -> Result<(), Box<dyn std::error::Error>> {
+    let VsockOp::Connect { port, send, json } = op;
+    let mut vsock = conn.vsock()?;
+    let local = vsock.connect(*port)?;
+    let mut out = std::io::stdout().lock();
+    if !send.is_empty() {
+        // The greeting (the shell's prompt), then each line's answer.
+        let mut received = vsock.recv(local)?;
+        let mut sent = String::new();
+        for text in send {
+            let line = format!("{text}\n");
+            vsock.send(local, line.as_bytes())?;
+            received.extend(vsock.recv(local)?);
+            sent.push_str(&line);
+        }
+        vsock.shutdown(local)?;
+        let received = String::from_utf8_lossy(&received).into_owned();
+        if *json {
+            let report = serde_json::json!({
+                "port": port,
+                "local_port": local,
+                "guest_cid": vsock.guest_cid(),
+                "sent": sent,
+                "received": received,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        } else {
+            write!(out, "{received}")?;
+        }
+        vsock.close()?;
+        return Ok(());
+    }
+    if *json {
+        return Err("--json needs --send".into());
+    }
+    out.write_all(&vsock.recv(local)?)?;
+    out.flush()?;
+    for line in std::io::stdin().lines() {
+        let mut line = line?;
+        line.push('\n');
+        vsock.send(local, line.as_bytes())?;
+        out.write_all(&vsock.recv(local)?)?;
+        out.flush()?;
+        if vsock.state(local) != Some(vmsg_host::vsock::StreamState::Connected) {
+            break;
+        }
+    }
+    if vsock.state(local).is_some() {
+        vsock.shutdown(local)?;
+    }
+    vsock.close()?;
     Ok(())
 }
 

@@ -28,10 +28,18 @@ use sp::{
 };
 
 use super::{SP_ID, open_over, partition_info};
-use crate::{connection::Connection, entropy::OsEntropy, session::SessionError};
+use crate::{
+    connection::Connection,
+    entropy::OsEntropy,
+    session::{Modes, SessionError},
+};
 
 /// FFA_MSG_SEND_DIRECT_REQ (32- and 64-bit) and FFA_MSG_SEND_DIRECT_REQ2.
 pub(crate) const DIRECT_REQUESTS: [u32; 3] = [0x8400_006F, 0xC400_006F, 0xC400_008D];
+/// FFA_RUN.
+const RUN: u32 = 0x8400_006D;
+/// FFA_MSG_WAIT (32-bit), how a run partition's execution ends.
+const MSG_WAIT: u32 = 0x8400_006B;
 
 /// The partition as the inline world holds it: its FF-A conduit, its mapper, its core.
 struct Attached {
@@ -102,9 +110,19 @@ impl InlineSystem {
         dialect: Dialect,
         notify: bool,
     ) -> Result<InlineConnection, SessionError> {
+        self.connect_modes(vm, dialect, Modes::from_notify(dialect, notify))
+    }
+
+    /// [`connect`](Self::connect) with messaging and event modes.
+    pub fn connect_modes(
+        &self,
+        vm: u16,
+        dialect: Dialect,
+        modes: Modes,
+    ) -> Result<InlineConnection, SessionError> {
         let endpoint = self.world.add_vm(vm);
         let conduit = self.conduit(&endpoint);
-        open_over(conduit, endpoint, SP_ID, dialect, notify)
+        open_over(conduit, endpoint, SP_ID, dialect, modes)
     }
 
     /// A conduit for `endpoint` that delivers its direct requests to the partition inline.
@@ -196,10 +214,47 @@ impl InlineConduit {
     }
 }
 
+impl InlineConduit {
+    /// FFA_RUN of the partition by this endpoint (the scheduler): the partition serves what
+    /// its RX buffer holds and pushes its pending events; its execution ends with FFA_MSG_WAIT,
+    /// which is what the scheduler gets back (counted as the partition's call).
+    fn run(&mut self) -> [u64; 18] {
+        let mut out = [0u64; 18];
+        let Ok(mut sp) = self.sp.try_borrow_mut() else {
+            Interface::error(ffa::arm_ffa::FfaError::Busy, true).to_regs(Version(1, 2), &mut out);
+            return out;
+        };
+        let msg = Interface::Run {
+            target_info: ffa::arm_ffa::interface_args::TargetInfo {
+                endpoint_id: SP_ID,
+                vcpu_id: 0,
+            },
+            is_32bit: true,
+        };
+        let answer = sp.handle(&msg);
+        drop(sp);
+        if let Some(unexpected) = answer {
+            log::warn!("inline: the partition answered a run with {unexpected:?}");
+        }
+        self.world.count_call(SP_ID, MSG_WAIT);
+        Interface::MsgWait {
+            flags: Default::default(),
+            is_32bit: true,
+        }
+        .to_regs(Version(1, 2), &mut out);
+        out
+    }
+}
+
 impl Conduit for InlineConduit {
     fn call(&mut self, regs: [u64; 18]) -> [u64; 18] {
         let fid = ffa::conduit::low32(regs[0]);
         let dst = ffa::conduit::low32(regs[1]) & 0xffff;
+        if fid == RUN && ffa::conduit::low32(regs[1]) >> 16 == u32::from(SP_ID) {
+            let world = self.world.clone();
+            world.count_call(self.id, fid);
+            return self.run();
+        }
         if DIRECT_REQUESTS.contains(&fid) && dst == u32::from(SP_ID) {
             let world = self.world.clone();
             world.count_call(self.id, fid);

@@ -15,7 +15,8 @@
 //! device's [`Outbox`] (bounded: [`OUTBOX_BYTES`]; what does not fit is dropped and counted).
 //! Whenever the outbox holds bytes and receiveq has buffers — at a notify of either queue —
 //! the device fills receiveq buffers from it. Receive buffers filled during a transmitq notify
-//! are announced through [`VirtioDevice::take_used_elsewhere`].
+//! are announced through [`VirtioDevice::take_used_elsewhere`]. Two sinks ship: [`Echo`], and
+//! the partition [`Shell`] (`super::shell`, which a vsock port serves as well).
 //!
 //! Bounds against a hostile driver: one notify serves at most `size` chains per queue and
 //! starts none once its [`Budget`] is spent; a chain moves at most [`MAX_BYTES_PER_CHAIN`]
@@ -34,6 +35,9 @@ use virtio_msg::{
     },
 };
 
+pub use super::shell::{LINE_MAX, PROMPT, Shell};
+pub use super::stream::Echo;
+use super::stream::{ByteRing, Output};
 use crate::virtqueue::{DescChain, MAX_INDIRECT_DESCS, SplitQueue};
 
 /// Virtio device id of the console device.
@@ -53,14 +57,10 @@ pub const CHUNK: usize = 512;
 /// Capacity of the outbox: bytes waiting for receive buffers.
 pub const OUTBOX_BYTES: usize = 4096;
 
-/// Bytes waiting for the driver: a ring of [`OUTBOX_BYTES`]. What does not fit is dropped
-/// and counted, never blocking the sink or growing.
+/// Bytes waiting for the driver: a [`ByteRing`] of [`OUTBOX_BYTES`]. What does not fit is
+/// dropped and counted, never blocking the sink or growing.
 pub struct Outbox {
-    buf: [u8; OUTBOX_BYTES],
-    /// Index of the oldest byte (below [`OUTBOX_BYTES`]).
-    start: usize,
-    /// Bytes held (at most [`OUTBOX_BYTES`]).
-    len: usize,
+    ring: ByteRing<OUTBOX_BYTES>,
     /// Bytes dropped because the outbox was full.
     dropped: u64,
 }
@@ -71,57 +71,36 @@ impl Default for Outbox {
     }
 }
 
-/// `i` taken back into the ring, for `i < 2 * OUTBOX_BYTES`.
-fn wrap(i: usize) -> usize {
-    i.checked_sub(OUTBOX_BYTES).unwrap_or(i)
-}
-
 impl Outbox {
     /// An empty outbox.
     pub const fn new() -> Self {
         Self {
-            buf: [0; OUTBOX_BYTES],
-            start: 0,
-            len: 0,
+            ring: ByteRing::new(),
             dropped: 0,
         }
     }
 
     /// Queues `bytes`; returns how many fit (the rest is dropped and counted).
     pub fn push(&mut self, bytes: &[u8]) -> usize {
-        let room = OUTBOX_BYTES.saturating_sub(self.len);
-        let take = bytes.len().min(room);
-        let (kept, lost) = bytes.split_at(take);
-        for &byte in kept {
-            // `start < OUTBOX_BYTES` and `len < OUTBOX_BYTES` here.
-            if let Some(slot) = self.buf.get_mut(wrap(self.start.saturating_add(self.len))) {
-                *slot = byte;
-            }
-            self.len = self.len.saturating_add(1);
-        }
-        self.dropped = self.dropped.saturating_add(lost.len() as u64);
+        let take = self.ring.push(bytes);
+        let lost = bytes.len().saturating_sub(take);
+        self.dropped = self.dropped.saturating_add(lost as u64);
         take
     }
 
     /// Moves up to `out.len()` of the oldest bytes into `out`; returns how many.
     pub fn pop(&mut self, out: &mut [u8]) -> usize {
-        let n = out.len().min(self.len);
-        for slot in out.iter_mut().take(n) {
-            *slot = self.buf.get(self.start).copied().unwrap_or(0);
-            self.start = wrap(self.start.saturating_add(1));
-        }
-        self.len = self.len.saturating_sub(n);
-        n
+        self.ring.pop(out)
     }
 
     /// Bytes waiting.
     pub fn len(&self) -> usize {
-        self.len
+        self.ring.len()
     }
 
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.ring.is_empty()
     }
 
     /// Bytes dropped so far because the outbox was full.
@@ -131,8 +110,21 @@ impl Outbox {
 
     /// Forgets every waiting byte (the dropped count stays).
     pub fn clear(&mut self) {
-        self.start = 0;
-        self.len = 0;
+        self.ring.clear();
+    }
+}
+
+impl Output for Outbox {
+    fn push(&mut self, bytes: &[u8]) -> usize {
+        Outbox::push(self, bytes)
+    }
+
+    fn room(&self) -> usize {
+        self.ring.room()
+    }
+
+    fn is_empty(&self) -> bool {
+        Outbox::is_empty(self)
     }
 }
 
@@ -149,106 +141,26 @@ pub trait ConsoleSink {
     fn reset(&mut self) {}
 }
 
-/// A sink that sends every byte back.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Echo;
-
+/// The [`Echo`] service as a console sink: what does not fit the outbox is dropped there.
 impl ConsoleSink for Echo {
     fn input(&mut self, bytes: &[u8], out: &mut Outbox) {
-        out.push(bytes);
+        self.feed(bytes, out);
     }
 }
 
-/// Longest command line the [`Shell`] keeps; a longer line is refused whole.
-pub const LINE_MAX: usize = 128;
-/// The shell's prompt.
-pub const PROMPT: &[u8] = b"> ";
-
-/// A tiny line-based shell: `help`, `version`, `devices`; anything else is an
-/// `unknown command`. A line ends at `\n` or `\r` (`\r\n` counts once); it is answered,
-/// then the prompt follows. No echo: the driver sees only answers and prompts.
-pub struct Shell {
-    devices: &'static str,
-    line: [u8; LINE_MAX],
-    len: usize,
-    /// The line outgrew [`LINE_MAX`]: it is refused at its end.
-    overlong: bool,
-    /// The last byte was `\r` (a `\n` right after it ends nothing).
-    after_cr: bool,
-}
-
-impl Shell {
-    /// A shell whose `devices` command prints `devices` (one line or more, no final newline
-    /// needed).
-    pub const fn new(devices: &'static str) -> Self {
-        Self {
-            devices,
-            line: [0; LINE_MAX],
-            len: 0,
-            overlong: false,
-            after_cr: false,
-        }
-    }
-
-    /// Answers the line held, then prompts.
-    fn run(&mut self, out: &mut Outbox) {
-        let line = self.line.get(..self.len).unwrap_or(&[]).trim_ascii();
-        if self.overlong {
-            out.push(b"line too long\n");
-        } else {
-            match line {
-                b"" => {}
-                b"help" => {
-                    out.push(b"commands: help, version, devices\n");
-                }
-                b"version" => {
-                    out.push(b"vmsg-sp ");
-                    out.push(env!("CARGO_PKG_VERSION").as_bytes());
-                    out.push(b"\n");
-                }
-                b"devices" => {
-                    out.push(self.devices.as_bytes());
-                    if !self.devices.ends_with('\n') {
-                        out.push(b"\n");
-                    }
-                }
-                _ => {
-                    out.push(b"unknown command\n");
-                }
-            }
-        }
-        self.len = 0;
-        self.overlong = false;
-        out.push(PROMPT);
-    }
-}
-
+/// The partition [`Shell`] as a console sink: every byte is taken (the console cannot hold
+/// input back); an answer that does not fit the outbox is dropped and counted there.
 impl ConsoleSink for Shell {
     fn input(&mut self, bytes: &[u8], out: &mut Outbox) {
-        for &byte in bytes {
-            let after_cr = core::mem::replace(&mut self.after_cr, byte == b'\r');
-            match byte {
-                b'\n' if after_cr => {}
-                b'\n' | b'\r' => self.run(out),
-                _ => match self.line.get_mut(self.len) {
-                    Some(slot) => {
-                        *slot = byte;
-                        self.len = self.len.saturating_add(1);
-                    }
-                    None => self.overlong = true,
-                },
-            }
-        }
+        self.feed_all(bytes, out);
     }
 
     fn opened(&mut self, out: &mut Outbox) {
-        out.push(PROMPT);
+        self.open(out);
     }
 
     fn reset(&mut self) {
-        self.len = 0;
-        self.overlong = false;
-        self.after_cr = false;
+        Shell::reset(self);
     }
 }
 

@@ -13,6 +13,7 @@ const VERSION: u32 = 0x8400_0063;
 const ID_GET: u32 = 0x8400_0069;
 const RXTX_MAP_64: u32 = 0xc400_0066;
 const MSG_WAIT: u32 = 0x8400_006b;
+const FEATURES: u32 = 0x8400_0064;
 const SUCCESS_32: u64 = 0x8400_0061;
 const ERROR_32: u64 = 0x8400_0060;
 
@@ -148,7 +149,11 @@ fn with_manifest_buffers_the_calls_are_version_id_get_then_msg_wait() {
     let mut p = Test::new(conduit.clone(), true);
     let e = start(&mut p, BusConfig::default());
     assert!(matches!(e, StartError::Loop(_)), "{e}");
-    assert_eq!(conduit.function_ids(), with_waits(&[VERSION, ID_GET]));
+    assert_eq!(
+        conduit.function_ids(),
+        with_waits(&[VERSION, ID_GET, FEATURES]),
+        "FFA_FEATURES(FFA_MSG_SEND2): indirect messages if the SPMC has them"
+    );
     assert_eq!(
         p.events(),
         [
@@ -175,7 +180,7 @@ fn without_manifest_buffers_the_platform_s_own_are_mapped() {
         start(&mut p, BusConfig::default());
         assert_eq!(
             conduit.function_ids(),
-            with_waits(&[VERSION, ID_GET, RXTX_MAP_64])
+            with_waits(&[VERSION, ID_GET, RXTX_MAP_64, FEATURES])
         );
         let map = conduit.calls()[2];
         assert_eq!(

@@ -11,7 +11,8 @@ fn g3_version_probe_then_echo_commits() {
     assert_eq!(offer.transport_revision.get(), 1);
     assert_eq!(offer.ffa_version.get(), 0x0001_0002);
     assert_eq!(offer.feature_bits.get(), 0);
-    assert_eq!(offer.bus_features.get(), 0x33);
+    // Direct, indirect and notifications, both ways each.
+    assert_eq!(offer.bus_features.get(), 0x3F);
     assert_eq!(offer.max_areas.get(), 256);
     assert_eq!(bus.dialect(), Some(Dialect::G3));
     // The probe alone does not negotiate: bus messages other than VERSION/RESET are refused.

@@ -110,8 +110,10 @@ fn id_get_features_and_spm_id() {
         ok(&mut ffa, FuncId::MsgWait32),
         ffa_err(FfaError::NotSupported)
     );
+    assert_eq!(ok(&mut ffa, FuncId::MsgSend2), Ok(()));
+    assert_eq!(ffa.supports(FuncId::Run32), Ok(true), "a VM schedules");
     assert_eq!(
-        ok(&mut ffa, FuncId::MsgSend2),
+        ok(&mut ffa, FuncId::Yield32),
         ffa_err(FfaError::NotSupported)
     );
     match ffa.call(&Interface::SpmIdGet).unwrap() {

@@ -486,24 +486,6 @@ fn reset_forgets_queues_and_waiting_output() {
 }
 
 #[test]
-fn the_device_models_fit_the_endpoint_headroom() {
-    use crate::{
-        devices::{blk::Blk, blk::ram::RamStore, rng::Rng},
-        headroom::ENDPOINT_HEAP_BYTES,
-    };
-    // The models are boxed infallibly when an endpoint is admitted (the blk's disk is its own,
-    // fallible allocation): together they must leave a quarter of the checked headroom to the
-    // bus instance.
-    let console = size_of::<Console<Shell>>();
-    let rng = size_of::<Rng<crate::devices::rng::CountingEntropy>>();
-    let blk = size_of::<Blk<RamStore>>();
-    assert!(
-        console + rng + blk < ENDPOINT_HEAP_BYTES * 3 / 4,
-        "console {console} + rng {rng} + blk {blk}"
-    );
-}
-
-#[test]
 fn with_event_idx_receive_buffers_filled_elsewhere_are_announced_when_asked() {
     let mut drv = Driver::new();
     let mut console = Console::new(Echo);

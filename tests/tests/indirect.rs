@@ -1,0 +1,293 @@
+//! Indirect messages and pushed events, end to end in the simulated FF-A world: every device in
+//! every mode each dialect defines, and hostile indirect input refused or dropped with the
+//! session (and every other endpoint) still served.
+
+use ffa::{
+    Conduit, VIRTIO_MSG_DEVICE_UUID,
+    arm_ffa::FfaError,
+    bus::{BusConfig, Dialect, msg},
+    indirect,
+};
+use vmsg_host::{
+    Connection,
+    session::{Events, Messaging, Modes, SessionError},
+    sim::{SP_ID, inline::InlineSystem},
+};
+use vmsg_tests::drive::{healthy, system};
+
+const DIRECT_POLL: Modes = Modes {
+    messaging: Messaging::Direct,
+    events: Events::Poll,
+};
+const DIRECT_NOTIFY: Modes = Modes {
+    messaging: Messaging::Direct,
+    events: Events::Notify,
+};
+const DIRECT_PUSHED: Modes = Modes {
+    messaging: Messaging::Direct,
+    events: Events::Indirect,
+};
+const INDIRECT: Modes = Modes {
+    messaging: Messaging::Indirect,
+    events: Events::Indirect,
+};
+
+/// rng, blk and console through `conn`, each checked.
+fn use_every_device<C: Conduit, P: vmsg_host::platform::Platform>(
+    conn: &mut Connection<C, P>,
+    what: &str,
+) {
+    let mut rng = conn.rng().unwrap();
+    rng.set_depth(8);
+    let bytes = rng.read(40_000).unwrap();
+    assert_eq!(bytes.len(), 40_000, "{what}: rng");
+    assert!(
+        bytes.iter().any(|b| *b != bytes[0]),
+        "{what}: rng bytes vary"
+    );
+    drop(rng);
+    let mut disk = conn.blk().unwrap();
+    let data: Vec<u8> = (0..8192u32).map(|i| (i * 7 + 3).to_le_bytes()[0]).collect();
+    disk.write(8, &data).unwrap();
+    assert_eq!(disk.read(8, data.len()).unwrap(), data, "{what}: blk");
+    drop(disk);
+    let mut console = conn.console().unwrap();
+    console
+        .read_until(vmsg_host::console::PROMPT)
+        .unwrap_or_else(|e| panic!("{what}: console prompt: {e}"));
+    let answer = console.command("version").unwrap();
+    assert!(
+        answer.contains("vmsg-sp"),
+        "{what}: console answered {answer:?}"
+    );
+    console.close().unwrap();
+}
+
+#[test]
+fn every_device_in_every_mode_of_each_dialect() {
+    let sys = system();
+    for (vm, dialect, modes) in [
+        (1, Dialect::G3, DIRECT_POLL),
+        (2, Dialect::G3, DIRECT_NOTIFY),
+        (3, Dialect::G3, DIRECT_PUSHED),
+        (4, Dialect::G3, INDIRECT),
+        (5, Dialect::G2, DIRECT_PUSHED),
+    ] {
+        let what = format!("{dialect:?} {modes:?}");
+        let mut conn = sys.connect_modes(vm, dialect, modes).unwrap();
+        assert_eq!(conn.session().info().modes, modes, "{what}");
+        use_every_device(&mut conn, &what);
+        assert_eq!(conn.session().stray_messages(), 0, "{what}");
+    }
+    healthy(&sys);
+}
+
+#[test]
+fn g2_polls_the_used_rings_when_the_partition_offers_no_indirect_messages() {
+    let config = BusConfig {
+        indirect: false,
+        ..BusConfig::default()
+    };
+    let sys = InlineSystem::start_with(config).unwrap();
+    let mut conn = sys.connect_modes(1, Dialect::G2, DIRECT_POLL).unwrap();
+    assert_eq!(conn.session().info().bus_features, 0x3);
+    assert_eq!(conn.session().info().modes.events, Events::Poll);
+    use_every_device(&mut conn, "G2 used rings");
+    // And pushed events cannot be asked for.
+    assert!(matches!(
+        sys.connect_modes(2, Dialect::G2, DIRECT_PUSHED),
+        Err(SessionError::Protocol(_))
+    ));
+    assert!(sys.faults().is_empty());
+}
+
+#[test]
+fn modes_a_dialect_does_not_define_are_refused_clearly() {
+    let sys = system();
+    for (vm, dialect, modes) in [
+        (9, Dialect::G2, INDIRECT),
+        (10, Dialect::G2, DIRECT_NOTIFY),
+        (
+            11,
+            Dialect::G3,
+            Modes {
+                messaging: Messaging::Indirect,
+                events: Events::Poll,
+            },
+        ),
+    ] {
+        assert!(modes.check(dialect).is_err(), "{dialect:?} {modes:?}");
+        assert!(matches!(
+            sys.connect_modes(vm, dialect, modes),
+            Err(SessionError::Protocol(_))
+        ));
+    }
+    healthy(&sys);
+}
+
+#[test]
+fn inline_world_counts_one_round_of_each_mode() {
+    // QD1 4 KiB rng: the exact FF-A calls per request in each mode (see `make bench`).
+    for (modes, driver, partition) in [(DIRECT_POLL, 1, 1), (DIRECT_PUSHED, 3, 2), (INDIRECT, 4, 4)]
+    {
+        let sys = InlineSystem::start().unwrap();
+        let mut conn = sys.connect_modes(1, Dialect::G3, modes).unwrap();
+        let mut rng = conn.rng().unwrap();
+        rng.read_in_requests(4096, 4096, |_| Ok(())).unwrap();
+        sys.world().reset_calls();
+        rng.read_in_requests(4096 * 10, 4096, |_| Ok(())).unwrap();
+        let calls = sys.world().calls();
+        let by = |id: u16| {
+            calls
+                .iter()
+                .filter(|((c, _), _)| *c == id)
+                .map(|(_, n)| n)
+                .sum::<u64>()
+        };
+        assert_eq!(by(1), 10 * driver, "{modes:?}: driver calls {calls:?}");
+        assert_eq!(
+            by(SP_ID),
+            10 * partition,
+            "{modes:?}: partition calls {calls:?}"
+        );
+    }
+}
+
+/// A raw endpoint of `sys` that speaks G3 over indirect messages (its session negotiated),
+/// for sending hand-made indirect messages.
+fn raw_indirect(sys: &vmsg_host::SimSystem, vm: u16) -> vmsg_host::SimConnection {
+    sys.connect_modes(vm, Dialect::G3, INDIRECT).unwrap()
+}
+
+/// Sends what `build` writes into the TX buffer (a message prepared by `indirect::write` and
+/// then altered) with FFA_MSG_SEND2, and runs the partition; returns the send's result.
+fn send_raw(
+    conn: &mut vmsg_host::SimConnection,
+    build: impl FnOnce(&mut [u8]),
+) -> Result<(), ffa::Error> {
+    let own = conn.session().own_id();
+    let ffa = conn.session().ffa();
+    let mut ping = [0u8; 12];
+    msg::write_bus_frame(&mut ping, false, 0x03, 0, 0x77, &7u32.to_le_bytes()).unwrap();
+    indirect::write(
+        ffa.conduit().tx(),
+        own,
+        SP_ID,
+        VIRTIO_MSG_DEVICE_UUID,
+        &ping,
+    )
+    .unwrap();
+    build(ffa.conduit().tx());
+    let sent = ffa.msg_send2();
+    if sent.is_ok() {
+        ffa.run(SP_ID, 0).unwrap();
+    }
+    sent
+}
+
+#[test]
+fn bad_indirect_input_is_refused_or_dropped_and_the_session_goes_on() {
+    let sys = system();
+    let mut conn = raw_indirect(&sys, 1);
+    let inval = Err(ffa::Error::Ffa(FfaError::InvalidParameters));
+    // Refused by the SPMC: the offset inside the header; a size past the buffer.
+    assert_eq!(send_raw(&mut conn, |t| t[8] = 24), inval);
+    assert_eq!(
+        send_raw(&mut conn, |t| t[16..20]
+            .copy_from_slice(&5000u32.to_le_bytes())),
+        inval
+    );
+    // Taken by the SPMC, dropped by the partition: a payload over one bus frame (no answer).
+    assert_eq!(
+        send_raw(&mut conn, |t| t[16..20]
+            .copy_from_slice(&200u32.to_le_bytes())),
+        Ok(())
+    );
+    assert!(
+        !conn.session().ffa().rx_full_get(1, false).unwrap(),
+        "no answer"
+    );
+    // An unknown service UUID: the bus ERROR frame comes back.
+    send_raw(&mut conn, |t| t[24] ^= 0xff).unwrap();
+    assert!(conn.session().ffa().rx_full_get(1, false).unwrap());
+    let mut copy = [0u8; 256];
+    let n = conn.session().ffa().take_indirect(&mut copy).unwrap();
+    let m = indirect::parse(&copy[..n], 104).unwrap();
+    assert_eq!(
+        (m.payload[0], m.payload[1]),
+        (0x03, msg::ERROR),
+        "ERROR frame"
+    );
+    // A message while the partition's RX buffer is still owned: BUSY, and the partition gets
+    // to the first once run.
+    let own = conn.session().own_id();
+    let ffa = conn.session().ffa();
+    let mut ping = [0u8; 12];
+    msg::write_bus_frame(&mut ping, false, 0x03, 0, 0x78, &9u32.to_le_bytes()).unwrap();
+    ffa.send_indirect(own, SP_ID, VIRTIO_MSG_DEVICE_UUID, &ping)
+        .unwrap();
+    assert_eq!(
+        ffa.send_indirect(own, SP_ID, VIRTIO_MSG_DEVICE_UUID, &ping),
+        Err(ffa::Error::Ffa(FfaError::Busy))
+    );
+    ffa.run(SP_ID, 0).unwrap();
+    assert!(ffa.rx_full_get(own, false).unwrap());
+    let n = ffa.take_indirect(&mut copy).unwrap();
+    assert_eq!(
+        &indirect::parse(&copy[..n], 104).unwrap().payload[8..12],
+        &9u32.to_le_bytes()
+    );
+    // The session goes on.
+    assert_eq!(conn.session().ping(0x1234).unwrap(), 0x1234);
+    healthy(&sys);
+}
+
+#[test]
+fn a_driver_that_never_releases_its_rx_buffer_stalls_only_itself() {
+    let sys = system();
+    let mut stuck = raw_indirect(&sys, 1);
+    let mut other = raw_indirect(&sys, 2);
+    // The stuck driver's first answer fills its RX buffer; it never takes it.
+    send_raw(&mut stuck, |_| {}).unwrap();
+    // Its next request is served, but the answer cannot be delivered: dropped after a few
+    // tries, and the partition goes on.
+    send_raw(&mut stuck, |_| {}).unwrap();
+    // Everyone else is served meanwhile, in every device.
+    use_every_device(&mut other, "beside a stuck driver");
+    // Once it takes its buffer back, the stuck driver is served again.
+    let mut copy = [0u8; 256];
+    assert!(stuck.session().ffa().rx_full_get(1, false).unwrap());
+    stuck.session().ffa().take_indirect(&mut copy).unwrap();
+    assert_eq!(stuck.session().ping(0x55).unwrap(), 0x55);
+    healthy(&sys);
+}
+
+#[test]
+fn a_message_waiting_in_the_partitions_rx_buffer_does_not_block_another_vms_share() {
+    let sys = system();
+    let mut waiting = raw_indirect(&sys, 1);
+    let mut sharer = sys.connect(2, Dialect::G3, false).unwrap();
+    // VM 1's request waits in the partition's RX buffer: nobody has run the partition yet.
+    let own = waiting.session().own_id();
+    let mut ping = [0u8; 12];
+    msg::write_bus_frame(&mut ping, false, 0x03, 0, 0x79, &11u32.to_le_bytes()).unwrap();
+    waiting
+        .session()
+        .ffa()
+        .send_indirect(own, SP_ID, VIRTIO_MSG_DEVICE_UUID, &ping)
+        .unwrap();
+    // VM 2's AREA_SHARE needs the RX buffer for the retrieve: the message is set aside, the
+    // share succeeds, and VM 1's request is answered meanwhile.
+    let pa = sharer.platform().alloc(1);
+    let area = sharer.session().share(pa, 1).unwrap();
+    assert!(sys.world().is_retrieved(area.handle, sys.sp_id()));
+    let ffa = waiting.session().ffa();
+    assert!(ffa.rx_full_get(own, false).unwrap(), "VM 1 got its answer");
+    let mut copy = [0u8; 256];
+    let n = ffa.take_indirect(&mut copy).unwrap();
+    let answer = indirect::parse(&copy[..n], 104).unwrap().payload;
+    assert_eq!((answer[0], answer[1]), (0x03, 0x03), "the PING answer");
+    assert_eq!(&answer[8..12], &11u32.to_le_bytes());
+    sharer.session().unshare(&area).unwrap();
+    healthy(&sys);
+}
