@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 use sp::devices::console::{Console, ConsoleSink, Echo, OUTBOX_BYTES, Shell};
 use virtio_msg::{
     SharedMem,
-    device::{Budget, QueueConfig, VirtioDevice},
+    device::{Budget, QueueConfig, VIRTIO_F_EVENT_IDX, VirtioDevice},
     mem::VecMem,
 };
 
@@ -45,6 +45,8 @@ enum Op {
 #[derive(Arbitrary, Debug)]
 struct Input {
     echo: bool,
+    /// Negotiate VIRTIO_F_EVENT_IDX (used_event stays 0: most passes are not notified).
+    event_idx: bool,
     ops: Vec<Op>,
 }
 
@@ -66,12 +68,12 @@ struct Queue {
     chains: Vec<(u16, u64, bool)>,
 }
 
-fn run<S: ConsoleSink>(sink: S, ops: &[Op]) {
+fn run<S: ConsoleSink>(sink: S, features: u64, ops: &[Op]) {
     // The one shared region: every access outside it is refused.
     let mut region = VecMem::new(BASE, LEN);
     let mut console = Console::new(sink);
     console
-        .activate(0, &[Some(config(0)), Some(config(1))])
+        .activate(features, &[Some(config(0)), Some(config(1))])
         .unwrap();
     let mut queues: Vec<Queue> = (0..2)
         .map(|_| Queue {
@@ -171,9 +173,14 @@ fuzz_target!(|data: &[u8]| {
     let Ok(input) = Input::arbitrary(&mut u) else {
         return;
     };
-    if input.echo {
-        run(Echo, &input.ops);
+    let features = if input.event_idx {
+        VIRTIO_F_EVENT_IDX
     } else {
-        run(Shell::new("0 fuzz"), &input.ops);
+        0
+    };
+    if input.echo {
+        run(Echo, features, &input.ops);
+    } else {
+        run(Shell::new("0 fuzz"), features, &input.ops);
     }
 });

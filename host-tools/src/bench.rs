@@ -1,7 +1,9 @@
 //! `vmsg bench`: what a request costs, counted exactly.
 //!
 //! Scenarios: virtio-rng 4 KiB requests at queue depth 1 and 32, virtio-blk 4 KiB reads and
-//! writes at depth 1, each in G3 with polling, G3 with a notification, and G2.
+//! writes at depth 1, each in G3 with polling, G3 with a notification, and G2, the drivers
+//! accepting no ring feature; then a few (names ending in `-ring`) with VIRTIO_F_INDIRECT_DESC
+//! and VIRTIO_F_EVENT_IDX accepted (virtio-blk requests one indirect table each).
 //!
 //! Each scenario runs the partition in the inline simulated world
 //! ([`InlineSystem`](crate::sim::inline::InlineSystem): one thread, the message loop's own
@@ -18,6 +20,7 @@ use std::{collections::BTreeMap, time::Instant};
 
 use ffa::bus::{BusConfig, Dialect};
 use serde::Serialize;
+use virtio_msg::device::{VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC};
 
 use crate::{
     connection::HostError,
@@ -43,6 +46,9 @@ pub struct Scenario {
     pub events: &'static str,
     /// Requests in flight at once.
     pub depth: u16,
+    /// The ring features the drivers accept (`Connection::set_ring_features`): 0, or
+    /// VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX.
+    pub ring_features: u64,
     /// Bytes per request.
     pub request_bytes: usize,
     /// Requests measured.
@@ -109,6 +115,7 @@ pub fn scenarios(requests: usize) -> Vec<Scenario> {
                 dialect: d,
                 events,
                 depth,
+                ring_features: 0,
                 request_bytes: 4096,
                 requests: requests.div_ceil(usize::from(depth)) * usize::from(depth),
             });
@@ -123,10 +130,35 @@ pub fn scenarios(requests: usize) -> Vec<Scenario> {
                 dialect: d,
                 events,
                 depth: 1,
+                ring_features: 0,
                 request_bytes: 4096,
                 requests,
             });
         }
+    }
+    // The ring features, G3 polling and notified.
+    let ring = VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX;
+    for (device, events, depth) in [
+        ("rng", "poll", 1u16),
+        ("rng", "notify", 32),
+        ("blk-read", "poll", 1),
+        ("blk-write", "notify", 1),
+    ] {
+        let qd = if device == "rng" {
+            format!("qd{depth}")
+        } else {
+            "qd1".into()
+        };
+        out.push(Scenario {
+            name: format!("{device}-4k-{qd}-g3-{events}-ring"),
+            device,
+            dialect: "g3",
+            events,
+            depth,
+            ring_features: ring,
+            request_bytes: 4096,
+            requests: requests.div_ceil(usize::from(depth)) * usize::from(depth),
+        });
     }
     out
 }
@@ -192,6 +224,7 @@ pub fn run(scenario: &Scenario) -> Result<Measured, HostError> {
     };
     let system = InlineSystem::start_with(config)?;
     let mut conn = system.connect_modes(1, dialect, modes)?;
+    conn.set_ring_features(scenario.ring_features);
     let request = scenario.request_bytes;
     let (seconds, counted) = match scenario.device {
         "rng" => {

@@ -4,14 +4,17 @@
 //!
 //! One request at a time, as three descriptors the way Linux builds them: the 16-byte header
 //! (device-readable), the data in one buffer (readable for a write, writable for a read) and
-//! the status byte (writable). [`BlkDriver::request`] sends any request and returns the status
-//! byte the device wrote; the other methods check it.
+//! the status byte (writable). With `VIRTIO_F_INDIRECT_DESC` (see
+//! [`Connection::set_ring_features`]) a request is instead one indirect table in the request
+//! buffer, its data split into page-sized segments as a block layer hands them over.
+//! [`BlkDriver::request`] sends any request and returns the status byte the device wrote; the
+//! other methods check it.
 
 use alloc::vec::Vec;
 
 use ffa::{conduit::Conduit, memory::PAGE_SIZE};
 use virtio_msg::{
-    device::{VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1},
+    device::{VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1},
     driver::DeviceClient,
 };
 
@@ -23,10 +26,17 @@ use crate::{
     virtqueue::{DriverMem, DriverQueue},
 };
 
-/// Most data bytes one request carries (one data descriptor).
+/// Most data bytes one request carries (one data descriptor, or page-sized segments of an
+/// indirect table).
 pub const DATA_BYTES: usize = 64 * 1024;
-/// Queue size the driver asks for (at most the device's maximum).
-pub const QUEUE_SIZE: u16 = 16;
+/// Queue size the driver asks for (at most the device's maximum): room for the longest
+/// indirect table (header, [`DATA_BYTES`] in page-sized segments, status), which may be no
+/// longer than the queue.
+pub const QUEUE_SIZE: u16 = 32;
+/// The data segment size of an indirect request (a page).
+const SEGMENT: usize = 4096;
+const _: () = assert!(SEGMENT as u64 == PAGE_SIZE);
+const _: () = assert!(DATA_BYTES / SEGMENT + 2 <= QUEUE_SIZE as usize);
 /// Bytes per sector.
 pub const SECTOR: usize = 512;
 
@@ -70,10 +80,13 @@ pub const T_WRITE_ZEROES: u32 = 13;
 /// `VIRTIO_BLK_S_OK`.
 pub const S_OK: u8 = 0;
 
-/// Where the header, the status byte and the data sit in the request buffer.
+/// Where the header, the status byte, the indirect table and the data sit in the request
+/// buffer.
 const HEADER_AT: u64 = 0;
 const STATUS_AT: u64 = 64;
+const TABLE_AT: u64 = 128;
 const DATA_AT: u64 = PAGE_SIZE;
+const _: () = assert!(TABLE_AT + 16 * (DATA_BYTES / SEGMENT + 2) as u64 <= DATA_AT);
 /// Pages of the request buffer: one for header and status, then the data.
 const BUFFER_PAGES: u32 = 17;
 const _: () = assert!(BUFFER_PAGES as u64 * PAGE_SIZE == DATA_AT + DATA_BYTES as u64);
@@ -118,6 +131,7 @@ pub struct BlkDriver<'c, C: Conduit, P: Platform> {
 impl<'c, C: Conduit, P: Platform> BlkDriver<'c, C, P> {
     /// Initialises device `dev_num` of `conn` as a block device.
     pub fn open(conn: &'c mut Connection<C, P>, dev_num: u16) -> Result<Self, HostError> {
+        let ring = conn.ring_features();
         let (session, platform) = conn.parts();
         let ring_len = DriverQueue::layout(QUEUE_SIZE)?.total;
         let ring_pages = u32::try_from(ring_len.div_ceil(PAGE_SIZE)).unwrap_or(u32::MAX);
@@ -128,11 +142,12 @@ impl<'c, C: Conduit, P: Platform> BlkDriver<'c, C, P> {
             (virtio_ids::BLOCK, "not a block device"),
             (ring_pages, BUFFER_PAGES),
             |client, memory| {
-                let features = client.initialize(WANTED)?;
+                let features = client.initialize(WANTED | ring)?;
                 let mut capacity = [0u8; 8];
                 client.get_config(0, &mut capacity)?;
                 let size = queue0_size(client, QUEUE_SIZE)?;
-                let queue = DriverQueue::new(platform, size, memory.ring.pa, memory.ring.bus(0))?;
+                let queue = DriverQueue::new(platform, size, memory.ring.pa, memory.ring.bus(0))?
+                    .with_features(features);
                 client.set_vqueue(0, queue.queue_config())?;
                 client.driver_ok()?;
                 Ok((queue, features, u64::from_le_bytes(capacity)))
@@ -150,7 +165,8 @@ impl<'c, C: Conduit, P: Platform> BlkDriver<'c, C, P> {
         })
     }
 
-    /// The negotiated features.
+    /// The negotiated features (the ring features among them, see
+    /// [`Connection::set_ring_features`]).
     pub fn features(&self) -> u64 {
         self.features
     }
@@ -181,26 +197,45 @@ impl<'c, C: Conduit, P: Platform> BlkDriver<'c, C, P> {
         DriverMem::write(self.platform, pa + STATUS_AT, &[STATUS_UNWRITTEN])?;
         DriverMem::write(self.platform, pa + DATA_AT, out)?;
         let bus = |offset| self.memory.buffer.bus(offset);
+        let indirect = self.queue.features() & VIRTIO_F_INDIRECT_DESC != 0;
+        // Direct: the data in one buffer; indirect: in page-sized segments.
+        let segment = if indirect { SEGMENT } else { DATA_BYTES };
+        let data = |len: usize| {
+            (0..len)
+                .step_by(segment)
+                .map(move |at| {
+                    let n = (len - at).min(segment);
+                    (
+                        bus(DATA_AT + at as u64),
+                        u32::try_from(n).unwrap_or(u32::MAX),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
         let mut readable = alloc::vec![(bus(HEADER_AT), 16)];
-        let mut writable = Vec::new();
-        if !out.is_empty() {
-            readable.push((bus(DATA_AT), u32::try_from(out.len()).unwrap_or(u32::MAX)));
-        }
-        if in_len > 0 {
-            writable.push((bus(DATA_AT), u32::try_from(in_len).unwrap_or(u32::MAX)));
-        }
+        readable.extend(data(out.len()));
+        let mut writable = data(in_len);
         writable.push((bus(STATUS_AT), 1));
-        let head = self.queue.add(self.platform, &readable, &writable)?;
-        self.queue.publish(self.platform)?;
-        let layout = self.session.info().dialect.layout();
-        DeviceClient::new(&mut *self.session, self.dev_num, layout)?.notify_avail(0)?;
+        let head = if indirect {
+            let table = (pa + TABLE_AT, bus(TABLE_AT));
+            self.queue
+                .add_indirect(self.platform, table, &readable, &writable)?
+        } else {
+            self.queue.add(self.platform, &readable, &writable)?
+        };
+        if self.queue.publish(self.platform)? {
+            let layout = self.session.info().dialect.layout();
+            DeviceClient::new(&mut *self.session, self.dev_num, layout)?.notify_avail(0)?;
+        }
         // The device usually completes within the kick: look at the used ring first.
         let mut returned = self.queue.pop_used(self.platform)?;
         for _ in 0..MAX_WAITS {
             if returned.is_some() {
                 break;
             }
-            wait_used(self.session, self.platform, self.dev_num)?;
+            if !self.queue.prepare_wait(self.platform)? {
+                wait_used(self.session, self.platform, self.dev_num)?;
+            }
             returned = self.queue.pop_used(self.platform)?;
         }
         let (done, used) =

@@ -4,7 +4,11 @@
 use alloc::vec::Vec;
 
 use ffa::{bus::Dialect, conduit::Conduit};
-use virtio_msg::{driver::DeviceClient, transport::DeviceInfo};
+use virtio_msg::{
+    device::{VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC},
+    driver::DeviceClient,
+    transport::DeviceInfo,
+};
 
 use crate::{
     platform::Platform,
@@ -80,6 +84,8 @@ pub struct Connection<C: Conduit, P: Platform> {
     platform: P,
     /// The G2 DMA pool, once shared.
     pool: Option<SharedArea>,
+    /// Ring features the drivers accept when the device offers them.
+    ring: u64,
 }
 
 impl<C: Conduit, P: Platform> Connection<C, P> {
@@ -89,7 +95,21 @@ impl<C: Conduit, P: Platform> Connection<C, P> {
             session,
             platform,
             pool: None,
+            ring: 0,
         }
+    }
+
+    /// The ring features the drivers opened from now on accept when their device offers them:
+    /// `VIRTIO_F_INDIRECT_DESC` (virtio-blk then sends each request as one indirect table, its
+    /// data in page-sized segments) and `VIRTIO_F_EVENT_IDX` (both sides notify only when the
+    /// other asks); other bits are ignored. None by default: the drivers then use neither.
+    pub fn set_ring_features(&mut self, features: u64) {
+        self.ring = features & (VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX);
+    }
+
+    /// The ring features set with [`set_ring_features`](Self::set_ring_features).
+    pub fn ring_features(&self) -> u64 {
+        self.ring
     }
 
     /// G2: shares the connection's DMA pool, once, as the Linux G2 driver shares its

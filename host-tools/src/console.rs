@@ -54,6 +54,7 @@ pub struct ConsoleDriver<'c, C: Conduit, P: Platform> {
 impl<'c, C: Conduit, P: Platform> ConsoleDriver<'c, C, P> {
     /// Initialises device `dev_num` of `conn` as a console and posts the receive buffer.
     pub fn open(conn: &'c mut Connection<C, P>, dev_num: u16) -> Result<Self, HostError> {
+        let ring = conn.ring_features();
         let (session, platform) = conn.parts();
         let ring_len = DriverQueue::layout(QUEUE_SIZE)?.total.next_multiple_of(16);
         let ring_pages = u32::try_from((2 * ring_len).div_ceil(PAGE_SIZE)).unwrap_or(u32::MAX);
@@ -64,16 +65,19 @@ impl<'c, C: Conduit, P: Platform> ConsoleDriver<'c, C, P> {
             (virtio_ids::CONSOLE, "not a console device"),
             (ring_pages, 2),
             |client, memory| {
-                client.initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)?;
+                let features =
+                    client.initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM | ring)?;
                 for q in [0, 1] {
                     if client.get_vqueue(q)?.max_size < u32::from(QUEUE_SIZE) {
                         return Err(HostError::Device("console queue too small"));
                     }
                 }
                 let ring = &memory.ring;
-                let rx = DriverQueue::new(platform, QUEUE_SIZE, ring.pa, ring.bus(0))?;
+                let rx = DriverQueue::new(platform, QUEUE_SIZE, ring.pa, ring.bus(0))?
+                    .with_features(features);
                 let tx =
-                    DriverQueue::new(platform, QUEUE_SIZE, ring.pa + ring_len, ring.bus(ring_len))?;
+                    DriverQueue::new(platform, QUEUE_SIZE, ring.pa + ring_len, ring.bus(ring_len))?
+                        .with_features(features);
                 client.set_vqueue(0, rx.queue_config())?;
                 client.set_vqueue(1, tx.queue_config())?;
                 client.driver_ok()?;
@@ -103,8 +107,9 @@ impl<'c, C: Conduit, P: Platform> ConsoleDriver<'c, C, P> {
         let len = u32::try_from(BUFFER_BYTES).unwrap_or(u32::MAX);
         self.rx
             .add(self.platform, &[], &[(self.memory.buffer.bus(0), len)])?;
-        self.rx.publish(self.platform)?;
-        self.client()?.notify_avail(0)?;
+        if self.rx.publish(self.platform)? {
+            self.client()?.notify_avail(0)?;
+        }
         Ok(())
     }
 
@@ -131,13 +136,16 @@ impl<'c, C: Conduit, P: Platform> ConsoleDriver<'c, C, P> {
         let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
         self.tx
             .add(self.platform, &[(self.memory.buffer.bus(at), len)], &[])?;
-        self.tx.publish(self.platform)?;
-        self.client()?.notify_avail(1)?;
+        if self.tx.publish(self.platform)? {
+            self.client()?.notify_avail(1)?;
+        }
         for _ in 0..MAX_WAITS {
             if self.tx.pop_used(self.platform)?.is_some() {
                 return Ok(());
             }
-            wait_events(self.session, self.platform, self.dev_num, 1)?;
+            if !self.tx.prepare_wait(self.platform)? {
+                wait_events(self.session, self.platform, self.dev_num, 1)?;
+            }
         }
         Err(HostError::Device("transmit buffer never returned"))
     }
@@ -152,7 +160,9 @@ impl<'c, C: Conduit, P: Platform> ConsoleDriver<'c, C, P> {
                 return String::from_utf8(out)
                     .map_err(|_| HostError::Device("console output is not UTF-8"));
             }
-            wait_events(self.session, self.platform, self.dev_num, 0)?;
+            if !self.rx.prepare_wait(self.platform)? {
+                wait_events(self.session, self.platform, self.dev_num, 0)?;
+            }
         }
         Err(HostError::Device("console output never ended as expected"))
     }

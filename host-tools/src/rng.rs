@@ -55,6 +55,7 @@ pub struct RngDriver<'c, C: Conduit, P: Platform> {
 impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
     /// Initialises device `dev_num` of `conn` as an entropy device.
     pub fn open(conn: &'c mut Connection<C, P>, dev_num: u16) -> Result<Self, HostError> {
+        let ring = conn.ring_features();
         let (session, platform) = conn.parts();
         // Rings sized for the largest queue asked for, and the data buffers.
         let ring_len = DriverQueue::layout(QUEUE_SIZE)?.total;
@@ -67,9 +68,11 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
             (virtio_ids::ENTROPY, "not an entropy device"),
             (ring_pages, buffer_pages),
             |client, memory| {
-                client.initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)?;
+                let features =
+                    client.initialize(VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM | ring)?;
                 let size = queue0_size(client, QUEUE_SIZE)?;
-                let queue = DriverQueue::new(platform, size, memory.ring.pa, memory.ring.bus(0))?;
+                let queue = DriverQueue::new(platform, size, memory.ring.pa, memory.ring.bus(0))?
+                    .with_features(features);
                 client.set_vqueue(0, queue.queue_config())?;
                 client.driver_ok()?;
                 Ok(queue)
@@ -98,6 +101,11 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
             Ok(())
         })?;
         Ok(out)
+    }
+
+    /// The ring features in use (`VIRTIO_F_INDIRECT_DESC`, `VIRTIO_F_EVENT_IDX`).
+    pub fn ring_features(&self) -> u64 {
+        self.queue.features()
     }
 
     /// Requests completed so far.
@@ -151,9 +159,10 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
                 batch.push((head, offset, want));
                 posted += want;
             }
-            self.queue.publish(self.platform)?;
-            let layout = self.session.info().dialect.layout();
-            DeviceClient::new(&mut *self.session, self.dev_num, layout)?.notify_avail(0)?;
+            if self.queue.publish(self.platform)? {
+                let layout = self.session.info().dialect.layout();
+                DeviceClient::new(&mut *self.session, self.dev_num, layout)?.notify_avail(0)?;
+            }
             let mut returned: Vec<(u16, u32)> = Vec::new();
             self.collect_used(&mut returned)?;
             // The device may leave part of a batch for later (its work per message is bounded):
@@ -162,7 +171,9 @@ impl<'c, C: Conduit, P: Platform> RngDriver<'c, C, P> {
                 if returned.len() >= batch.len() {
                     break;
                 }
-                wait_used(self.session, self.platform, self.dev_num)?;
+                if !self.queue.prepare_wait(self.platform)? {
+                    wait_used(self.session, self.platform, self.dev_num)?;
+                }
                 self.collect_used(&mut returned)?;
             }
             if returned.len() < batch.len() {

@@ -280,6 +280,8 @@ struct Shared<C: Conduit> {
     /// Handles alive ([`ThirdParty`] and transports): with no handle and no region left the
     /// thread's [`VmsgHal`] lets go of the session.
     handles: Cell<usize>,
+    /// The features each device's driver last wrote (SET_DRIVER_FEATURES), by device number.
+    written: RefCell<BTreeMap<u16, u64>>,
 }
 
 impl<C: Conduit> Shared<C> {
@@ -484,6 +486,7 @@ impl<C: Conduit + 'static> ThirdParty<C> {
             info,
             pending: RefCell::new(Vec::new()),
             handles: Cell::new(1),
+            written: RefCell::new(BTreeMap::new()),
         });
         let port: Rc<dyn Port> = shared.clone();
         PORT.with(|p| *p.borrow_mut() = Some(port));
@@ -562,6 +565,13 @@ impl<C: Conduit + 'static> ThirdParty<C> {
     /// The negotiated bus parameters.
     pub fn info(&self) -> BusInfo {
         self.shared.info
+    }
+
+    /// The features the driver of device `dev_num` last wrote (SET_DRIVER_FEATURES, with the
+    /// ACCESS_PLATFORM bit the adapter adds), if it wrote any: which ring features
+    /// virtio-drivers took up.
+    pub fn driver_features(&self, dev_num: u16) -> Option<u64> {
+        self.shared.written.borrow().get(&dev_num).copied()
     }
 }
 
@@ -732,6 +742,10 @@ impl<C: Conduit + 'static> Transport for VmsgTransport<C> {
     /// accept it when offered; Linux's transports keep it in `vring_transport_features`).
     fn write_driver_features(&mut self, driver_features: u64) {
         let features = driver_features | (self.offered & VIRTIO_F_ACCESS_PLATFORM);
+        self.shared
+            .written
+            .borrow_mut()
+            .insert(self.dev_num, features);
         if let Err(e) = self.client.get_mut().set_driver_features(features) {
             self.fail("write_driver_features", e);
         }

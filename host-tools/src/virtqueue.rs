@@ -9,7 +9,19 @@
 //! Layout (virtio 1.x §2.7), at offsets from the ring base (see [`RingLayout`]): the descriptor
 //! table (16 bytes per descriptor, aligned 16), the available ring (`flags, idx, ring[size],
 //! used_event`, aligned 2) right after it, and the used ring (`flags, idx, {id, len}[size],
-//! avail_event`) at the next multiple of 4. Event-index suppression is not used.
+//! avail_event`) at the next multiple of 4.
+//!
+//! The ring features, used when the device offered them and the driver accepted them
+//! ([`DriverQueue::with_features`]):
+//! - `VIRTIO_F_INDIRECT_DESC`: [`DriverQueue::add_indirect`] writes a chain's buffers into a
+//!   table in memory the caller provides and puts one descriptor naming it in the ring;
+//! - `VIRTIO_F_EVENT_IDX`: [`DriverQueue::publish`] says whether the device's `avail_event`
+//!   asks for a notification, and [`DriverQueue::prepare_wait`] sets `used_event` to the next
+//!   used entry just before the driver waits for one (and looks at the used ring once more), so
+//!   the device notifies only for what the driver is waiting for.
+//!
+//! Without `VIRTIO_F_EVENT_IDX` the driver notifies at every publish and the device at every
+//! used buffer; the rings' flags are left 0.
 //!
 //! Nothing the device writes is trusted: used ids must name a chain in flight, used lengths
 //! must fit that chain's writable buffers, and the used index may not run ahead by more than
@@ -19,12 +31,17 @@
 use alloc::{vec, vec::Vec};
 use core::sync::atomic::{Ordering, fence};
 
-use virtio_msg::{MemError, device::QueueConfig};
+use virtio_msg::{
+    MemError,
+    device::{QueueConfig, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC},
+};
 
 /// `VIRTQ_DESC_F_NEXT`.
 const DESC_F_NEXT: u16 = 1;
 /// `VIRTQ_DESC_F_WRITE`.
 const DESC_F_WRITE: u16 = 2;
+/// `VIRTQ_DESC_F_INDIRECT`.
+const DESC_F_INDIRECT: u16 = 4;
 /// Largest split-queue size.
 const MAX_SIZE: u16 = 32768;
 
@@ -58,6 +75,17 @@ pub enum QueueError {
     /// A request needs at least one buffer.
     #[error("request without buffers")]
     Empty,
+    /// An indirect table without `VIRTIO_F_INDIRECT_DESC`.
+    #[error("indirect descriptors were not negotiated")]
+    NoIndirect,
+    /// A chain longer than the queue (virtio 1.2 §2.7.5.3.1: the driver MUST NOT make one).
+    #[error("chain of {need} buffers in a queue of {size}")]
+    TooLong {
+        /// Buffers in the chain.
+        need: usize,
+        /// The queue size.
+        size: u16,
+    },
     /// Not enough free descriptors for the request.
     #[error("request needs {need} descriptors, {free} free")]
     Full {
@@ -150,6 +178,12 @@ pub struct DriverQueue {
     avail_idx: u16,
     /// Next used-ring entry to consume (free-running).
     last_used: u16,
+    /// `VIRTIO_F_INDIRECT_DESC` was negotiated.
+    indirect: bool,
+    /// `VIRTIO_F_EVENT_IDX` was negotiated.
+    event_idx: bool,
+    /// The available index at the last [`publish`](Self::publish).
+    published: u16,
 }
 
 impl DriverQueue {
@@ -183,9 +217,33 @@ impl DriverQueue {
             num_free: 0,
             avail_idx: 0,
             last_used: 0,
+            indirect: false,
+            event_idx: false,
+            published: 0,
         };
         queue.reset(mem)?;
         Ok(queue)
+    }
+
+    /// The same queue using the ring features in `features` (the negotiated set; other bits
+    /// are ignored): `VIRTIO_F_INDIRECT_DESC` and `VIRTIO_F_EVENT_IDX`.
+    #[must_use]
+    pub fn with_features(mut self, features: u64) -> Self {
+        self.indirect = features & VIRTIO_F_INDIRECT_DESC != 0;
+        self.event_idx = features & VIRTIO_F_EVENT_IDX != 0;
+        self
+    }
+
+    /// The ring features this queue uses.
+    pub fn features(&self) -> u64 {
+        let mut features = 0;
+        if self.indirect {
+            features |= VIRTIO_F_INDIRECT_DESC;
+        }
+        if self.event_idx {
+            features |= VIRTIO_F_EVENT_IDX;
+        }
+        features
     }
 
     /// Zeroes the ring and forgets every request, as after a queue or device reset.
@@ -203,6 +261,7 @@ impl DriverQueue {
         self.num_free = self.size;
         self.avail_idx = 0;
         self.last_used = 0;
+        self.published = 0;
         Ok(())
     }
 
@@ -283,18 +342,91 @@ impl DriverQueue {
             } else {
                 (flags | DESC_F_NEXT, next)
             };
-            let mut raw = [0u8; 16];
-            raw[0..8].copy_from_slice(&addr.to_le_bytes());
-            raw[8..12].copy_from_slice(&len.to_le_bytes());
-            raw[12..14].copy_from_slice(&flags.to_le_bytes());
-            raw[14..16].copy_from_slice(&next_field.to_le_bytes());
-            mem.write(self.pa(self.layout.desc + 16 * u64::from(index)), &raw)?;
+            mem.write(
+                self.pa(self.layout.desc + 16 * u64::from(index)),
+                &desc_bytes(addr, len, flags, next_field),
+            )?;
             if !last {
                 index = next;
             }
         }
         // `index` is the chain's last descriptor; the free list continues after it.
         let after = self.slot(index)?.next;
+        self.make_available(mem, head, chain_len, after, writable)
+    }
+
+    /// Writes the chain of the device-readable buffers `readable` followed by the
+    /// device-writable buffers `writable` as an indirect table at `table` (its driver and bus
+    /// addresses; `16 * (readable.len() + writable.len())` bytes the device can read, left
+    /// untouched until [`pop_used`](Self::pop_used) returns the chain), and puts one
+    /// descriptor naming it in the ring: a chain of any length (up to the queue size) takes one
+    /// descriptor. Needs `VIRTIO_F_INDIRECT_DESC`. Returns the head, as [`add`](Self::add).
+    pub fn add_indirect<M: DriverMem + ?Sized>(
+        &mut self,
+        mem: &M,
+        (table_pa, table_bus): (u64, u64),
+        readable: &[(u64, u32)],
+        writable: &[(u64, u32)],
+    ) -> Result<u16, QueueError> {
+        if !self.indirect {
+            return Err(QueueError::NoIndirect);
+        }
+        let need = readable.len() + writable.len();
+        if need == 0 {
+            return Err(QueueError::Empty);
+        }
+        if need > usize::from(self.size) {
+            return Err(QueueError::TooLong {
+                need,
+                size: self.size,
+            });
+        }
+        if self.num_free == 0 {
+            return Err(QueueError::Full { need: 1, free: 0 });
+        }
+        let buffers = readable.iter().map(|&(addr, len)| (addr, len, 0)).chain(
+            writable
+                .iter()
+                .map(|&(addr, len)| (addr, len, DESC_F_WRITE)),
+        );
+        for (k, (addr, len, flags)) in buffers.enumerate() {
+            let (flags, next) = if k + 1 == need {
+                (flags, 0)
+            } else {
+                (flags | DESC_F_NEXT, k + 1)
+            };
+            let next = u16::try_from(next).map_err(|_| QueueError::TooLong {
+                need,
+                size: self.size,
+            })?;
+            mem.write(
+                table_pa + 16 * k as u64,
+                &desc_bytes(addr, len, flags, next),
+            )?;
+        }
+        let head = self.free_head;
+        let table_len = u32::try_from(16 * need).map_err(|_| QueueError::TooLong {
+            need,
+            size: self.size,
+        })?;
+        mem.write(
+            self.pa(self.layout.desc + 16 * u64::from(head)),
+            &desc_bytes(table_bus, table_len, DESC_F_INDIRECT, 0),
+        )?;
+        let after = self.slot(head)?.next;
+        self.make_available(mem, head, 1, after, writable)
+    }
+
+    /// Puts chain `head` (`chain_len` descriptors of the ring, then the free list goes on at
+    /// `after`; device-writable buffers `writable`) in the available ring and books it.
+    fn make_available<M: DriverMem + ?Sized>(
+        &mut self,
+        mem: &M,
+        head: u16,
+        chain_len: u16,
+        after: u16,
+        writable: &[(u64, u32)],
+    ) -> Result<u16, QueueError> {
         let slot = self.avail_idx % self.size;
         mem.write(
             self.pa(self.layout.avail + 4 + 2 * u64::from(slot)),
@@ -311,15 +443,48 @@ impl DriverQueue {
     }
 
     /// Makes every chain added so far visible to the device (writes the available index).
-    /// Notify the device (EVENT_AVAIL) afterwards.
-    pub fn publish<M: DriverMem + ?Sized>(&mut self, mem: &M) -> Result<(), QueueError> {
+    /// Returns whether to notify the device (EVENT_AVAIL) now: always without
+    /// `VIRTIO_F_EVENT_IDX`; with it, when the chains published pass the device's
+    /// `avail_event` (virtio 1.2 §2.7.10).
+    pub fn publish<M: DriverMem + ?Sized>(&mut self, mem: &M) -> Result<bool, QueueError> {
         // The ring entries and descriptors must be visible before the index.
         fence(Ordering::Release);
         mem.write(
             self.pa(self.layout.avail + 2),
             &self.avail_idx.to_le_bytes(),
         )?;
-        Ok(())
+        let old = core::mem::replace(&mut self.published, self.avail_idx);
+        if !self.event_idx {
+            return Ok(true);
+        }
+        // The index must be visible before avail_event is read (a store, then a load).
+        fence(Ordering::SeqCst);
+        let avail_event = self.read_u16(mem, self.layout.used + 4 + 8 * u64::from(self.size))?;
+        Ok(need_event(avail_event, self.avail_idx, old))
+    }
+
+    /// Before waiting for the device to return a chain: with `VIRTIO_F_EVENT_IDX`, asks it to
+    /// notify when it returns the next used entry (`used_event`), then, in either case, looks at
+    /// the used ring once more. Returns whether an entry is there already: then take it with
+    /// [`pop_used`](Self::pop_used) instead of waiting (with EVENT_IDX the device may have
+    /// returned it before it could see the new `used_event`, and then it does not notify).
+    pub fn prepare_wait<M: DriverMem + ?Sized>(&mut self, mem: &M) -> Result<bool, QueueError> {
+        if self.event_idx {
+            mem.write(
+                self.pa(self.layout.avail + 4 + 2 * u64::from(self.size)),
+                &self.last_used.to_le_bytes(),
+            )?;
+            // used_event must be visible before the used index is read (a store, then a load).
+            fence(Ordering::SeqCst);
+        }
+        Ok(self.read_u16(mem, self.layout.used + 2)? != self.last_used)
+    }
+
+    /// The little-endian u16 at ring offset `offset`.
+    fn read_u16<M: DriverMem + ?Sized>(&self, mem: &M, offset: u64) -> Result<u16, QueueError> {
+        let mut raw = [0u8; 2];
+        mem.read(self.pa(offset), &mut raw)?;
+        Ok(u16::from_le_bytes(raw))
     }
 
     /// Takes the next chain the device returned: `(head, bytes written)`, or `None` if the
@@ -404,6 +569,22 @@ impl DriverQueue {
             .get_mut(usize::from(index))
             .ok_or(QueueError::UsedId(u32::from(index)))
     }
+}
+
+/// `vring_need_event` (virtio 1.2 §2.7.10): whether moving an index from `old` to `new` passed
+/// `event`, in u16 arithmetic that wraps.
+pub fn need_event(event: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
+}
+
+/// The 16 bytes of `struct virtq_desc`.
+fn desc_bytes(addr: u64, len: u32, flags: u16, next: u16) -> [u8; 16] {
+    let mut raw = [0u8; 16];
+    raw[0..8].copy_from_slice(&addr.to_le_bytes());
+    raw[8..12].copy_from_slice(&len.to_le_bytes());
+    raw[12..14].copy_from_slice(&flags.to_le_bytes());
+    raw[14..16].copy_from_slice(&next.to_le_bytes());
+    raw
 }
 
 #[cfg(test)]

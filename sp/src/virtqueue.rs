@@ -1,29 +1,79 @@
 //! The device side of a virtio 1.x split virtqueue, reached only through [`SharedMem`].
 //!
-//! Layout (virtio 1.x §2.7): a descriptor table of `size` 16-byte descriptors
+//! Layout (virtio 1.2 §2.7): a descriptor table of `size` 16-byte descriptors
 //! `{le64 addr, le32 len, le16 flags, le16 next}` (aligned 16); the available ring
 //! `{le16 flags, le16 idx, le16 ring[size], le16 used_event}` (aligned 2); the used ring
 //! `{le16 flags, le16 idx, {le32 id, le32 len}[size], le16 avail_event}` (aligned 4).
 //!
 //! Everything in those areas is written by the driver, which is hostile: every index is
-//! range-checked, every chain walk is bounded by the queue size, and the available index is read
-//! once per [`SplitQueue::pop`] so a driver moving it under our feet changes nothing.
+//! range-checked, every chain walk is bounded, and the available index is read once per
+//! [`SplitQueue::pop`] (twice when the ring looked empty under `VIRTIO_F_EVENT_IDX`, see
+//! below) so a driver moving it under our feet changes nothing.
+//!
+//! Two ring features, each honoured exactly when the driver accepted it
+//! ([`SplitQueue::with_features`]; every device here offers both):
+//! - `VIRTIO_F_INDIRECT_DESC` (§2.7.5.3): a chain of zero or more direct descriptors may end
+//!   with one descriptor flagged `VIRTQ_DESC_F_INDIRECT`, whose buffer is a table of
+//!   descriptors walked from entry 0 by `next` (an index into the table). The table is copied
+//!   with one read of shared memory into a local buffer of [`MAX_INDIRECT_DESCS`] entries on
+//!   the stack (nothing is allocated) and walked there: no entry is read from shared memory
+//!   twice. The WRITE flag of the descriptor naming the table is ignored, as §2.7.5.3.2
+//!   requires.
+//! - `VIRTIO_F_EVENT_IDX` (§2.7.7, §2.7.10): whenever [`SplitQueue::pop`] sees a new available
+//!   index it writes it to `avail_event` ("notify me once you make a buffer available past
+//!   this"), then, if nothing was pending, reads the index once more, so that a buffer the
+//!   driver added before it could see the new `avail_event` (and so did not notify for) is
+//!   not left behind. At the end of a serving pass [`SplitQueue::notify_due`] reads
+//!   `used_event` and asks for a used-buffer notification only if the driver's `used_event`
+//!   lies among the entries returned since the last decision (`vring_need_event`, u16
+//!   arithmetic that wraps), and always for the first pass after the queue starts.
+//!
+//! Without `VIRTIO_F_EVENT_IDX` neither field is read or written, and every pass that
+//! returned buffers asks for a notification: `VIRTQ_AVAIL_F_NO_INTERRUPT` is not looked at
+//! (the device "SHOULD NOT" notify then, §2.7.7.2; notifying anyway costs the driver a
+//! spurious EVENT_USED, never a lost one), and the used ring's flags stay 0 (the device always
+//! wants notifications: it serves a queue only when notified or resumed).
 //!
 //! Rules this queue enforces (a violation is [`DeviceError::Queue`]):
 //! - at most `size` entries pending (`avail_idx - last_avail_idx`);
-//! - head and `next` indices below `size`; a chain of at most `size` descriptors (so no loops);
-//! - `addr + len` does not wrap the 64-bit bus address space;
-//! - no device-readable descriptor after a device-writable one;
-//! - no `VIRTQ_DESC_F_INDIRECT`: our devices never offer `VIRTIO_F_INDIRECT_DESC`, so a driver
-//!   using indirect descriptors is broken (virtio 1.x §2.7.5.3.1); no undefined flag bits.
+//! - head and `next` indices below `size`; at most `size` direct descriptors in a chain (so no
+//!   loop goes on) and at most [`MAX_INDIRECT_DESCS`] entries in its table, so at most
+//!   `size - 1 + MAX_INDIRECT_DESCS` buffers in all;
+//! - `addr + len` does not wrap the 64-bit bus address space (buffers and tables);
+//! - no device-readable descriptor after a device-writable one, across the direct part and
+//!   the table;
+//! - no undefined flag bits; `VIRTQ_DESC_F_INDIRECT` only when `VIRTIO_F_INDIRECT_DESC` was
+//!   negotiated, never together with `VIRTQ_DESC_F_NEXT`, never inside a table (§2.7.5.3.1);
+//! - an indirect table of a non-zero multiple of 16 bytes, at most [`MAX_INDIRECT_DESCS`]
+//!   entries, every `next` inside it, a walk of at most its entries.
 //!
-//! The devices offer neither `VIRTIO_F_EVENT_IDX` nor read `used_event`/write `avail_event`.
+//! The table's bound is the local copy's, not the queue size: a driver "MUST NOT create a
+//! descriptor chain longer than the Queue Size" (§2.7.5.3.1), but Linux's virtio_ring makes a
+//! table of as many entries as a request has segments, whatever the queue size (QEMU and vhost
+//! accept that too), so the queue does not refuse what it can hold. Every device here has
+//! queues of at most [`MAX_INDIRECT_DESCS`] entries, so a driver that keeps the rule is never
+//! refused.
+//!
+//! A ring or indirect table outside shared memory (an unknown area, or past an area's end) is
+//! [`DeviceError::Memory`], from [`SharedMem`]'s own check.
+//!
+//! A refused chain is not taken: [`SplitQueue::pop`] consumes nothing and returns the error.
+//! The devices pass it on from `notify`, and the transport engine sets DEVICE_NEEDS_RESET
+//! (virtio 1.2 §2.1.2: the device is in an error state only a reset ends) and serves the
+//! device no more until the driver resets it (device reset, or RESET_VQUEUE of that queue);
+//! after that good chains are served as ever. The rule is the same for direct and indirect
+//! chains, and for broken rings: the driver broke the queue itself, and no used element can be
+//! trusted to describe what it meant. A well-formed chain whose *request* the device cannot
+//! carry out (virtio-blk: a sector past the disk, a data buffer outside shared memory) is
+//! answered by the device model with the protocol's status instead, and the queue goes on.
 
 use alloc::vec::Vec;
 
+use core::sync::atomic::{Ordering, fence};
+
 use virtio_msg::{
     SharedMem,
-    device::{Budget, DeviceError, QueueConfig},
+    device::{Budget, DeviceError, QueueConfig, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC},
 };
 use zerocopy::{
     FromBytes, Immutable, IntoBytes, KnownLayout,
@@ -34,11 +84,24 @@ use zerocopy::{
 pub const VIRTQ_DESC_F_NEXT: u16 = 1;
 /// `VIRTQ_DESC_F_WRITE`: the buffer is device-writable.
 pub const VIRTQ_DESC_F_WRITE: u16 = 2;
-/// `VIRTQ_DESC_F_INDIRECT`: the buffer is a table of descriptors (refused, see module docs).
+/// `VIRTQ_DESC_F_INDIRECT`: the buffer is a table of descriptors (with
+/// `VIRTIO_F_INDIRECT_DESC` only, see the module docs).
 pub const VIRTQ_DESC_F_INDIRECT: u16 = 4;
 
 /// Largest split-queue size virtio allows.
 pub const MAX_QUEUE_SIZE: u16 = 32768;
+
+/// Most entries of an indirect table: the size of the local copy (16 bytes each, 2 KiB, on
+/// the stack while a chain is walked). At least the largest queue of every device here (each
+/// checks that at compile time), so a table no longer than its queue, as the spec has it, is
+/// never refused for its length (see the module docs for longer ones).
+pub const MAX_INDIRECT_DESCS: u16 = 128;
+/// Bytes of the local copy of an indirect table.
+const MAX_INDIRECT_BYTES: usize = MAX_INDIRECT_DESCS as usize * DESC_BYTES;
+/// Bytes of one descriptor.
+const DESC_BYTES: usize = 16;
+/// The same, as a descriptor length.
+const DESC_LEN: u32 = 16;
 
 /// `struct virtq_desc` (virtio 1.x §2.7.5), 16 bytes.
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -53,7 +116,7 @@ struct VirtqDesc {
     /// Offset 14, length 2: next descriptor when `VIRTQ_DESC_F_NEXT`.
     next: U16,
 }
-const _: () = assert!(size_of::<VirtqDesc>() == 16);
+const _: () = assert!(size_of::<VirtqDesc>() == DESC_BYTES);
 
 /// `struct virtq_used_elem` (virtio 1.x §2.7.8), 8 bytes.
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -72,9 +135,11 @@ const RING_IDX_OFFSET: u64 = 2;
 const RING_ENTRIES_OFFSET: u64 = 4;
 
 /// A descriptor chain taken from the available ring: its head and its buffers, split into the
-/// device-readable ones and the device-writable ones that follow them. Each buffer is
-/// `(bus address, length)`; `addr + len` does not overflow. A chain has at most `size`
-/// buffers in all (the queue size), so its memory is bounded by the queue the device allows.
+/// device-readable ones and the device-writable ones that follow them, direct and indirect
+/// alike (a chain that ends in an indirect table lists the table's buffers, not the table).
+/// Each buffer is `(bus address, length)`; `addr + len` does not overflow. A chain has at
+/// most `size - 1 + MAX_INDIRECT_DESCS` buffers in all (`size` the queue size), so its memory
+/// is bounded by the queue the device allows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DescChain {
     /// Descriptor index of the chain's head: the id to hand back to [`SplitQueue::push_used`].
@@ -97,7 +162,7 @@ impl DescChain {
     }
 }
 
-/// Sum of the lengths of `buffers`: at most 32768 buffers of below 2^32 bytes (see
+/// Sum of the lengths of `buffers`: fewer than 2^16 buffers of below 2^32 bytes (see
 /// [`DescChain`]), so it never saturates; saturating anyway rather than overflowing.
 fn total_len(buffers: &[(u64, u32)]) -> u64 {
     buffers
@@ -115,6 +180,16 @@ pub struct SplitQueue {
     used_idx: u16,
     /// Chains popped and not yet returned.
     in_flight: u16,
+    /// `VIRTIO_F_INDIRECT_DESC` was negotiated: chains may end in an indirect table.
+    indirect: bool,
+    /// `VIRTIO_F_EVENT_IDX` was negotiated: `avail_event` and `used_event` are used.
+    event_idx: bool,
+    /// With `event_idx`: what the device last wrote to `avail_event` (`None`: nothing since
+    /// the queue started).
+    avail_event: Option<u16>,
+    /// With `event_idx`: the used index at the last notification decision (`None`: none since
+    /// the queue started, so the next one notifies).
+    signalled_used: Option<u16>,
 }
 
 impl SplitQueue {
@@ -153,7 +228,34 @@ impl SplitQueue {
             last_avail_idx: 0,
             used_idx: 0,
             in_flight: 0,
+            indirect: false,
+            event_idx: false,
+            avail_event: None,
+            signalled_used: None,
         })
+    }
+
+    /// The same queue honouring the ring features in `features` (the negotiated set; other
+    /// bits are ignored): `VIRTIO_F_INDIRECT_DESC` and `VIRTIO_F_EVENT_IDX`. A queue made with
+    /// [`new`](Self::new) alone honours neither: it refuses indirect descriptors and neither
+    /// reads `used_event` nor writes `avail_event`.
+    #[must_use]
+    pub fn with_features(mut self, features: u64) -> Self {
+        self.indirect = features & VIRTIO_F_INDIRECT_DESC != 0;
+        self.event_idx = features & VIRTIO_F_EVENT_IDX != 0;
+        self
+    }
+
+    /// The ring features this queue honours (`VIRTIO_F_INDIRECT_DESC`, `VIRTIO_F_EVENT_IDX`).
+    pub fn features(&self) -> u64 {
+        let mut features = 0;
+        if self.indirect {
+            features |= VIRTIO_F_INDIRECT_DESC;
+        }
+        if self.event_idx {
+            features |= VIRTIO_F_EVENT_IDX;
+        }
+        features
     }
 
     /// The areas this queue serves.
@@ -181,46 +283,96 @@ impl SplitQueue {
         self.last_avail_idx = 0;
         self.used_idx = 0;
         self.in_flight = 0;
+        self.avail_event = None;
+        self.signalled_used = None;
     }
 
     /// Takes the next available chain, or `None` when the driver has made nothing new
-    /// available. On error nothing is consumed.
+    /// available. With `VIRTIO_F_EVENT_IDX`, a new available index is written to
+    /// `avail_event` first (see the module docs). On error nothing is consumed.
     pub fn pop<M: SharedMem + ?Sized>(
         &mut self,
-        mem: &M,
+        mem: &mut M,
     ) -> Result<Option<DescChain>, DeviceError> {
         let size = self.config.size;
-        // One snapshot of the driver's index: later reads never re-read it.
+        // One snapshot of the driver's index (and, under EVENT_IDX, one more look when it
+        // showed nothing): the chain is read from what that snapshot covers.
         let avail_idx = read_u16(
-            mem,
+            &*mem,
             element(self.config.driver_addr, RING_IDX_OFFSET, 0, 0)?,
         )?;
-        let pending = avail_idx.wrapping_sub(self.last_avail_idx);
+        let mut pending = self.pending(avail_idx)?;
+        if self.event_idx && self.avail_event != Some(avail_idx) {
+            pending = self.announce_avail(mem, avail_idx, pending)?;
+        }
         if pending == 0 {
             return Ok(None);
         }
-        if pending > size {
-            log::debug!(
-                "virtqueue: avail idx {avail_idx} is {pending} ahead of {} (size {size})",
-                self.last_avail_idx
-            );
-            return Err(DeviceError::Queue);
-        }
         // Real hardware: the ring entry and descriptors must be read after the index
         // (load-acquire order), or we may see stale entries the driver published just now.
-        core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
+        fence(Ordering::Acquire);
 
         let slot = u64::from(ring_slot(self.last_avail_idx, size)?);
         let head = read_u16(
             mem,
             element(self.config.driver_addr, RING_ENTRIES_OFFSET, 2, slot)?,
         )?;
-        let chain = self.walk(mem, head)?;
+        let chain = self.walk(&*mem, head)?;
         self.last_avail_idx = self.last_avail_idx.wrapping_add(1);
         // `pending <= size` and each pop is matched by at most one push, so this stays <= size;
         // saturate anyway rather than trust that.
         self.in_flight = self.in_flight.saturating_add(1);
         Ok(Some(chain))
+    }
+
+    /// How many entries available index `avail_idx` makes pending: at most `size`.
+    #[inline]
+    fn pending(&self, avail_idx: u16) -> Result<u16, DeviceError> {
+        let pending = avail_idx.wrapping_sub(self.last_avail_idx);
+        if pending > self.config.size {
+            log::debug!(
+                "virtqueue: avail idx {avail_idx} is {pending} ahead of {} (size {})",
+                self.last_avail_idx,
+                self.config.size
+            );
+            return Err(DeviceError::Queue);
+        }
+        Ok(pending)
+    }
+
+    /// `VIRTIO_F_EVENT_IDX`, at a new available index `avail_idx` (`pending` entries): writes
+    /// it to the used ring's `avail_event` (the driver is to notify once it makes available
+    /// the entry at `avail_idx`); if nothing was pending, looks at the index once more (the
+    /// driver may have made a buffer available after the snapshot and before it could see the
+    /// new `avail_event`, and then it does not notify). Returns what is pending now. Out of
+    /// line: the queue without the feature never comes here.
+    #[inline(never)]
+    fn announce_avail<M: SharedMem + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        avail_idx: u16,
+        pending: u16,
+    ) -> Result<u16, DeviceError> {
+        let at = element(
+            self.config.device_addr,
+            RING_ENTRIES_OFFSET,
+            8,
+            u64::from(self.config.size),
+        )?;
+        mem.write(at, &avail_idx.to_le_bytes())?;
+        self.avail_event = Some(avail_idx);
+        // Real hardware: the write must be visible before the available index is read again,
+        // here or at the next pop (a store followed by a load: a full barrier), as the driver
+        // orders its index write before its read of `avail_event`.
+        fence(Ordering::SeqCst);
+        if pending != 0 {
+            return Ok(pending);
+        }
+        let again = read_u16(
+            &*mem,
+            element(self.config.driver_addr, RING_IDX_OFFSET, 0, 0)?,
+        )?;
+        self.pending(again)
     }
 
     /// Reads and validates the chain starting at `head`.
@@ -238,31 +390,22 @@ impl SplitQueue {
         // A chain visits each descriptor at most once, so it has at most `size` of them; the
         // bound stops a looping chain.
         for _ in 0..size {
-            let mut raw = [0u8; 16];
+            let mut raw = [0u8; DESC_BYTES];
             mem.read(
                 element(self.config.desc_addr, 0, 16, u64::from(index))?,
                 &mut raw,
             )?;
             let desc = VirtqDesc::read_from_bytes(&raw).map_err(|_| DeviceError::Queue)?;
-            let (addr, len, flags) = (desc.addr.get(), desc.len.get(), desc.flags.get());
+            let flags = desc.flags.get();
             if flags & !(VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE) != 0 {
-                log::debug!(
-                    "virtqueue: descriptor {index} has flags {flags:#x} (indirect or undefined)"
-                );
+                if flags & VIRTQ_DESC_F_INDIRECT != 0 {
+                    // The last descriptor of the chain (it may not have NEXT).
+                    return self.walk_indirect(mem, chain, index, &desc);
+                }
+                log::debug!("virtqueue: descriptor {index} has undefined flags {flags:#x}");
                 return Err(DeviceError::Queue);
             }
-            if addr.checked_add(u64::from(len)).is_none() {
-                log::debug!("virtqueue: descriptor {index} wraps the address space");
-                return Err(DeviceError::Queue);
-            }
-            if flags & VIRTQ_DESC_F_WRITE != 0 {
-                push_buffer(&mut chain.writable, (addr, len))?;
-            } else if chain.writable.is_empty() {
-                push_buffer(&mut chain.readable, (addr, len))?;
-            } else {
-                log::debug!("virtqueue: readable descriptor {index} after a writable one");
-                return Err(DeviceError::Queue);
-            }
+            add_buffer(&mut chain, &desc, "descriptor", index)?;
             if flags & VIRTQ_DESC_F_NEXT == 0 {
                 return Ok(chain);
             }
@@ -273,6 +416,81 @@ impl SplitQueue {
             }
         }
         log::debug!("virtqueue: chain from head {head} longer than the queue (a loop)");
+        Err(DeviceError::Queue)
+    }
+
+    /// Ends `chain` with the indirect table that descriptor `index` (`desc`, flagged
+    /// `VIRTQ_DESC_F_INDIRECT`) names: checks the descriptor, copies the table with one read
+    /// and walks the copy. Out of line, so that a direct chain's walk does not carry the
+    /// table's stack frame.
+    #[inline(never)]
+    fn walk_indirect<M: SharedMem + ?Sized>(
+        &self,
+        mem: &M,
+        mut chain: DescChain,
+        index: u16,
+        desc: &VirtqDesc,
+    ) -> Result<DescChain, DeviceError> {
+        let (addr, len, flags) = (desc.addr.get(), desc.len.get(), desc.flags.get());
+        if !self.indirect {
+            log::debug!(
+                "virtqueue: descriptor {index} is indirect, VIRTIO_F_INDIRECT_DESC not negotiated"
+            );
+            return Err(DeviceError::Queue);
+        }
+        // WRITE is ignored here (§2.7.5.3.2); NEXT and undefined bits are not.
+        if flags & !(VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_WRITE) != 0 {
+            log::debug!("virtqueue: indirect descriptor {index} has flags {flags:#x}");
+            return Err(DeviceError::Queue);
+        }
+        let entries = len
+            .is_multiple_of(DESC_LEN)
+            .then(|| len.checked_div(DESC_LEN))
+            .flatten()
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|&n| n > 0 && n <= MAX_INDIRECT_DESCS);
+        let Some(entries) = entries else {
+            log::debug!(
+                "virtqueue: indirect table of {len} bytes \
+                 (a non-zero multiple of 16, at most {MAX_INDIRECT_DESCS} entries)"
+            );
+            return Err(DeviceError::Queue);
+        };
+        if addr.checked_add(u64::from(len)).is_none() {
+            log::debug!("virtqueue: indirect table at {addr:#x}+{len:#x} wraps the address space");
+            return Err(DeviceError::Queue);
+        }
+        // The one read of the table: everything below looks at this copy only.
+        let mut copy = [0u8; MAX_INDIRECT_BYTES];
+        let table = usize::try_from(len)
+            .ok()
+            .and_then(|len| copy.get_mut(..len))
+            .ok_or(DeviceError::Queue)?;
+        mem.read(addr, table)?;
+        let table = <[VirtqDesc]>::ref_from_bytes(table).map_err(|_| DeviceError::Queue)?;
+        let mut at: u16 = 0;
+        // Each entry at most once: a walk longer than the table is a loop.
+        for _ in 0..entries {
+            let desc = table.get(usize::from(at)).ok_or(DeviceError::Queue)?;
+            let flags = desc.flags.get();
+            if flags & !(VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE) != 0 {
+                log::debug!(
+                    "virtqueue: indirect entry {at} has flags {flags:#x} \
+                     (an indirect table may not hold another)"
+                );
+                return Err(DeviceError::Queue);
+            }
+            add_buffer(&mut chain, desc, "indirect entry", at)?;
+            if flags & VIRTQ_DESC_F_NEXT == 0 {
+                return Ok(chain);
+            }
+            at = desc.next.get();
+            if at >= entries {
+                log::debug!("virtqueue: indirect next {at} out of the table ({entries} entries)");
+                return Err(DeviceError::Queue);
+            }
+        }
+        log::debug!("virtqueue: indirect walk longer than its table of {entries} (a loop)");
         Err(DeviceError::Queue)
     }
 
@@ -300,7 +518,7 @@ impl SplitQueue {
         )?;
         // Real hardware: the element must be visible before the index that publishes it
         // (store-release order).
-        core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+        fence(Ordering::Release);
         let next = self.used_idx.wrapping_add(1);
         mem.write(
             element(self.config.device_addr, RING_IDX_OFFSET, 0, 0)?,
@@ -311,11 +529,54 @@ impl SplitQueue {
         Ok(())
     }
 
+    /// Ends a serving pass that returned buffers to the driver (`used`): whether the driver is
+    /// to be notified (an EVENT_USED is due). Without `VIRTIO_F_EVENT_IDX`, whenever `used`;
+    /// with it, when the driver's `used_event` lies among the used entries written since the
+    /// last decision (`vring_need_event`), and always at the first decision after the queue
+    /// started. Reads `used_event` only with `VIRTIO_F_EVENT_IDX` and `used`.
+    #[inline]
+    pub fn notify_due<M: SharedMem + ?Sized>(
+        &mut self,
+        mem: &M,
+        used: bool,
+    ) -> Result<bool, DeviceError> {
+        if !used || !self.event_idx {
+            return Ok(used);
+        }
+        self.used_event_passed(mem)
+    }
+
+    /// `VIRTIO_F_EVENT_IDX`: whether `used_event` lies among the used entries written since the
+    /// last decision (always at the first). Out of line: the queue without the feature never
+    /// comes here.
+    #[inline(never)]
+    fn used_event_passed<M: SharedMem + ?Sized>(&mut self, mem: &M) -> Result<bool, DeviceError> {
+        // Real hardware: the used index must be visible before `used_event` is read (a store
+        // followed by a load: a full barrier), as the driver writes `used_event` before it
+        // looks at the used index again.
+        fence(Ordering::SeqCst);
+        let used_event = read_u16(
+            mem,
+            element(
+                self.config.driver_addr,
+                RING_ENTRIES_OFFSET,
+                2,
+                u64::from(self.config.size),
+            )?,
+        )?;
+        let new = self.used_idx;
+        Ok(match self.signalled_used.replace(new) {
+            Some(old) => need_event(used_event, new, old),
+            None => true,
+        })
+    }
+
     /// Serves the available chains the way every device does: at most `size` of them whatever
     /// the available index says, and none once `budget` is spent (the engine resumes the rest,
     /// see [`Budget`]). `serve` handles one chain and returns its used length and the work it
     /// did (bytes, spent with [`Budget::spend_chain`]); its error stops the walk. Returns
-    /// whether any chain went back to the driver.
+    /// whether the driver is to be notified of the chains that went back to it
+    /// ([`notify_due`](Self::notify_due)).
     pub fn serve_chains<M: SharedMem + ?Sized>(
         &mut self,
         mem: &mut M,
@@ -327,7 +588,7 @@ impl SplitQueue {
             if budget.is_spent() {
                 break;
             }
-            let Some(chain) = self.pop(&*mem)? else {
+            let Some(chain) = self.pop(mem)? else {
                 break;
             };
             let (len, work) = serve(mem, &chain)?;
@@ -335,7 +596,36 @@ impl SplitQueue {
             budget.spend_chain(work);
             used = true;
         }
-        Ok(used)
+        self.notify_due(&*mem, used)
+    }
+}
+
+/// `vring_need_event` (virtio 1.2 §2.7.7.2, §2.7.10.1): whether moving an index from `old` to
+/// `new` passed `event`, i.e. `event` is one of `old..new`, in u16 arithmetic that wraps.
+pub fn need_event(event: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
+}
+
+/// Appends the buffer of descriptor `desc` (`what` `index`, for the log) to `chain`: refused if
+/// it wraps the address space or is device-readable after a device-writable one.
+fn add_buffer(
+    chain: &mut DescChain,
+    desc: &VirtqDesc,
+    what: &str,
+    index: u16,
+) -> Result<(), DeviceError> {
+    let (addr, len, flags) = (desc.addr.get(), desc.len.get(), desc.flags.get());
+    if addr.checked_add(u64::from(len)).is_none() {
+        log::debug!("virtqueue: {what} {index} wraps the address space");
+        return Err(DeviceError::Queue);
+    }
+    if flags & VIRTQ_DESC_F_WRITE != 0 {
+        push_buffer(&mut chain.writable, (addr, len))
+    } else if chain.writable.is_empty() {
+        push_buffer(&mut chain.readable, (addr, len))
+    } else {
+        log::debug!("virtqueue: readable {what} {index} after a writable one");
+        Err(DeviceError::Queue)
     }
 }
 

@@ -89,10 +89,10 @@ fn a_descriptor_chain_without_memory_fails_the_request_not_the_image() {
     mem.write(AVAIL + 4, &0u16.to_le_bytes()).unwrap();
     mem.write(AVAIL + 2, &1u16.to_le_bytes()).unwrap();
 
-    let result = exhausted(|| queue.pop(&mem));
+    let result = exhausted(|| queue.pop(&mut mem));
     assert_eq!(result, Err(DeviceError::Backend));
     // Nothing was consumed: with memory back, the same chain is served.
-    let chain = queue.pop(&mem).unwrap().unwrap();
+    let chain = queue.pop(&mut mem).unwrap().unwrap();
     assert_eq!(chain.readable, vec![(BUF, 16)]);
     assert_eq!(chain.writable, vec![(BUF + 16, 16)]);
 }

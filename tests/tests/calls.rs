@@ -52,3 +52,27 @@ fn thirty_two_requests_in_flight_share_one_round_trip() {
         assert_eq!(m.calls_per_request, 2.0 / 32.0, "{name}");
     }
 }
+
+#[test]
+fn the_ring_features_keep_one_round_trip_per_batch() {
+    // Indirect tables and EVENT_IDX change what crosses shared memory, not the calls: the
+    // device still completes inside the kick, and asks for every kick.
+    for name in [
+        "rng-4k-qd1-g3-poll-ring",
+        "blk-read-4k-qd1-g3-poll-ring",
+        "blk-write-4k-qd1-g3-notify-ring",
+    ] {
+        let m = calls(name);
+        assert_eq!(
+            breakdown(&m),
+            vec![
+                ("driver", "FFA_MSG_SEND_DIRECT_REQ2".to_string(), 1.0),
+                ("partition", "FFA_MSG_SEND_DIRECT_RESP2".to_string(), 1.0),
+            ],
+            "{name}"
+        );
+    }
+    let m = calls("rng-4k-qd32-g3-notify-ring");
+    assert_eq!(m.driver_calls_per_request, 1.0 / 32.0);
+    assert_eq!(m.calls_per_request, 2.0 / 32.0);
+}

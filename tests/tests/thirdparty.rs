@@ -6,6 +6,7 @@
 //! failure and every shared region given back.
 
 use ffa::bus::Dialect;
+use virtio_msg::device::{VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC};
 use vmsg_host::{
     SimSystem,
     sim::inline::{InlineConduit, InlineSystem},
@@ -76,6 +77,8 @@ fn virtio_rng_reads_random_bytes() {
         assert_eq!(transport.device_type(), DeviceType::EntropySource);
         let mut rng = VirtIORng::<VmsgHal, _>::new(transport).unwrap();
         assert!(tp.failures().is_empty(), "{what}: {:?}", tp.failures());
+        let ring = VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX;
+        assert_eq!(tp.driver_features(0).unwrap() & ring, ring, "{what}");
         let mut seen = Vec::new();
         for len in [1, 16, 64, 4096, 5000, 65536] {
             let mut buf = vec![0u8; len];
@@ -104,6 +107,10 @@ fn virtio_blk_capacity_writes_reads_and_flushes() {
         let mut blk = VirtIOBlk::<VmsgHal, _>::new(transport).unwrap();
         assert_eq!(blk.capacity(), SECTORS as u64, "{what}");
         assert!(!blk.readonly(), "{what}");
+        // virtio-drivers takes both ring features up: every request below is one indirect
+        // table (header, data, status), and it keeps used_event as it pops.
+        let ring = VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX;
+        assert_eq!(tp.driver_features(1).unwrap() & ring, ring, "{what}");
 
         let mut id = [0u8; 20];
         let n = blk.device_id(&mut id).unwrap();
@@ -212,6 +219,17 @@ fn both_drivers_share_one_session_and_interrupts_name_their_device() {
         let mut back = [0u8; 512];
         blk.read_blocks(7, &mut back).unwrap();
         assert_eq!(&back[..], &data[..], "{what}");
+        // With EVENT_IDX too: virtio-drivers moves used_event on at every pop, so each later
+        // request is announced again (and only to its device).
+        for _ in 0..3 {
+            blk.read_blocks(7, &mut back).unwrap();
+            assert_eq!(
+                blk.ack_interrupt().bits(),
+                InterruptStatus::QUEUE_INTERRUPT.bits(),
+                "{what}"
+            );
+            assert_eq!(rng.ack_interrupt().bits(), idle.bits(), "{what}");
+        }
         drop(rng);
         drop(blk);
         assert_clean(&sys, &tp, &what);

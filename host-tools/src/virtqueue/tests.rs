@@ -9,7 +9,7 @@ use sp::{
 };
 use virtio_msg::{
     SharedMem,
-    device::{Budget, QueueConfig, VirtioDevice},
+    device::{Budget, QueueConfig, VIRTIO_F_VERSION_1, VirtioDevice},
     mem::VecMem,
 };
 
@@ -171,7 +171,7 @@ fn pop_used_refuses_a_lying_device() {
     q.publish(&area).unwrap();
     assert_eq!(q.pop_used(&area), Ok(None));
     let used = q.ring_layout().used;
-    let chain = dev.pop(&*area.0.borrow()).unwrap().unwrap();
+    let chain = dev.pop(&mut *area.0.borrow_mut()).unwrap().unwrap();
 
     // Length beyond the writable bytes.
     dev.push_used(&mut *area.0.borrow_mut(), chain.head, 9)
@@ -240,7 +240,7 @@ fn round_trip_with_out_of_order_completion() {
         q.publish(&area).unwrap();
         // The device takes everything, checks the chains, and returns them in a random order.
         let mut taken = Vec::new();
-        while let Some(chain) = dev.pop(&*area.0.borrow()).unwrap() {
+        while let Some(chain) = dev.pop(&mut *area.0.borrow_mut()).unwrap() {
             let (_, r, w) = in_flight.iter().find(|(h, ..)| *h == chain.head).unwrap();
             assert_eq!((&chain.readable, &chain.writable), (r, w));
             taken.push(chain);
@@ -314,4 +314,191 @@ fn reset_starts_over() {
     assert_eq!(q.num_free(), 4);
     assert_eq!(u16_at(&area, q.ring_layout().avail + 2), 0);
     assert_eq!(q.add(&area, &[], &[(BUS, 1)]).unwrap(), 0);
+}
+
+/// Where indirect tables go in the area.
+const TABLE_OFF: u64 = 0x4000;
+
+/// `pair` with the ring features `features` on both sides.
+fn pair_with(size: u16, features: u64) -> (Area, DriverQueue, SplitQueue) {
+    let (area, q, dev) = pair(size);
+    (area, q.with_features(features), dev.with_features(features))
+}
+
+const RING: u64 = VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX;
+
+#[test]
+fn add_indirect_writes_a_table_and_one_descriptor() {
+    let (area, mut q, mut dev) = pair_with(4, RING);
+    assert_eq!(q.features(), RING);
+    let table = (PA + TABLE_OFF, BUS + TABLE_OFF);
+    let readable = [(BUS + 0x8000, 16)];
+    let writable = [(BUS + 0x9000, 512), (BUS + 0xa000, 1)];
+    let head = q.add_indirect(&area, table, &readable, &writable).unwrap();
+    assert_eq!((head, q.num_free()), (0, 3));
+    // The descriptor: the table's bus address, 3 entries, INDIRECT.
+    let mut d = Vec::new();
+    d.extend_from_slice(&(BUS + TABLE_OFF).to_le_bytes());
+    d.extend_from_slice(&48u32.to_le_bytes());
+    d.extend_from_slice(&[4, 0, 0, 0]);
+    assert_eq!(area.bytes(0, 16), d);
+    // The table: entries chained in order.
+    let mut t = Vec::new();
+    t.extend_from_slice(&(BUS + 0x8000).to_le_bytes());
+    t.extend_from_slice(&16u32.to_le_bytes());
+    t.extend_from_slice(&[1, 0, 1, 0]);
+    t.extend_from_slice(&(BUS + 0x9000).to_le_bytes());
+    t.extend_from_slice(&512u32.to_le_bytes());
+    t.extend_from_slice(&[3, 0, 2, 0]);
+    t.extend_from_slice(&(BUS + 0xa000).to_le_bytes());
+    t.extend_from_slice(&1u32.to_le_bytes());
+    t.extend_from_slice(&[2, 0, 0, 0]);
+    assert_eq!(area.bytes(TABLE_OFF, 48), t);
+    assert!(q.publish(&area).unwrap());
+    // The partition's queue walks it back into the same buffers.
+    let chain = dev.pop(&mut *area.0.borrow_mut()).unwrap().unwrap();
+    assert_eq!((chain.head, &chain.readable[..]), (0, &readable[..]));
+    assert_eq!(chain.writable, writable);
+    dev.push_used(&mut *area.0.borrow_mut(), 0, 513).unwrap();
+    assert_eq!(q.pop_used(&area).unwrap(), Some((0, 513)));
+    assert_eq!(q.num_free(), 4);
+    // A direct chain next to it uses the descriptors as ever.
+    assert_eq!(q.add(&area, &[], &[(BUS, 1); 4]).unwrap(), 0);
+    assert_eq!(q.num_free(), 0);
+}
+
+#[test]
+fn add_indirect_refusals() {
+    let (area, mut q, _) = pair(4);
+    let table = (PA + TABLE_OFF, BUS + TABLE_OFF);
+    let one = [(BUS, 1)];
+    assert_eq!(
+        q.add_indirect(&area, table, &[], &one),
+        Err(QueueError::NoIndirect)
+    );
+    let mut q = q.with_features(VIRTIO_F_INDIRECT_DESC);
+    assert_eq!(
+        q.add_indirect(&area, table, &[], &[]),
+        Err(QueueError::Empty)
+    );
+    // No chain longer than the queue (§2.7.5.3.1), indirect or not.
+    assert_eq!(
+        q.add_indirect(&area, table, &[(BUS, 1); 3], &[(BUS, 1); 2]),
+        Err(QueueError::TooLong { need: 5, size: 4 })
+    );
+    q.add_indirect(&area, table, &[(BUS, 1); 2], &[(BUS, 1); 2])
+        .unwrap();
+    q.add(&area, &[], &[(BUS, 1); 3]).unwrap();
+    assert_eq!(
+        q.add_indirect(&area, table, &[], &one),
+        Err(QueueError::Full { need: 1, free: 0 })
+    );
+}
+
+#[test]
+fn publish_asks_for_a_notification_only_past_avail_event() {
+    let (area, mut q, _) = pair_with(16, VIRTIO_F_EVENT_IDX);
+    let avail_event = q.ring_layout().used + 4 + 8 * 16;
+    let publish = |q: &mut DriverQueue, n: u16| {
+        for _ in 0..n {
+            q.add(&area, &[], &[(BUS, 1)]).unwrap();
+        }
+        q.publish(&area).unwrap()
+    };
+    // avail_event 0: the first buffer (index 0 -> 1) passes it.
+    assert!(publish(&mut q, 1));
+    // Still 0: 1 -> 3 does not pass it.
+    assert!(!publish(&mut q, 2));
+    // The device asks for index 4: 3 -> 4 does not reach it, 4 -> 6 passes it.
+    area.poke(avail_event, &4u16.to_le_bytes());
+    assert!(!publish(&mut q, 1));
+    assert!(publish(&mut q, 2));
+    // Across the 16-bit wrap: 65534 -> 1 passes 65535.
+    area.poke(avail_event, &65535u16.to_le_bytes());
+    (q.avail_idx, q.published) = (65534, 65534);
+    assert!(publish(&mut q, 3));
+    // Without EVENT_IDX: always.
+    let (area, mut q, _) = pair(8);
+    area.poke(q.ring_layout().used + 4 + 8 * 8, &0x4000u16.to_le_bytes());
+    q.add(&area, &[], &[(BUS, 1)]).unwrap();
+    assert!(q.publish(&area).unwrap());
+    assert!(q.publish(&area).unwrap());
+}
+
+#[test]
+fn prepare_wait_sets_used_event_and_sees_what_came_before() {
+    let (area, mut q, mut dev) = pair_with(4, VIRTIO_F_EVENT_IDX);
+    let used_event = q.ring_layout().avail + 4 + 2 * 4;
+    q.add(&area, &[], &[(BUS, 1)]).unwrap();
+    q.publish(&area).unwrap();
+    area.poke(used_event, &0x1234u16.to_le_bytes());
+    // Nothing returned yet: used_event is the next entry (0), and no need to look again.
+    assert!(!q.prepare_wait(&area).unwrap());
+    assert_eq!(u16_at(&area, used_event), 0);
+    let c = dev.pop(&mut *area.0.borrow_mut()).unwrap().unwrap();
+    dev.push_used(&mut *area.0.borrow_mut(), c.head, 1).unwrap();
+    // Returned before the driver looked: it takes it instead of waiting.
+    assert!(q.prepare_wait(&area).unwrap());
+    assert_eq!(q.pop_used(&area).unwrap(), Some((0, 1)));
+    assert!(!q.prepare_wait(&area).unwrap());
+    assert_eq!(u16_at(&area, used_event), 1);
+    // Without EVENT_IDX nothing is written.
+    let (area, mut q, _) = pair(4);
+    let used_event = q.ring_layout().avail + 4 + 2 * 4;
+    area.poke(used_event, &0x1234u16.to_le_bytes());
+    assert!(!q.prepare_wait(&area).unwrap());
+    assert_eq!(u16_at(&area, used_event), 0x1234);
+}
+
+#[test]
+fn rng_with_indirect_tables_and_event_idx_over_70000_requests() {
+    // The driver arms used_event before every other kick: the device notifies exactly for
+    // those, across the 16-bit wrap of every index; and it always asks to be notified.
+    let (area, mut q, _) = pair_with(4, RING);
+    let mut rng = Rng::new(CountingEntropy::default());
+    rng.activate(VIRTIO_F_VERSION_1 | RING, &[Some(q.queue_config())])
+        .unwrap();
+    let table = (PA + TABLE_OFF, BUS + TABLE_OFF);
+    let mut pos = 0u64;
+    for n in 0..70_000u32 {
+        let arm = n % 2 == 0;
+        if arm {
+            assert!(!q.prepare_wait(&area).unwrap());
+        }
+        // One buffer direct, or two in an indirect table.
+        let (a, b) = (1 + n % 40, 1 + (n / 3) % 17);
+        let (head, bufs) = if n % 3 == 0 {
+            let bufs = vec![(BUF_OFF, a)];
+            let head = q.add(&area, &[], &[(BUS + BUF_OFF, a)]).unwrap();
+            (head, bufs)
+        } else {
+            let bufs = vec![(BUF_OFF, a), (BUF_OFF + 0x100, b)];
+            let w = [(BUS + BUF_OFF, a), (BUS + BUF_OFF + 0x100, b)];
+            (q.add_indirect(&area, table, &[], &w).unwrap(), bufs)
+        };
+        assert!(
+            q.publish(&area).unwrap(),
+            "request {n}: the device asks to be notified"
+        );
+        let mut mem = area.0.borrow_mut();
+        let notified = rng
+            .notify(0, &mut *mem as &mut dyn SharedMem, &mut Budget::unlimited())
+            .unwrap();
+        drop(mem);
+        assert_eq!(notified, arm || n == 0, "request {n}");
+        let total: u32 = bufs.iter().map(|&(_, len)| len).sum();
+        assert_eq!(q.pop_used(&area).unwrap(), Some((head, total)));
+        for (off, len) in bufs {
+            let want: Vec<u8> = (pos..pos + u64::from(len))
+                .map(CountingEntropy::byte_at)
+                .collect();
+            assert_eq!(area.bytes(off, usize::try_from(len).unwrap()), want);
+            pos += u64::from(len);
+        }
+        assert_eq!(q.num_free(), 4);
+    }
+    assert_eq!(
+        u16_at(&area, q.ring_layout().used + 2),
+        u16::try_from(70_000 % 65_536).unwrap()
+    );
 }

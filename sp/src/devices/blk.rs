@@ -8,7 +8,10 @@
 //! writable buffers: the data it filled plus the status byte.
 //!
 //! Features offered besides `VIRTIO_F_VERSION_1` and `VIRTIO_F_ACCESS_PLATFORM`: SIZE_MAX,
-//! SEG_MAX, BLK_SIZE, FLUSH, DISCARD, WRITE_ZEROES, and RO when the store is read-only.
+//! SEG_MAX, BLK_SIZE, FLUSH, DISCARD, WRITE_ZEROES, RO when the store is read-only, and the
+//! ring features `VIRTIO_F_INDIRECT_DESC` (a request may be one indirect table: header, data
+//! segments and status in one descriptor of the queue) and `VIRTIO_F_EVENT_IDX`, honoured by
+//! [`SplitQueue`] when accepted.
 //! Requests: IN, OUT, FLUSH, GET_ID, DISCARD and WRITE_ZEROES (the last two only when the
 //! driver accepted their feature); every other type completes with `VIRTIO_BLK_S_UNSUPP`.
 //!
@@ -39,8 +42,8 @@ use core::mem::offset_of;
 use virtio_msg::{
     MemError, SharedMem,
     device::{
-        Budget, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1,
-        VirtioDevice,
+        Budget, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_EVENT_IDX,
+        VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, VirtioDevice,
     },
 };
 use zerocopy::{
@@ -48,7 +51,7 @@ use zerocopy::{
     little_endian::{U16, U32, U64},
 };
 
-use crate::virtqueue::{DescChain, SplitQueue};
+use crate::virtqueue::{DescChain, MAX_INDIRECT_DESCS, SplitQueue};
 
 pub mod ram;
 
@@ -56,6 +59,8 @@ pub mod ram;
 pub const DEVICE_ID: u32 = 2;
 /// Largest request-queue size the device accepts.
 pub const QUEUE_MAX_SIZE: u16 = 128;
+// An indirect table as long as the queue fits the queue's local copy.
+const _: () = assert!(QUEUE_MAX_SIZE <= MAX_INDIRECT_DESCS);
 /// Bytes per sector: the unit of `capacity`, `sector` and every length in the protocol.
 pub const SECTOR_SIZE: u32 = 512;
 /// Size of the device ID string of GET_ID (`VIRTIO_BLK_ID_BYTES`).
@@ -65,8 +70,8 @@ pub const ID_BYTES: usize = 20;
 /// page size (Linux refuses a maximum segment size below `PAGE_SIZE`, up to 64 KiB on arm64).
 pub const SIZE_MAX: u32 = 64 * 1024;
 /// `seg_max`: the most data segments in one request. With the header and the status a request
-/// takes `SEG_MAX + 2` descriptors, well inside a queue of [`QUEUE_MAX_SIZE`] (this device
-/// offers no indirect descriptors).
+/// takes `SEG_MAX + 2` descriptors (direct, or entries of one indirect table), well inside a
+/// queue of [`QUEUE_MAX_SIZE`].
 pub const SEG_MAX: u32 = 16;
 /// Most data bytes one IN or OUT request may carry (`seg_max * size_max`); more is IOERR.
 /// The bound on the work one chain does, however the driver splits it into descriptors.
@@ -124,6 +129,8 @@ pub const VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP: u32 = 1;
 /// Every feature the device offers whatever its store.
 const FEATURES: u64 = VIRTIO_F_VERSION_1
     | VIRTIO_F_ACCESS_PLATFORM
+    | VIRTIO_F_INDIRECT_DESC
+    | VIRTIO_F_EVENT_IDX
     | VIRTIO_BLK_F_SIZE_MAX
     | VIRTIO_BLK_F_SEG_MAX
     | VIRTIO_BLK_F_BLK_SIZE
@@ -489,6 +496,11 @@ impl<B: BlockStore> Blk<B> {
             max_write_zeroes_seg: U32::new(MAX_ZEROES_SEGMENTS),
             ..VirtioBlkConfig::default()
         }
+    }
+
+    /// The request queue over `config`, honouring the negotiated ring features.
+    fn queue_for(&self, config: QueueConfig) -> Result<SplitQueue, DeviceError> {
+        Ok(SplitQueue::with_max(config, QUEUE_MAX_SIZE)?.with_features(self.features))
     }
 
     /// Serves at most `size` available chains of `queue`, and none once `budget` is spent.
@@ -867,11 +879,11 @@ impl<B: BlockStore> VirtioDevice for Blk<B> {
         features: u64,
         queues: &[Option<QueueConfig>],
     ) -> Result<(), DeviceError> {
+        self.features = features;
         self.queue = match queues.first().copied().flatten() {
-            Some(config) => Some(SplitQueue::with_max(config, QUEUE_MAX_SIZE)?),
+            Some(config) => Some(self.queue_for(config)?),
             None => None,
         };
-        self.features = features;
         Ok(())
     }
 
@@ -879,7 +891,7 @@ impl<B: BlockStore> VirtioDevice for Blk<B> {
         if index != 0 {
             return Err(DeviceError::Queue);
         }
-        self.queue = Some(SplitQueue::with_max(config, QUEUE_MAX_SIZE)?);
+        self.queue = Some(self.queue_for(config)?);
         Ok(())
     }
 

@@ -2,11 +2,14 @@
 //! [`ConsoleSink`].
 //!
 //! No device features beyond the transport's `VIRTIO_F_VERSION_1` and
-//! `VIRTIO_F_ACCESS_PLATFORM`: no `VIRTIO_CONSOLE_F_SIZE`, `F_MULTIPORT` or `F_EMERG_WRITE`,
-//! so no configuration field is valid (§5.3.4) and the configuration space is empty. Two
-//! queues: 0, receiveq (device to driver: the driver offers device-writable buffers, the device
-//! returns them with the bytes it wrote) and 1, transmitq (driver to device: device-readable
-//! buffers, returned with used length 0).
+//! `VIRTIO_F_ACCESS_PLATFORM` and the ring features `VIRTIO_F_INDIRECT_DESC` and
+//! `VIRTIO_F_EVENT_IDX` (honoured by [`SplitQueue`] on both queues when accepted; with
+//! EVENT_IDX, receive buffers filled during a transmitq notify are announced only when
+//! receiveq's `used_event` asks for it): no `VIRTIO_CONSOLE_F_SIZE`, `F_MULTIPORT` or
+//! `F_EMERG_WRITE`, so no configuration field is valid (§5.3.4) and the configuration space
+//! is empty. Two queues: 0, receiveq (device to driver: the driver offers device-writable
+//! buffers, the device returns them with the bytes it wrote) and 1, transmitq (driver to
+//! device: device-readable buffers, returned with used length 0).
 //!
 //! What the driver transmits goes to the sink, which may queue bytes for the driver into the
 //! device's [`Outbox`] (bounded: [`OUTBOX_BYTES`]; what does not fit is dropped and counted).
@@ -27,15 +30,15 @@
 use virtio_msg::{
     SharedMem,
     device::{
-        Budget, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1,
-        VirtioDevice,
+        Budget, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_EVENT_IDX,
+        VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, VirtioDevice,
     },
 };
 
 pub use super::shell::{LINE_MAX, PROMPT, Shell};
 pub use super::stream::Echo;
 use super::stream::{ByteRing, Output};
-use crate::virtqueue::{DescChain, SplitQueue};
+use crate::virtqueue::{DescChain, MAX_INDIRECT_DESCS, SplitQueue};
 
 /// Virtio device id of the console device.
 pub const DEVICE_ID: u32 = 3;
@@ -45,6 +48,8 @@ pub const RECEIVEQ: u32 = 0;
 pub const TRANSMITQ: u32 = 1;
 /// Largest queue size the device accepts (both queues).
 pub const QUEUE_MAX_SIZE: u16 = 64;
+// An indirect table as long as the queue fits the queue's local copy.
+const _: () = assert!(QUEUE_MAX_SIZE <= MAX_INDIRECT_DESCS);
 /// Most bytes one chain moves, either way.
 pub const MAX_BYTES_PER_CHAIN: u32 = 64 * 1024;
 /// Size of the buffer bytes pass through between driver memory and the sink or outbox.
@@ -164,6 +169,8 @@ pub struct Console<S: ConsoleSink> {
     sink: S,
     receiveq: Option<SplitQueue>,
     transmitq: Option<SplitQueue>,
+    /// Features the driver accepted (set at activation).
+    features: u64,
     outbox: Outbox,
     /// Where bytes pass between driver memory and the sink or outbox.
     scratch: [u8; CHUNK],
@@ -181,6 +188,7 @@ impl<S: ConsoleSink> Console<S> {
             sink,
             receiveq: None,
             transmitq: None,
+            features: 0,
             outbox: Outbox::new(),
             scratch: [0; CHUNK],
             received_elsewhere: false,
@@ -201,6 +209,11 @@ impl<S: ConsoleSink> Console<S> {
     /// Chains returned unread because their buffers went the wrong way.
     pub fn wrong_direction(&self) -> u64 {
         self.wrong_direction
+    }
+
+    /// A queue over `config` honouring the ring features in `features`.
+    fn queue_for(config: QueueConfig, features: u64) -> Result<SplitQueue, DeviceError> {
+        Ok(SplitQueue::with_max(config, QUEUE_MAX_SIZE)?.with_features(features))
     }
 
     /// Serves at most `size` transmit chains, none once `budget` is spent.
@@ -248,7 +261,8 @@ impl<S: ConsoleSink> Console<S> {
 
     /// Fills receive buffers from the outbox while it has bytes, at most `size` chains and
     /// none once `budget` is spent. (Not `SplitQueue::serve_chains`: it must stop before taking
-    /// a buffer once the outbox is empty.)
+    /// a buffer once the outbox is empty.) Returns whether the driver is to be notified
+    /// ([`SplitQueue::notify_due`]).
     fn receive(
         &mut self,
         queue: &mut SplitQueue,
@@ -260,7 +274,7 @@ impl<S: ConsoleSink> Console<S> {
             if budget.is_spent() || self.outbox.is_empty() {
                 break;
             }
-            let Some(chain) = queue.pop(&*mem)? else {
+            let Some(chain) = queue.pop(mem)? else {
                 break;
             };
             let written = if chain.readable.is_empty() {
@@ -273,7 +287,7 @@ impl<S: ConsoleSink> Console<S> {
             budget.spend_chain(u64::from(written));
             used = true;
         }
-        Ok(used)
+        queue.notify_due(&*mem, used)
     }
 
     /// Moves outbox bytes into the writable buffers `writable` (in order), at most
@@ -309,7 +323,8 @@ impl<S: ConsoleSink> Console<S> {
         Ok(written)
     }
 
-    /// Fills receiveq from the outbox, if both have something.
+    /// Fills receiveq from the outbox, if both have something; whether the driver is to be
+    /// notified of receive buffers returned.
     fn flush_outbox(
         &mut self,
         mem: &mut dyn SharedMem,
@@ -333,7 +348,7 @@ impl<S: ConsoleSink> VirtioDevice for Console<S> {
     }
 
     fn features(&self) -> u64 {
-        VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM
+        VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM | VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX
     }
 
     fn config_size(&self) -> u32 {
@@ -359,15 +374,16 @@ impl<S: ConsoleSink> VirtioDevice for Console<S> {
 
     fn activate(
         &mut self,
-        _features: u64,
+        features: u64,
         queues: &[Option<QueueConfig>],
     ) -> Result<(), DeviceError> {
+        self.features = features;
         let config = |i: usize| {
             queues
                 .get(i)
                 .copied()
                 .flatten()
-                .map(|c| SplitQueue::with_max(c, QUEUE_MAX_SIZE))
+                .map(|c| Self::queue_for(c, features))
         };
         self.receiveq = config(0).transpose()?;
         self.transmitq = config(1).transpose()?;
@@ -376,7 +392,7 @@ impl<S: ConsoleSink> VirtioDevice for Console<S> {
     }
 
     fn activate_queue(&mut self, index: u32, config: QueueConfig) -> Result<(), DeviceError> {
-        let queue = Some(SplitQueue::with_max(config, QUEUE_MAX_SIZE)?);
+        let queue = Some(Self::queue_for(config, self.features)?);
         match index {
             RECEIVEQ => self.receiveq = queue,
             TRANSMITQ => self.transmitq = queue,
@@ -388,6 +404,7 @@ impl<S: ConsoleSink> VirtioDevice for Console<S> {
     fn reset(&mut self) {
         self.receiveq = None;
         self.transmitq = None;
+        self.features = 0;
         self.outbox.clear();
         self.sink.reset();
         self.received_elsewhere = false;

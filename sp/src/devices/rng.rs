@@ -1,9 +1,10 @@
 //! virtio-rng (entropy device, device id 4; virtio 1.x §5.4).
 //!
 //! One request queue (index 0), no configuration space, no device features beyond the
-//! transport's `VIRTIO_F_VERSION_1` and `VIRTIO_F_ACCESS_PLATFORM`. The driver makes
-//! device-writable buffers available; the device fills them from its [`EntropySource`] and
-//! returns each with the number of bytes written.
+//! transport's `VIRTIO_F_VERSION_1` and `VIRTIO_F_ACCESS_PLATFORM` and the ring features
+//! `VIRTIO_F_INDIRECT_DESC` and `VIRTIO_F_EVENT_IDX` (honoured by [`SplitQueue`] when
+//! accepted). The driver makes device-writable buffers available; the device fills them from
+//! its [`EntropySource`] and returns each with the number of bytes written.
 //!
 //! Bounds against a hostile driver: one notify handles at most `size` chains (whatever the
 //! available index says) and stops once its [`Budget`] is spent (the engine resumes the rest
@@ -16,17 +17,19 @@
 use virtio_msg::{
     SharedMem,
     device::{
-        Budget, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1,
-        VirtioDevice,
+        Budget, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_EVENT_IDX,
+        VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, VirtioDevice,
     },
 };
 
-use crate::virtqueue::SplitQueue;
+use crate::virtqueue::{MAX_INDIRECT_DESCS, SplitQueue};
 
 /// Virtio device id of the entropy device.
 pub const DEVICE_ID: u32 = 4;
 /// Largest request-queue size the device accepts.
 pub const QUEUE_MAX_SIZE: u16 = 64;
+// An indirect table as long as the queue fits the queue's local copy.
+const _: () = assert!(QUEUE_MAX_SIZE <= MAX_INDIRECT_DESCS);
 /// Most bytes returned for one request (the rest of a bigger buffer is left untouched).
 pub const MAX_BYTES_PER_REQUEST: u32 = 64 * 1024;
 /// Size of the buffer entropy passes through on its way to driver memory (a page: one copy
@@ -54,6 +57,8 @@ impl<S: EntropySource + ?Sized> EntropySource for &mut S {
 pub struct Rng<S: EntropySource> {
     source: S,
     queue: Option<SplitQueue>,
+    /// Features the driver accepted (set at activation).
+    features: u64,
     /// Where entropy passes on its way to driver memory: kept with the device, so that no
     /// request pays for clearing it.
     scratch: [u8; CHUNK],
@@ -65,6 +70,7 @@ impl<S: EntropySource> Rng<S> {
         Self {
             source,
             queue: None,
+            features: 0,
             scratch: [0; CHUNK],
         }
     }
@@ -119,7 +125,7 @@ impl<S: EntropySource> VirtioDevice for Rng<S> {
     }
 
     fn features(&self) -> u64 {
-        VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM
+        VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM | VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX
     }
 
     fn config_size(&self) -> u32 {
@@ -141,11 +147,12 @@ impl<S: EntropySource> VirtioDevice for Rng<S> {
 
     fn activate(
         &mut self,
-        _features: u64,
+        features: u64,
         queues: &[Option<QueueConfig>],
     ) -> Result<(), DeviceError> {
+        self.features = features;
         self.queue = match queues.first().copied().flatten() {
-            Some(config) => Some(SplitQueue::with_max(config, QUEUE_MAX_SIZE)?),
+            Some(config) => Some(self.queue_for(config)?),
             None => None,
         };
         Ok(())
@@ -155,12 +162,13 @@ impl<S: EntropySource> VirtioDevice for Rng<S> {
         if index != 0 {
             return Err(DeviceError::Queue);
         }
-        self.queue = Some(SplitQueue::with_max(config, QUEUE_MAX_SIZE)?);
+        self.queue = Some(self.queue_for(config)?);
         Ok(())
     }
 
     fn reset(&mut self) {
         self.queue = None;
+        self.features = 0;
     }
 
     fn reset_queue(&mut self, index: u32) {
@@ -189,6 +197,11 @@ impl<S: EntropySource> VirtioDevice for Rng<S> {
 }
 
 impl<S: EntropySource> Rng<S> {
+    /// The request queue over `config`, honouring the negotiated ring features.
+    fn queue_for(&self, config: QueueConfig) -> Result<SplitQueue, DeviceError> {
+        Ok(SplitQueue::with_max(config, QUEUE_MAX_SIZE)?.with_features(self.features))
+    }
+
     /// Serves at most `size` available chains of `queue`, and none once `budget` is spent.
     fn serve(
         &mut self,

@@ -1018,7 +1018,7 @@ impl<S: VsockServices> Vsock<S> {
                 self.tx_stalled = true;
                 break;
             }
-            let Some(chain) = queue.pop(&*mem)? else {
+            let Some(chain) = queue.pop(mem)? else {
                 break;
             };
             let work = self.receive(&*mem, &chain);
@@ -1118,7 +1118,7 @@ impl<S: VsockServices> Vsock<S> {
             if budget.is_spent() || !self.has_output() {
                 break;
             }
-            let Some(chain) = queue.pop(&*mem)? else {
+            let Some(chain) = queue.pop(mem)? else {
                 break;
             };
             let writable = chain.writable_len();

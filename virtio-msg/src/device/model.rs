@@ -3,6 +3,12 @@
 
 use crate::mem::{MemError, SharedMem};
 
+/// VIRTIO_F_INDIRECT_DESC (feature bit 28): descriptors may point to a table of descriptors
+/// (virtio 1.2 §2.7.5.3).
+pub const VIRTIO_F_INDIRECT_DESC: u64 = 1 << 28;
+/// VIRTIO_F_EVENT_IDX (feature bit 29): the rings' `used_event` and `avail_event` fields
+/// suppress notifications (virtio 1.2 §2.7.7, §2.7.10).
+pub const VIRTIO_F_EVENT_IDX: u64 = 1 << 29;
 /// VIRTIO_F_VERSION_1 (feature bit 32).
 pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
 /// VIRTIO_F_ACCESS_PLATFORM (feature bit 33).
@@ -145,8 +151,10 @@ pub trait VirtioDevice {
     fn reset_queue(&mut self, index: u32);
     /// The driver made buffers available on queue `index`: process them through `mem`, within
     /// `budget` (spend it per chain; start no chain once it is spent; the engine calls again
-    /// later for the rest, see [`Budget`]). Returns whether buffers were returned to the used
-    /// ring (an EVENT_USED is then due).
+    /// later for the rest, see [`Budget`]). Returns whether the driver is to be notified of
+    /// buffers returned to the used ring (an EVENT_USED is then due): whether any were
+    /// returned, and, when VIRTIO_F_EVENT_IDX was negotiated, whether the ring's `used_event`
+    /// asks for a notification for them (virtio 1.2 §2.7.10).
     fn notify(
         &mut self,
         index: u32,
@@ -154,7 +162,8 @@ pub trait VirtioDevice {
         budget: &mut Budget,
     ) -> Result<bool, DeviceError>;
     /// The queues other than the notified one to which the last [`notify`](Self::notify)
-    /// returned buffers (bit `i` for queue `i`), cleared by the call: the engine reports an
+    /// returned buffers the driver is to be notified of (bit `i` for queue `i`; with
+    /// VIRTIO_F_EVENT_IDX, as `notify`'s result), cleared by the call: the engine reports an
     /// EVENT_USED for each (a console answering on its receive queue what it got on its
     /// transmit queue). The default: none.
     fn take_used_elsewhere(&mut self) -> u64 {

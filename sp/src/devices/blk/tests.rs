@@ -3,19 +3,21 @@
 use virtio_msg::{
     SharedMem,
     device::{
-        Budget, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1,
-        VirtioDevice,
+        Budget, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_EVENT_IDX,
+        VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, VirtioDevice,
     },
     mem::VecMem,
 };
 
 use super::{ram::RamStore, *};
-use crate::virtqueue::{VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
+use crate::virtqueue::{VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
 
 const BASE: u64 = 2 << 48;
 const DESC: u64 = BASE;
 const AVAIL: u64 = BASE + 0x1000;
 const USED: u64 = BASE + 0x2000;
+/// Indirect tables: 256 bytes (16 entries, the queue size) for each head.
+const TABLES: u64 = BASE + 0x3000;
 /// Request headers and segments.
 const HDR: u64 = BASE + 0x4000;
 /// Status bytes.
@@ -37,6 +39,9 @@ const ALL: u64 = VIRTIO_F_VERSION_1
     | VIRTIO_BLK_F_FLUSH
     | VIRTIO_BLK_F_DISCARD
     | VIRTIO_BLK_F_WRITE_ZEROES;
+/// The ring features every device offers besides: the tests above negotiate them only where
+/// they say so.
+const RING: u64 = VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX;
 
 /// `u as T`, checked.
 fn cast<T: TryFrom<U>, U>(u: U) -> T
@@ -76,7 +81,9 @@ fn w(addr: u64, len: u32) -> Buf {
 }
 
 /// The driver side: puts chains in the descriptor table and the available ring, reads the
-/// used ring.
+/// used ring. With `VIRTIO_F_INDIRECT_DESC` among its features each chain is one indirect
+/// descriptor naming a table of its buffers; with `VIRTIO_F_EVENT_IDX` it asks for a
+/// notification of the next used entry each time it consumes one, as Linux does.
 struct Rig<B: BlockStore> {
     mem: VecMem,
     blk: Blk<B>,
@@ -84,6 +91,8 @@ struct Rig<B: BlockStore> {
     avail: u16,
     /// Used entries consumed so far.
     used: u16,
+    /// The ring features negotiated.
+    ring: u64,
 }
 
 impl<B: BlockStore> Rig<B> {
@@ -99,11 +108,35 @@ impl<B: BlockStore> Rig<B> {
             next_desc: 0,
             avail: 0,
             used: 0,
+            ring: features & RING,
         }
+    }
+
+    /// Resets the device and the rings, and starts the device again (DRIVER_OK) with the
+    /// same features.
+    fn restart(&mut self) {
+        self.blk.reset();
+        self.mem.bytes[0x1000..0x3000].fill(0);
+        (self.next_desc, self.avail, self.used) = (0, 0, 0);
+        let features = ALL | self.ring;
+        self.blk.activate(features, &[Some(config(QSIZE))]).unwrap();
+    }
+
+    /// Writes a descriptor at bus address `at`.
+    fn desc(&mut self, at: u64, addr: u64, len: u32, flags: u16, next: u16) {
+        let mut raw = [0u8; 16];
+        raw[0..8].copy_from_slice(&addr.to_le_bytes());
+        raw[8..12].copy_from_slice(&len.to_le_bytes());
+        raw[12..14].copy_from_slice(&flags.to_le_bytes());
+        raw[14..16].copy_from_slice(&next.to_le_bytes());
+        self.mem.write(at, &raw).unwrap();
     }
 
     /// Makes the chain `bufs` available; returns its head.
     fn submit(&mut self, bufs: &[Buf]) -> u16 {
+        if self.ring & VIRTIO_F_INDIRECT_DESC != 0 {
+            return self.submit_indirect(bufs, 0);
+        }
         let head = self.next_desc;
         for (k, &(addr, len, writable)) in bufs.iter().enumerate() {
             let i = (head + cast::<u16, _>(k)) % QSIZE;
@@ -119,6 +152,37 @@ impl<B: BlockStore> Rig<B> {
             self.mem.write(DESC + 16 * u64::from(i), &raw).unwrap();
         }
         self.next_desc = (head + cast::<u16, _>(bufs.len())) % QSIZE;
+        self.make_available(head)
+    }
+
+    /// Makes the chain `bufs` available as one descriptor naming an indirect table of them
+    /// (entries in order, `extra` flags on the last); returns its head.
+    fn submit_indirect(&mut self, bufs: &[Buf], extra: u16) -> u16 {
+        let head = self.next_desc;
+        let table = TABLES + 256 * u64::from(head);
+        for (k, &(addr, len, writable)) in bufs.iter().enumerate() {
+            let mut flags = if writable { VIRTQ_DESC_F_WRITE } else { 0 };
+            if k + 1 < bufs.len() {
+                flags |= VIRTQ_DESC_F_NEXT;
+            } else {
+                flags |= extra;
+            }
+            self.desc(table + 16 * k as u64, addr, len, flags, cast(k + 1));
+        }
+        let len = cast(16 * bufs.len());
+        self.desc(
+            DESC + 16 * u64::from(head),
+            table,
+            len,
+            VIRTQ_DESC_F_INDIRECT,
+            0,
+        );
+        self.next_desc = (head + 1) % QSIZE;
+        self.make_available(head)
+    }
+
+    /// Puts `head` in the available ring and publishes it.
+    fn make_available(&mut self, head: u16) -> u16 {
         self.mem
             .write(
                 AVAIL + 4 + 2 * u64::from(self.avail % QSIZE),
@@ -150,6 +214,12 @@ impl<B: BlockStore> Rig<B> {
             .read(USED + 4 + 8 * u64::from(self.used % QSIZE), &mut b)
             .unwrap();
         self.used = self.used.wrapping_add(1);
+        if self.ring & VIRTIO_F_EVENT_IDX != 0 {
+            // used_event: notify me when you return the entry after this one.
+            self.mem
+                .write(AVAIL + 4 + 2 * u64::from(QSIZE), &self.used.to_le_bytes())
+                .unwrap();
+        }
         (
             cast(u32::from_le_bytes(b[..4].try_into().unwrap())),
             u32::from_le_bytes(b[4..].try_into().unwrap()),
@@ -294,16 +364,16 @@ impl BlockStore for FakeStore {
 fn identity() {
     let blk = Blk::new(disk());
     assert_eq!(blk.device_id(), 2);
-    assert_eq!(blk.features(), ALL);
+    assert_eq!(blk.features(), ALL | RING);
     assert_eq!(blk.features() & VIRTIO_BLK_F_RO, 0);
     assert_eq!(blk.config_size(), 60);
     assert_eq!(blk.num_queues(), 1);
     assert_eq!(blk.queue_max_size(0), 128);
     assert_eq!(blk.queue_max_size(1), 0);
     let ro = Blk::new(disk().with_read_only(true));
-    assert_eq!(ro.features(), ALL | VIRTIO_BLK_F_RO);
+    assert_eq!(ro.features(), ALL | RING | VIRTIO_BLK_F_RO);
     // The feature bits by number, as virtio 1.2 §5.2.3 numbers them.
-    for bit in [1, 2, 6, 9, 13, 14, 32, 33] {
+    for bit in [1, 2, 6, 9, 13, 14, 28, 29, 32, 33] {
         assert_ne!(blk.features() & (1 << bit), 0, "bit {bit}");
     }
     assert_eq!(ro.features() & (1 << 5), 1 << 5);
@@ -927,6 +997,7 @@ fn more_than_the_request_limit_is_an_io_error() {
         next_desc: 0,
         avail: 0,
         used: 0,
+        ring: 0,
     };
     let max = MAX_REQUEST_BYTES;
     // Exactly the limit, in two buffers: served.
@@ -1231,7 +1302,7 @@ fn a_device_over_a_borrowed_store() {
     let mut store = disk();
     {
         let mut rig = Rig::with(&mut store, ALL);
-        assert_eq!(rig.blk.features(), ALL);
+        assert_eq!(rig.blk.features(), ALL | RING);
         assert_eq!(rig.write(0, &[0x55; 512]), (VIRTIO_BLK_S_OK, 1));
         assert_eq!(
             rig.zeroes(VIRTIO_BLK_T_WRITE_ZEROES, 1, 1, 0),
@@ -1250,4 +1321,136 @@ fn a_device_over_a_borrowed_store() {
     assert!(sectors(&store, 0, 1).iter().all(|&b| b == 0x55));
     assert!(sectors(&store, 1, 2).iter().all(|&b| b == 0));
     assert!(sectors(&store, 3, 1).iter().all(|&b| b == 4));
+}
+
+/// A rig whose driver accepted the ring features: every chain is one indirect table, and
+/// used_event is kept one past what it consumed.
+fn ring_rig() -> Rig<RamStore> {
+    Rig::with(disk(), ALL | RING)
+}
+
+#[test]
+fn requests_in_indirect_tables_are_served_with_event_idx() {
+    let mut rig = ring_rig();
+    assert_eq!(rig.blk.queue.as_ref().map(SplitQueue::features), Some(RING));
+    // A write of three segments (one of them not page aligned), then a read of it back into
+    // four: each request one descriptor of the queue, header to status in its table.
+    let data: Vec<u8> = (0..3 * 1024).map(|i| cast::<u8, _>(i % 251)).collect();
+    rig.header(VIRTIO_BLK_T_OUT, 10);
+    rig.put(DATA, &data[..1024]);
+    rig.put(DATA + 0x2000, &data[1024..1536]);
+    rig.put(DATA + 0x3100, &data[1536..]);
+    let used = rig.run(&[
+        r(HDR, 16),
+        r(DATA, 1024),
+        r(DATA + 0x2000, 512),
+        r(DATA + 0x3100, 1536),
+        w(STATUS, 1),
+    ]);
+    assert_eq!((rig.status(), used), (VIRTIO_BLK_S_OK, 1));
+    assert_eq!(sectors(rig.blk.store(), 10, 6), &data[..]);
+    rig.header(VIRTIO_BLK_T_IN, 10);
+    let used = rig.run(&[
+        r(HDR, 16),
+        w(DATA + 0x10000, 512),
+        w(DATA + 0x11000, 1024),
+        w(DATA + 0x12000, 512),
+        w(DATA + 0x13000, 1024),
+        w(STATUS, 1),
+    ]);
+    assert_eq!((rig.status(), used), (VIRTIO_BLK_S_OK, 3 * 1024 + 1));
+    assert_eq!(rig.bytes(DATA + 0x10000, 512), &data[..512]);
+    assert_eq!(rig.bytes(DATA + 0x11000, 1024), &data[512..1536]);
+    assert_eq!(rig.bytes(DATA + 0x12000, 512), &data[1536..2048]);
+    assert_eq!(rig.bytes(DATA + 0x13000, 1024), &data[2048..]);
+    // Header and status split over entries too, and the other request types.
+    rig.header(VIRTIO_BLK_T_IN, 10);
+    let used = rig.run(&[r(HDR, 4), r(HDR + 4, 12), w(DATA, 512), w(STATUS, 1)]);
+    assert_eq!((rig.status(), used), (VIRTIO_BLK_S_OK, 513));
+    assert_eq!(rig.bare(VIRTIO_BLK_T_FLUSH), (VIRTIO_BLK_S_OK, 1));
+    assert_eq!(
+        rig.zeroes(VIRTIO_BLK_T_WRITE_ZEROES, 10, 1, 0),
+        (VIRTIO_BLK_S_OK, 1)
+    );
+    assert!(sectors(rig.blk.store(), 10, 1).iter().all(|&b| b == 0));
+    rig.header(VIRTIO_BLK_T_GET_ID, 0);
+    let used = rig.run(&[r(HDR, 16), w(DATA, 20), w(STATUS, 1)]);
+    assert_eq!((rig.status(), used), (VIRTIO_BLK_S_OK, 21));
+    assert_eq!(rig.bytes(DATA, 20), &ID);
+    // A request the device refuses is a status as ever, and the next one is served.
+    assert_eq!(rig.read(SECTORS, 512), (VIRTIO_BLK_S_IOERR, 1));
+    rig.still_serves();
+    // Across the 16-bit wrap of the available, used and event indices.
+    let before = rig.used;
+    for _ in 0..66_000 {
+        rig.still_serves();
+    }
+    assert_eq!(rig.used, before.wrapping_add(cast(66_000 - 65_536)));
+    assert_eq!(rig.used_idx(), rig.used);
+}
+
+#[test]
+fn indirect_tables_without_the_feature_need_a_reset() {
+    // The driver did not accept VIRTIO_F_INDIRECT_DESC and sends a table anyway.
+    let mut rig = rig();
+    rig.header(VIRTIO_BLK_T_IN, 5);
+    rig.submit_indirect(&[r(HDR, 16), w(DATA, 512), w(STATUS, 1)], 0);
+    assert_eq!(
+        rig.notify(&mut Budget::unlimited()),
+        Err(DeviceError::Queue)
+    );
+    assert_eq!(rig.used_idx(), 0, "nothing returned");
+    assert_eq!(rig.status(), GUARD, "nothing executed");
+    // The engine sets DEVICE_NEEDS_RESET; after the driver's reset the device serves again.
+    rig.restart();
+    rig.still_serves();
+}
+
+#[test]
+fn a_table_inside_a_table_needs_a_reset_then_the_device_serves_again() {
+    let mut rig = ring_rig();
+    rig.still_serves();
+    rig.header(VIRTIO_BLK_T_IN, 5);
+    // The status entry also names a table.
+    rig.submit_indirect(
+        &[r(HDR, 16), w(DATA, 512), w(STATUS, 1)],
+        VIRTQ_DESC_F_INDIRECT,
+    );
+    assert_eq!(
+        rig.notify(&mut Budget::unlimited()),
+        Err(DeviceError::Queue)
+    );
+    assert_eq!(rig.used_idx(), 1, "nothing more returned");
+    rig.restart();
+    rig.still_serves();
+    rig.still_serves();
+}
+
+#[test]
+fn with_event_idx_a_driver_that_does_not_ask_is_not_notified() {
+    let mut rig = Rig::with(disk(), ALL | VIRTIO_F_EVENT_IDX);
+    assert_eq!(rig.read(1, 512), (VIRTIO_BLK_S_OK, 513));
+    // used_event is 1 now (the rig asked for the next entry). A driver that does not move it
+    // again gets its buffers, and no notification.
+    for _ in 0..3 {
+        rig.header(VIRTIO_BLK_T_IN, 1);
+        rig.submit(&[r(HDR, 16), w(DATA, 512), w(STATUS, 1)]);
+    }
+    rig.mem
+        .write(AVAIL + 4 + 2 * u64::from(QSIZE), &2u16.to_le_bytes())
+        .unwrap();
+    // The driver asks to hear of entry 2: entries 1, 2 and 3 go back in one pass, which
+    // passes it: one notification.
+    assert_eq!(rig.notify(&mut Budget::unlimited()), Ok(true));
+    assert_eq!(rig.used_idx(), 4);
+    rig.header(VIRTIO_BLK_T_IN, 1);
+    rig.submit(&[r(HDR, 16), w(DATA, 512), w(STATUS, 1)]);
+    assert_eq!(rig.notify(&mut Budget::unlimited()), Ok(false));
+    assert_eq!(rig.used_idx(), 5, "served all the same");
+    // avail_event tells the driver to notify at its next buffer.
+    let mut b = [0; 2];
+    rig.mem
+        .read(USED + 4 + 8 * u64::from(QSIZE), &mut b)
+        .unwrap();
+    assert_eq!(u16::from_le_bytes(b), 5);
 }

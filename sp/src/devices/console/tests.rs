@@ -7,7 +7,7 @@ use virtio_msg::{
 };
 
 use super::*;
-use crate::virtqueue::{VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
+use crate::virtqueue::{VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
 
 const BASE: u64 = 2 << 48;
 const SIZE: u16 = 8;
@@ -140,6 +140,49 @@ impl Driver {
         let start = usize::try_from(addr - BASE).unwrap();
         &self.mem.bytes[start..start + len]
     }
+
+    /// EVENT_IDX: asks to hear of the next used entry of `q` (used_event = what was seen).
+    fn ask(&mut self, q: u32) {
+        let at = config(q).driver_addr + 4 + 2 * u64::from(SIZE);
+        let seen = self.used_seen[q as usize];
+        self.mem.write(at, &seen.to_le_bytes()).unwrap();
+    }
+
+    /// Offers on `q`, at descriptor `first`, one indirect descriptor naming a table of the
+    /// buffers `(len, flags)` (filled with `data` pieces); returns their addresses.
+    fn offer_indirect(&mut self, q: u32, first: u16, bufs: &[(u32, u16)], data: &[&[u8]]) {
+        let table = self.alloc(16 * u32::try_from(bufs.len()).unwrap());
+        for (k, &(len, flags)) in bufs.iter().enumerate() {
+            let addr = self.alloc(len);
+            if let Some(d) = data.get(k) {
+                self.mem.write(addr, d).unwrap();
+            }
+            let next = u16::try_from(k + 1).unwrap();
+            let flags = if k + 1 == bufs.len() {
+                flags
+            } else {
+                flags | VIRTQ_DESC_F_NEXT
+            };
+            let mut raw = [0u8; 16];
+            raw[0..8].copy_from_slice(&addr.to_le_bytes());
+            raw[8..12].copy_from_slice(&len.to_le_bytes());
+            raw[12..14].copy_from_slice(&flags.to_le_bytes());
+            raw[14..16].copy_from_slice(&next.to_le_bytes());
+            self.mem.write(table + 16 * k as u64, &raw).unwrap();
+        }
+        let len = 16 * u32::try_from(bufs.len()).unwrap();
+        self.desc(q, first, table, len, VIRTQ_DESC_F_INDIRECT, 0);
+        let qi = q as usize;
+        let idx = self.avail[qi];
+        let avail = config(q).driver_addr;
+        self.mem
+            .write(avail + 4 + 2 * u64::from(idx % SIZE), &first.to_le_bytes())
+            .unwrap();
+        self.avail[qi] = idx.wrapping_add(1);
+        self.mem
+            .write(avail + 2, &self.avail[qi].to_le_bytes())
+            .unwrap();
+    }
 }
 
 fn device<S: ConsoleSink>(sink: S) -> Console<S> {
@@ -178,7 +221,7 @@ fn identity_and_queues() {
     assert_eq!(console.device_id(), 3);
     assert_eq!(
         console.features(),
-        VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM
+        VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM | VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX
     );
     assert_eq!(console.config_size(), 0);
     assert_eq!(console.num_queues(), 2);
@@ -439,5 +482,49 @@ fn reset_forgets_queues_and_waiting_output() {
     assert_eq!(
         receive(&mut console, &mut drv, 0, 64),
         b"> unknown command\n> "
+    );
+}
+
+#[test]
+fn with_event_idx_receive_buffers_filled_elsewhere_are_announced_when_asked() {
+    let mut drv = Driver::new();
+    let mut console = Console::new(Echo);
+    let features = VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC;
+    console
+        .activate(features, &[Some(config(0)), Some(config(1))])
+        .unwrap();
+    let first = drv.recv_buf(0, 64);
+    assert!(!notify(&mut console, &mut drv, RECEIVEQ), "nothing to say");
+    drv.send(0, b"one");
+    // The first pass of each queue notifies.
+    assert!(notify(&mut console, &mut drv, TRANSMITQ));
+    assert_eq!(console.take_used_elsewhere(), 1 << RECEIVEQ);
+    assert_eq!(drv.take_used(TRANSMITQ), vec![(0, 0)]);
+    assert_eq!(drv.take_used(RECEIVEQ), vec![(0, 3)]);
+    assert_eq!(drv.bytes(first, 3), b"one");
+    // The driver does not ask again (used_event stays 0 on both): served, not announced.
+    let second = drv.recv_buf(1, 64);
+    drv.send(1, b"two");
+    assert!(!notify(&mut console, &mut drv, TRANSMITQ));
+    assert_eq!(console.take_used_elsewhere(), 0);
+    assert_eq!(drv.take_used(TRANSMITQ), vec![(1, 0)]);
+    assert_eq!(drv.take_used(RECEIVEQ), vec![(1, 3)]);
+    assert_eq!(drv.bytes(second, 3), b"two");
+    // It asks on receiveq only, and transmits through an indirect table of two buffers.
+    drv.ask(RECEIVEQ);
+    let third = drv.recv_buf(2, 64);
+    drv.offer_indirect(TRANSMITQ, 2, &[(3, 0), (3, 0)], &[b"thr", b"ee!"]);
+    assert!(!notify(&mut console, &mut drv, TRANSMITQ));
+    assert_eq!(console.take_used_elsewhere(), 1 << RECEIVEQ);
+    assert_eq!(drv.take_used(RECEIVEQ), vec![(2, 6)]);
+    assert_eq!(drv.bytes(third, 6), b"three!");
+    assert_eq!(drv.take_used(TRANSMITQ), vec![(2, 0)]);
+    drv.ask(TRANSMITQ);
+    drv.send(3, b"x");
+    assert!(notify(&mut console, &mut drv, TRANSMITQ));
+    assert_eq!(
+        console.take_used_elsewhere(),
+        0,
+        "no receive buffer: nothing to announce"
     );
 }

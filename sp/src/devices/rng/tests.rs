@@ -10,7 +10,7 @@ use virtio_msg::{
 };
 
 use super::*;
-use crate::virtqueue::{VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
+use crate::virtqueue::{VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE};
 
 const BASE: u64 = 2 << 48;
 const DESC: u64 = BASE;
@@ -88,7 +88,7 @@ fn identity() {
     assert_eq!(rng.device_id(), 4);
     assert_eq!(
         rng.features(),
-        VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM
+        VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM | VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX
     );
     assert_eq!(rng.config_size(), 0);
     assert_eq!(rng.num_queues(), 1);
@@ -359,4 +359,66 @@ fn reset_and_late_queue() {
     offer(&mut mem, 1, 0);
     assert_eq!(rng.notify(0, &mut mem, &mut Budget::unlimited()), Ok(false));
     assert_eq!(used_idx(&mem), 1);
+}
+
+#[test]
+fn indirect_tables_and_event_idx_when_negotiated() {
+    const TABLE: u64 = BASE + 0x3000;
+    let features = VIRTIO_F_VERSION_1 | VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX;
+    let mut mem = VecMem::new(BASE, MEM_LEN);
+    mem.bytes[0x4000..].fill(GUARD);
+    let mut rng = Rng::new(CountingEntropy::default());
+    rng.activate(features, &[Some(config(8))]).unwrap();
+    let w = VIRTQ_DESC_F_WRITE;
+    for (i, (addr, len, flags, next)) in [
+        (BUF, 100, w | VIRTQ_DESC_F_NEXT, 1u16),
+        (BUF + 0x1000, 50, w | VIRTQ_DESC_F_NEXT, 2),
+        (BUF + 0x2000, 10, w, 0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut raw = [0u8; 16];
+        raw[0..8].copy_from_slice(&addr.to_le_bytes());
+        raw[8..12].copy_from_slice(&u32::to_le_bytes(len));
+        raw[12..14].copy_from_slice(&u16::to_le_bytes(flags));
+        raw[14..16].copy_from_slice(&next.to_le_bytes());
+        mem.write(TABLE + 16 * i as u64, &raw).unwrap();
+    }
+    desc(&mut mem, 0, TABLE, 48, VIRTQ_DESC_F_INDIRECT, 0);
+    offer(&mut mem, 0, 0);
+    let mut budget = Budget::unlimited();
+    // The first pass after the queue starts notifies.
+    assert_eq!(rng.notify(0, &mut mem, &mut budget), Ok(true));
+    assert_eq!(used_elem(&mem, 0), (0, 160));
+    assert_eq!(
+        bytes(&mem, BUF, 101),
+        [&stream(0, 100)[..], &[GUARD]].concat()
+    );
+    assert_eq!(bytes(&mem, BUF + 0x1000, 50), &stream(100, 50)[..]);
+    assert_eq!(
+        bytes(&mem, BUF + 0x2000, 11),
+        [&stream(150, 10)[..], &[GUARD]].concat()
+    );
+    // The driver never moved used_event from 0: served, not notified.
+    offer(&mut mem, 1, 0);
+    assert_eq!(rng.notify(0, &mut mem, &mut budget), Ok(false));
+    assert_eq!(used_idx(&mem), 2);
+    // A queue set up again after RESET_VQUEUE keeps the negotiated features.
+    rng.reset_queue(0);
+    mem.bytes[0x1000..0x3000].fill(0);
+    rng.activate_queue(0, config(8)).unwrap();
+    offer(&mut mem, 0, 0);
+    assert_eq!(rng.notify(0, &mut mem, &mut budget), Ok(true));
+    assert_eq!(used_elem(&mem, 0), (0, 160));
+    // After a device reset and a driver that accepts neither feature, the table is refused.
+    rng.reset();
+    mem.bytes[0x1000..0x3000].fill(0);
+    rng.activate(VIRTIO_F_VERSION_1, &[Some(config(8))])
+        .unwrap();
+    offer(&mut mem, 0, 0);
+    assert_eq!(
+        rng.notify(0, &mut mem, &mut budget),
+        Err(DeviceError::Queue)
+    );
 }
