@@ -44,7 +44,12 @@ pub struct Manifest {
     pub ffa_version: Option<u32>,
     /// The manifest's RX/TX buffers, if it has `rx_tx-info`.
     pub rxtx: Option<RxTxRegions>,
+    /// The manifest's `messaging-method` bits (bit 2: indirect messages).
+    pub messaging_method: Option<u32>,
 }
+
+/// `messaging-method` bit 2: the partition sends and receives indirect messages.
+pub const MESSAGING_INDIRECT: u32 = 1 << 2;
 
 /// Why no manifest could be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -137,11 +142,16 @@ pub fn parse(head: &[u8], x0: u64, layout: &Layout) -> Result<Manifest, BootInfo
     let ffa_version = root.property("ffa-version").and_then(|p| cells(p.value()));
     let ffa_version = ffa_version.and_then(|v| u32::try_from(v).ok());
     let rxtx = read_rxtx(&fdt, layout)?;
+    let messaging_method = root
+        .property("messaging-method")
+        .and_then(|p| cells(p.value()))
+        .and_then(|v| u32::try_from(v).ok());
     Ok(Manifest {
         boot_info_version,
         fdt_len: fdt_bytes.len(),
         ffa_version,
         rxtx,
+        messaging_method,
     })
 }
 

@@ -146,6 +146,7 @@ fn run<P: Platform>(
             None
         }
     };
+    let messaging_method = manifest.as_ref().and_then(|m| m.messaging_method);
     let rxtx = manifest.and_then(|m| m.rxtx);
     let mut mapper = platform.memory(rxtx.as_ref())?;
     let (conduit, buffers) = platform
@@ -203,8 +204,13 @@ fn run<P: Platform>(
     );
     let factory = StandardDevices::new(entropy.map(|e| e.0));
     let mut config = config;
+    // Indirect messages need the manifest to declare them (Hafnium refuses FFA_MSG_SEND2 from
+    // a partition that does not: DENIED) and the SPMC to implement them. A manifest without
+    // `messaging-method` bit 2 is how an integrator keeps the partition on direct messages.
+    if messaging_method.is_some_and(|m| m & crate::bootinfo::MESSAGING_INDIRECT == 0) {
+        config.indirect = false;
+    }
     if config.indirect {
-        // The manifest declares indirect messaging; the SPMC must implement it too.
         config.indirect = ffa
             .supports(ffa::arm_ffa::FuncId::MsgSend2)
             .unwrap_or(false);

@@ -115,6 +115,7 @@ fn manifest(regions: Option<Vec<DeviceTreeNode>>) -> Vec<u8> {
     tree.root
         .add_property(prop("compatible", "arm,ffa-manifest-1.0"));
     tree.root.add_property(prop("ffa-version", 0x0001_0002u32));
+    tree.root.add_property(prop("messaging-method", 0x205u32));
     if let Some(regions) = regions {
         let mut info = DeviceTreeNode::new_unchecked("rx_tx-info");
         info.add_property(prop("rx-buffer", 1u32));
@@ -155,6 +156,7 @@ fn a_hafnium_blob_gives_the_manifest_and_its_buffers() {
     assert_eq!(m.boot_info_version, Version(1, 2));
     assert_eq!(m.fdt_len, dtb.len());
     assert_eq!(m.ffa_version, Some(0x0001_0002));
+    assert_eq!(m.messaging_method, Some(0x205));
     assert_eq!(
         m.rxtx,
         Some(RxTxRegions {

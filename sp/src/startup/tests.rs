@@ -70,6 +70,7 @@ impl Test {
                 rx: 0x0e50_0000..0x0e50_1000,
                 tx: 0x0e50_1000..0x0e50_2000,
             }),
+            messaging_method: Some(0x205),
         };
         Self {
             conduit: Some(conduit),
@@ -167,6 +168,18 @@ fn with_manifest_buffers_the_calls_are_version_id_get_then_msg_wait() {
     );
     // FFA_VERSION offers 1.2.
     assert_eq!(conduit.calls()[0][1], 0x0001_0002);
+}
+
+#[test]
+fn a_manifest_without_indirect_messaging_keeps_the_partition_on_direct_messages() {
+    let conduit = spmc(0x0001_0002, None);
+    let mut p = Test::new(conduit.clone(), true);
+    if let Ok(m) = &mut p.manifest {
+        m.messaging_method = Some(0x201);
+    }
+    start(&mut p, BusConfig::default());
+    // No FFA_FEATURES(FFA_MSG_SEND2): indirect messages are off without asking the SPMC.
+    assert_eq!(conduit.function_ids(), with_waits(&[VERSION, ID_GET]));
 }
 
 #[test]
