@@ -1,4 +1,5 @@
-//! Indirect messages and pushed events, end to end in the simulated FF-A world: every device in
+//! Indirect messages and pushed events, end to end in the simulated FF-A world: every device
+//! (rng, blk, console, vsock) in
 //! every mode each dialect defines, and hostile indirect input refused or dropped with the
 //! session (and every other endpoint) still served.
 
@@ -61,6 +62,18 @@ fn use_every_device<C: Conduit, P: vmsg_host::platform::Platform>(
         "{what}: console answered {answer:?}"
     );
     console.close().unwrap();
+    drop(console);
+    let mut vsock = conn.vsock().unwrap();
+    let local = vsock.connect(7).unwrap();
+    let message: Vec<u8> = (0..3000u32).map(|i| (i % 251).to_le_bytes()[0]).collect();
+    vsock.send(local, &message).unwrap();
+    assert_eq!(
+        vsock.read_exact(local, message.len()).unwrap(),
+        message,
+        "{what}: vsock echo"
+    );
+    vsock.shutdown(local).unwrap();
+    vsock.close().unwrap();
 }
 
 #[test]
