@@ -207,7 +207,10 @@ fn run<P: Platform>(
     // Indirect messages need the manifest to declare them (Hafnium refuses FFA_MSG_SEND2 from
     // a partition that does not: DENIED) and the SPMC to implement them. A manifest without
     // `messaging-method` bit 2 is how an integrator keeps the partition on direct messages.
-    if messaging_method.is_some_and(|m| m & crate::bootinfo::MESSAGING_INDIRECT == 0) {
+    if config.indirect
+        && messaging_method.is_some_and(|m| m & crate::bootinfo::MESSAGING_INDIRECT == 0)
+    {
+        log::info!("indirect messages: no (the manifest's messaging-method has no bit 2)");
         config.indirect = false;
     }
     if config.indirect {
