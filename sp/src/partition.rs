@@ -368,6 +368,8 @@ impl<F: DeviceFactory> Partition<F> {
                 push_for(endpoint, ffa, mapper, own_id);
             }
         }
+        // A message that arrived while a retrieve needed the RX buffer.
+        self.serve_stashed(ffa, mapper);
     }
 
     /// Serves one indirect message (a copy of the RX buffer's), see [`serve_run`].
