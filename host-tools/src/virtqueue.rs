@@ -33,7 +33,7 @@ use core::sync::atomic::{Ordering, fence};
 
 use virtio_msg::{
     MemError,
-    device::{QueueConfig, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC},
+    device::{QueueConfig, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, need_event},
 };
 
 /// `VIRTQ_DESC_F_NEXT`.
@@ -569,12 +569,6 @@ impl DriverQueue {
             .get_mut(usize::from(index))
             .ok_or(QueueError::UsedId(u32::from(index)))
     }
-}
-
-/// `vring_need_event` (virtio 1.2 §2.7.10): whether moving an index from `old` to `new` passed
-/// `event`, in u16 arithmetic that wraps.
-pub fn need_event(event: u16, new: u16, old: u16) -> bool {
-    new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
 }
 
 /// The 16 bytes of `struct virtq_desc`.

@@ -73,7 +73,9 @@ use core::sync::atomic::{Ordering, fence};
 
 use virtio_msg::{
     SharedMem,
-    device::{Budget, DeviceError, QueueConfig, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC},
+    device::{
+        Budget, DeviceError, QueueConfig, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, need_event,
+    },
 };
 use zerocopy::{
     FromBytes, Immutable, IntoBytes, KnownLayout,
@@ -598,12 +600,6 @@ impl SplitQueue {
         }
         self.notify_due(&*mem, used)
     }
-}
-
-/// `vring_need_event` (virtio 1.2 §2.7.7.2, §2.7.10.1): whether moving an index from `old` to
-/// `new` passed `event`, i.e. `event` is one of `old..new`, in u16 arithmetic that wraps.
-pub fn need_event(event: u16, new: u16, old: u16) -> bool {
-    new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
 }
 
 /// Appends the buffer of descriptor `desc` (`what` `index`, for the log) to `chain`: refused if

@@ -17,5 +17,5 @@ pub use engine::{DEFAULT_MAX_SIZE, DeviceTransport, Event, MAX_QUEUES, Refusal};
 pub use model::{
     Budget, ConfigRejected, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_EVENT_IDX,
     VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1,
-    VirtioDevice,
+    VirtioDevice, need_event,
 };

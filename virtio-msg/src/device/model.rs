@@ -9,6 +9,13 @@ pub const VIRTIO_F_INDIRECT_DESC: u64 = 1 << 28;
 /// VIRTIO_F_EVENT_IDX (feature bit 29): the rings' `used_event` and `avail_event` fields
 /// suppress notifications (virtio 1.2 §2.7.7, §2.7.10).
 pub const VIRTIO_F_EVENT_IDX: u64 = 1 << 29;
+
+/// `vring_need_event` (virtio 1.2 §2.7.7.2, §2.7.10.1), the EVENT_IDX rule both sides apply:
+/// whether moving an index from `old` to `new` passed `event`, i.e. `event` is one of
+/// `old..new`, in u16 arithmetic that wraps.
+pub fn need_event(event: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
+}
 /// VIRTIO_F_VERSION_1 (feature bit 32).
 pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
 /// VIRTIO_F_ACCESS_PLATFORM (feature bit 33).
