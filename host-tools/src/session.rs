@@ -343,11 +343,7 @@ impl<C: Conduit> BusSession<C> {
             out.copy_from_slice(&bytes[..MAX_MSG_SIZE]);
             let header = Header::parse(&out).map_err(|_| SessionError::Protocol("bad header"))?;
             let n = usize::from(header.msg_size);
-            if header.is_bus() && header.is_response() && header.msg_id == msg::ERROR {
-                let original =
-                    msg::exact::<msg::Word16>(&header, &out).map_or(0, |w| w.value.get());
-                return Err(SessionError::ErrorFrame(original));
-            }
+            refused(&header, &out)?;
             return Ok((out, n));
         }
         Err(SessionError::Busy)
@@ -495,11 +491,7 @@ impl<C: Conduit> BusSession<C> {
                 self.run_partition()?;
                 continue;
             }
-            if header.is_bus() && header.is_response() && header.msg_id == msg::ERROR {
-                let original =
-                    msg::exact::<msg::Word16>(&header, &out).map_or(0, |w| w.value.get());
-                return Err(SessionError::ErrorFrame(original));
-            }
+            refused(&header, &out)?;
             return Ok((out, n));
         }
         Err(SessionError::Protocol("answer lost among pushed events"))
@@ -849,6 +841,15 @@ impl<C: Conduit> BusSession<C> {
         }
         Ok(events)
     }
+}
+
+/// `Err(ErrorFrame)` if the answer `out` (with `header`) is the bus ERROR frame.
+fn refused(header: &Header, out: &[u8; MAX_MSG_SIZE]) -> Result<(), SessionError> {
+    if header.is_bus() && header.is_response() && header.msg_id == msg::ERROR {
+        let original = msg::exact::<msg::Word16>(header, out).map_or(0, |w| w.value.get());
+        return Err(SessionError::ErrorFrame(original));
+    }
+    Ok(())
 }
 
 /// Decodes an event frame (device or bus event) as the driver receives it.
