@@ -168,6 +168,16 @@ impl<C: Conduit> Ffa<C> {
         }
     }
 
+    /// Wraps the conduit of another execution context of an endpoint that negotiated
+    /// `version` already (FFA_VERSION is the endpoint's, made once, by its first context).
+    pub fn on_context(conduit: C, version: Version) -> Self {
+        Self {
+            conduit,
+            version,
+            last: [0; 18],
+        }
+    }
+
     /// The conduit (for its RX/TX buffers).
     pub fn conduit(&mut self) -> &mut C {
         &mut self.conduit
@@ -321,6 +331,15 @@ impl<C: Conduit> Ffa<C> {
             }
         }
         Ok(infos)
+    }
+
+    /// FFA_SECONDARY_EP_REGISTER (64-bit): the address the SPMC starts this partition's other
+    /// execution contexts at. Only an MP partition, and only while it boots.
+    pub fn secondary_ep_register(&mut self, entry: u64) -> Result<(), Error> {
+        self.call_success(&Interface::SecondaryEpRegister {
+            entrypoint: arm_ffa::interface_args::SecondaryEpRegisterAddr::Addr64(entry),
+        })
+        .map(|_| ())
     }
 
     /// FFA_MSG_WAIT (64-bit form when the version allows): returns the next message.

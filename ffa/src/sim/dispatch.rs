@@ -35,22 +35,29 @@ fn decode_error(e: &arm_ffa::Error) -> FfaError {
     }
 }
 
-/// Handles one call from endpoint `id` with its conduit's TX and RX buffers; an indirect
-/// message accepted for it meanwhile is in its RX buffer when the call returns.
-pub(super) fn call(inner: &Inner, id: u16, regs: &Regs, tx: &[u8], rx: &mut [u8]) -> Regs {
-    let answer = handle(inner, id, regs, tx, rx);
+/// Handles one call from endpoint `id` on CPU (a VM) or execution context (a partition)
+/// `vcpu`, with its conduit's TX and RX buffers; an indirect message accepted for it
+/// meanwhile is in its RX buffer when the call returns.
+pub(super) fn call(
+    inner: &Inner,
+    (id, vcpu): (u16, u16),
+    regs: &Regs,
+    tx: &[u8],
+    rx: &mut [u8],
+) -> Regs {
+    let answer = handle(inner, id, vcpu, regs, tx, rx);
     indirect::deliver(inner, id, rx);
     answer
 }
 
-/// Hafnium's paravirtualised HF_INTERRUPT_GET from endpoint `id` (not an FF-A call: not
-/// counted, no version gate).
-pub(super) fn interrupt_get(inner: &Inner, id: u16) -> Option<u32> {
-    messaging::interrupt_get(&mut inner.lock(), id)
+/// Hafnium's paravirtualised HF_INTERRUPT_GET from endpoint `id`'s execution context `vcpu`
+/// (not an FF-A call: not counted, no version gate).
+pub(super) fn interrupt_get(inner: &Inner, id: u16, vcpu: u16) -> Option<u32> {
+    messaging::interrupt_get(&mut inner.lock(), id, vcpu)
 }
 
 /// Handles one call (see [`call`]).
-fn handle(inner: &Inner, id: u16, regs: &Regs, tx: &[u8], rx: &mut [u8]) -> Regs {
+fn handle(inner: &Inner, id: u16, vcpu: u16, regs: &Regs, tx: &[u8], rx: &mut [u8]) -> Regs {
     inner.lock().count_call(id, lo32(regs[0]));
     if lo32(regs[0]) == u32::from(FuncId::Version) {
         return setup::version(inner, id, lo32(regs[1]));
@@ -59,7 +66,12 @@ fn handle(inner: &Inner, id: u16, regs: &Regs, tx: &[u8], rx: &mut [u8]) -> Regs
     let Some(ep) = st.endpoints.get_mut(&id) else {
         return encode(&error(FfaError::NotSupported));
     };
-    if matches!(&ep.kind, Kind::Sp(sp) if matches!(sp.run, SpRun::Dead)) {
+    if let Kind::Sp(sp) = &ep.kind
+        && sp
+            .ecs
+            .get(usize::from(vcpu))
+            .is_none_or(|ec| matches!(ec.run, SpRun::Dead))
+    {
         return encode(&error(FfaError::Aborted));
     }
     ep.version_locked = true;
@@ -90,19 +102,26 @@ fn handle(inner: &Inner, id: u16, regs: &Regs, tx: &[u8], rx: &mut [u8]) -> Regs
             setup::partition_info_get(&mut st, id, uuid, flags, rx)
         }
         Interface::ConsoleLog { chars } => setup::console_log(&mut st, id, &chars),
-        Interface::MsgWait { flags, .. } => return messaging::msg_wait(inner, st, id, flags),
+        Interface::MsgWait { flags, .. } => {
+            return messaging::msg_wait(inner, st, (id, vcpu), flags);
+        }
         Interface::MsgSendDirectReq2 { .. } | Interface::MsgSendDirectReq { .. } => {
-            return messaging::direct_req(inner, st, id, &iface);
+            return messaging::direct_req(inner, st, (id, vcpu), &iface);
         }
         Interface::MsgSendDirectResp2 { .. } | Interface::MsgSendDirectResp { .. } => {
-            return messaging::direct_resp(inner, st, id, &iface);
+            return messaging::direct_resp(inner, st, (id, vcpu), &iface);
         }
-        Interface::Error { error_code, .. } => messaging::sp_error(&mut st, id, error_code),
+        Interface::Error { error_code, .. } => messaging::sp_error(&mut st, (id, vcpu), error_code),
+        Interface::SecondaryEpRegister { entrypoint } => {
+            messaging::secondary_ep_register(&mut st, (id, vcpu), entrypoint)
+        }
         Interface::MsgSend2 {
             sender_vm_id,
             flags,
         } => indirect::msg_send2(inner, &mut st, id, sender_vm_id, flags, tx),
-        Interface::Run { target_info, .. } => return indirect::run(inner, st, id, target_info),
+        Interface::Run { target_info, .. } => {
+            return indirect::run(inner, st, (id, vcpu), target_info);
+        }
         Interface::MemShare {
             total_len,
             frag_len,

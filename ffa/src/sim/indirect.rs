@@ -143,7 +143,12 @@ pub(super) fn msg_send2(
 
 /// FFA_RUN from endpoint `id` (the normal-world scheduler) of partition vCPU `target`: blocks
 /// until the partition waits again, and returns its FFA_MSG_WAIT.
-pub(super) fn run(inner: &Inner, st: MutexGuard<'_, State>, id: u16, target: TargetInfo) -> Regs {
+pub(super) fn run(
+    inner: &Inner,
+    st: MutexGuard<'_, State>,
+    (id, cpu): (u16, u16),
+    target: TargetInfo,
+) -> Regs {
     let what = "FFA_RUN";
     if st.is_sp(id) {
         return encode(&refuse(
@@ -170,11 +175,22 @@ pub(super) fn run(inner: &Inner, st: MutexGuard<'_, State>, id: u16, target: Tar
             (FfaError::InvalidParameters, "no such vCPU"),
         ));
     }
+    // An MP partition's context k is pinned to CPU k (Hafnium `ffa_cpu_cycles_run_checks`).
+    if vcpus > 1 && target.vcpu_id != cpu {
+        return encode(&refuse(
+            id,
+            what,
+            (
+                FfaError::InvalidParameters,
+                "an MP partition's vCPU runs on its own CPU only",
+            ),
+        ));
+    }
     let msg = encode(&Interface::Run {
         target_info: target,
         is_32bit: true,
     });
-    messaging::deliver_request(inner, st, ReqKind::Run, id, sp_id, None, msg)
+    messaging::deliver_request(inner, st, ReqKind::Run, (id, cpu), sp_id, None, msg)
 }
 
 /// Copies an indirect message accepted for endpoint `id` into its RX buffer `rx` (see

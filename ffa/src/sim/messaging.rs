@@ -5,6 +5,11 @@
 //! created/destroyed framework messages (VM availability messages); and FFA_ERROR from a
 //! partition (an abort during boot).
 //!
+//! A partition has one execution context per vCPU: a UP partition's one context serves
+//! requests from every CPU, an MP partition's context `k` those made on CPU `k` (BUSY while
+//! that context handles another); its other contexts start once it registered a secondary
+//! entry point (FFA_SECONDARY_EP_REGISTER, during boot).
+//!
 //! FFA_RUN and FFA_MSG_SEND2 are in [`super::indirect`]. Not modelled (NOT_SUPPORTED):
 //! FFA_YIELD, FFA_INTERRUPT and direct requests sent by partitions.
 
@@ -12,13 +17,13 @@ use std::sync::MutexGuard;
 
 use arm_ffa::{
     FfaError, Interface, Version,
-    interface_args::{DirectMsgArgs, MsgWaitFlags, TargetInfo},
+    interface_args::{DirectMsgArgs, MsgWaitFlags, SecondaryEpRegisterAddr, TargetInfo},
 };
 use uuid::Uuid;
 
 use super::{
     props,
-    reply::{Regs, encode, error, refuse},
+    reply::{Regs, encode, error, ok, refuse},
     state::{Inner, Kind, Pending, ReqKind, SpRun, State},
 };
 
@@ -27,7 +32,7 @@ use super::{
 pub(super) fn direct_req(
     inner: &Inner,
     st: MutexGuard<'_, State>,
-    id: u16,
+    (id, cpu): (u16, u16),
     iface: &Interface,
 ) -> Regs {
     match *iface {
@@ -39,7 +44,7 @@ pub(super) fn direct_req(
         } => vm_direct_req(
             inner,
             st,
-            id,
+            (id, cpu),
             ReqKind::Req2,
             src_id,
             dst_id,
@@ -65,20 +70,21 @@ pub(super) fn direct_req(
                     ));
                 }
             };
-            vm_direct_req(inner, st, id, kind, src_id, dst_id, None, iface)
+            vm_direct_req(inner, st, (id, cpu), kind, src_id, dst_id, None, iface)
         }
         // Dispatch passes direct requests only.
         _ => encode(&error(FfaError::NotSupported)),
     }
 }
 
-/// FFA_MSG_WAIT from a partition: ends its boot, releases its RX buffer (unless asked to
-/// retain it) and blocks until the next direct request. Not allowed while a request is
-/// pending (DENIED), nor for VMs.
+/// FFA_MSG_WAIT from execution context `vcpu` of a partition: ends that context's boot,
+/// releases the partition's RX buffer (unless asked to retain it) and blocks until the next
+/// direct request to the context. Not allowed while a request to it is pending (DENIED), nor
+/// for VMs.
 pub(super) fn msg_wait(
     inner: &Inner,
     mut st: MutexGuard<'_, State>,
-    id: u16,
+    (id, vcpu): (u16, u16),
     flags: MsgWaitFlags,
 ) -> Regs {
     let Some(ep) = st.endpoints.get_mut(&id) else {
@@ -94,25 +100,28 @@ pub(super) fn msg_wait(
             ),
         ));
     }
-    if ep.npi {
-        // As Hafnium: a partition with a virtual interrupt pending is resumed at once.
+    let Kind::Sp(sp) = &mut ep.kind else {
+        return encode(&error(FfaError::NotSupported));
+    };
+    let Some(ec) = sp.ecs.get_mut(usize::from(vcpu)) else {
+        return encode(&error(FfaError::NotSupported));
+    };
+    if ec.npi {
+        // As Hafnium: a context with a virtual interrupt pending is resumed at once.
         return encode(&Interface::Interrupt {
             target_info: TargetInfo {
                 endpoint_id: id,
-                vcpu_id: 0,
+                vcpu_id: vcpu,
             },
             interrupt_id: 0,
             is_32bit: true,
         });
     }
-    let Kind::Sp(sp) = &mut ep.kind else {
-        return encode(&error(FfaError::NotSupported));
-    };
-    match &sp.run {
+    match &ec.run {
         SpRun::Busy(p) if p.kind == ReqKind::Run => {
             // The scheduler's FFA_RUN ends here.
             let token = p.token;
-            sp.run = SpRun::Waiting;
+            ec.run = SpRun::Waiting;
             st.replies.insert(token, run_ended());
             inner.cv.notify_all();
         }
@@ -125,7 +134,7 @@ pub(super) fn msg_wait(
         }
         SpRun::Dead => return encode(&error(FfaError::Aborted)),
         SpRun::Init => {
-            sp.run = SpRun::Waiting;
+            ec.run = SpRun::Waiting;
             inner.cv.notify_all();
         }
         SpRun::Waiting => {}
@@ -139,18 +148,15 @@ pub(super) fn msg_wait(
     {
         ep.rx_full = false;
     }
-    wait_message(inner, st, id)
+    wait_message(inner, st, (id, vcpu))
 }
 
-/// HF_INTERRUPT_GET from endpoint `id`: the notification pending interrupt if it is pending
-/// (taking it), else none. `None` for VMs (the interface is a partition's).
-pub(super) fn interrupt_get(st: &mut State, id: u16) -> Option<u32> {
-    let is_sp = st.is_sp(id);
-    let ep = st.endpoints.get_mut(&id)?;
-    if !is_sp {
-        return None;
-    }
-    Some(if core::mem::take(&mut ep.npi) {
+/// HF_INTERRUPT_GET from execution context `vcpu` of endpoint `id`: its notification pending
+/// interrupt if it is pending (taking it), else none. `None` for VMs (the interface is a
+/// partition's).
+pub(super) fn interrupt_get(st: &mut State, id: u16, vcpu: u16) -> Option<u32> {
+    let ec = st.ec_mut(id, vcpu)?;
+    Some(if core::mem::take(&mut ec.npi) {
         crate::conduit::HF_NPI_INTID
     } else {
         crate::conduit::HF_INVALID_INTID
@@ -165,29 +171,31 @@ fn run_ended() -> Regs {
     })
 }
 
-/// Blocks partition `id` until a message is delivered to it (or the world shuts down).
-fn wait_message(inner: &Inner, mut st: MutexGuard<'_, State>, id: u16) -> Regs {
+/// Blocks execution context `vcpu` of partition `id` until a message is delivered to it (or
+/// the world shuts down).
+fn wait_message(inner: &Inner, mut st: MutexGuard<'_, State>, (id, vcpu): (u16, u16)) -> Regs {
     loop {
         let shutdown = st.shutdown;
-        let Some(sp) = st.sp_mut(id) else {
+        let Some(ec) = st.ec_mut(id, vcpu) else {
             return encode(&error(FfaError::Aborted));
         };
-        if let Some(msg) = sp.inbox.take() {
+        if let Some(msg) = ec.inbox.take() {
             return msg;
         }
-        if shutdown || matches!(sp.run, SpRun::Dead) {
+        if shutdown || matches!(ec.run, SpRun::Dead) {
             return encode(&error(FfaError::Aborted));
         }
         st = inner.wait(st);
     }
 }
 
-/// FFA_MSG_SEND_DIRECT_REQ(2) from a VM to a partition. Blocks until the partition answers.
+/// FFA_MSG_SEND_DIRECT_REQ(2) from a VM on CPU `cpu` to a partition. Blocks until the
+/// partition answers.
 #[allow(clippy::too_many_arguments)]
 fn vm_direct_req(
     inner: &Inner,
     st: MutexGuard<'_, State>,
-    id: u16,
+    (id, cpu): (u16, u16),
     kind: ReqKind,
     src: u16,
     dst: u16,
@@ -212,16 +220,16 @@ fn vm_direct_req(
             (inval, "source is not the caller, or targets itself"),
         ));
     }
-    deliver_request(inner, st, kind, src, dst, uuid, encode(iface))
+    deliver_request(inner, st, kind, (src, cpu), dst, uuid, encode(iface))
 }
 
-/// Delivers a direct request (or framework message) from `src` to partition `dst` and waits
-/// for its answer.
+/// Delivers a direct request (or framework message) from `src` on CPU `cpu` to partition
+/// `dst` — to its execution context for that CPU — and waits for its answer.
 pub(super) fn deliver_request(
     inner: &Inner,
     mut st: MutexGuard<'_, State>,
     kind: ReqKind,
-    src: u16,
+    (src, cpu): (u16, u16),
     dst: u16,
     uuid: Option<Uuid>,
     msg: Regs,
@@ -276,7 +284,17 @@ pub(super) fn deliver_request(
             ),
         ));
     }
-    match sp.run {
+    let Some(ec) = sp.ec_for_cpu(cpu).and_then(|k| sp.ecs.get_mut(k)) else {
+        return encode(&refuse(
+            src,
+            "direct request",
+            (
+                FfaError::InvalidParameters,
+                "the partition has no execution context for this CPU",
+            ),
+        ));
+    };
+    match ec.run {
         SpRun::Dead => return encode(&error(FfaError::Aborted)),
         SpRun::Init | SpRun::Busy(_) => {
             return encode(&refuse(
@@ -287,19 +305,19 @@ pub(super) fn deliver_request(
         }
         SpRun::Waiting => {}
     }
-    sp.run = SpRun::Busy(Pending {
+    ec.run = SpRun::Busy(Pending {
         token,
         caller: src,
         kind,
     });
-    sp.inbox = Some(msg);
+    ec.inbox = Some(msg);
     // Run with notifications pending, a partition that takes them gets its notification
     // pending interrupt (Hafnium `api_vcpu_prepare_run`).
     if kind == ReqKind::Run
         && ep.notif.enabled
         && (ep.framework | ep.notif.from_sp.pending | ep.notif.from_vm.pending) != 0
     {
-        ep.npi = true;
+        ec.npi = true;
     }
     st.next_token += 1;
     inner.cv.notify_all();
@@ -317,7 +335,7 @@ pub(super) fn deliver_request(
 pub(super) fn direct_resp(
     inner: &Inner,
     mut st: MutexGuard<'_, State>,
-    id: u16,
+    (id, vcpu): (u16, u16),
     iface: &Interface,
 ) -> Regs {
     let (src, dst, kind) = match *iface {
@@ -341,7 +359,7 @@ pub(super) fn direct_resp(
         ),
         _ => (0, 0, None),
     };
-    let Some(sp) = st.sp_mut(id) else {
+    let Some(ec) = st.ec_mut(id, vcpu) else {
         return encode(&refuse(
             id,
             "direct response",
@@ -351,7 +369,7 @@ pub(super) fn direct_resp(
             ),
         ));
     };
-    let pending = match &sp.run {
+    let pending = match &ec.run {
         SpRun::Busy(p) => p,
         SpRun::Dead => return encode(&error(FfaError::Aborted)),
         SpRun::Init | SpRun::Waiting => {
@@ -380,19 +398,19 @@ pub(super) fn direct_resp(
         ));
     }
     let token = pending.token;
-    sp.run = SpRun::Waiting;
+    ec.run = SpRun::Waiting;
     st.replies.insert(token, encode(iface));
     inner.cv.notify_all();
-    wait_message(inner, st, id)
+    wait_message(inner, st, (id, vcpu))
 }
 
 /// FFA_ERROR from a partition: FFA_ERROR(ABORTED) during boot aborts it (FF-A v1.2 §8.5);
 /// anything else is NOT_SUPPORTED (as Hafnium: a request must be answered with a direct
 /// response).
-pub(super) fn sp_error(st: &mut State, id: u16, code: FfaError) -> Interface {
+pub(super) fn sp_error(st: &mut State, (id, vcpu): (u16, u16), code: FfaError) -> Interface {
     let booting = st
-        .sp_mut(id)
-        .is_some_and(|sp| matches!(sp.run, SpRun::Init));
+        .ec_mut(id, vcpu)
+        .is_some_and(|ec| matches!(ec.run, SpRun::Init));
     if booting && code == FfaError::Aborted {
         log::warn!("sim: partition {id:#06x} aborted during boot");
         st.abort_sp(id);
@@ -406,4 +424,38 @@ pub(super) fn sp_error(st: &mut State, id: u16, code: FfaError) -> Interface {
             "FFA_ERROR is only an abort during boot",
         ),
     )
+}
+
+/// FFA_SECONDARY_EP_REGISTER from execution context `vcpu` of partition `id`: records the
+/// entry point its other contexts start at. As Hafnium (`api_ffa_secondary_ep_register`): a
+/// UP partition (or a VM) gets NOT_SUPPORTED, a context that is no longer booting DENIED; a
+/// later registration replaces an earlier one.
+pub(super) fn secondary_ep_register(
+    st: &mut State,
+    (id, vcpu): (u16, u16),
+    entry: SecondaryEpRegisterAddr,
+) -> Interface {
+    let what = "FFA_SECONDARY_EP_REGISTER";
+    let Some(sp) = st.sp_mut(id).filter(|sp| sp.ecs.len() > 1) else {
+        return refuse(
+            id,
+            what,
+            (
+                FfaError::NotSupported,
+                "only an MP partition has secondary contexts",
+            ),
+        );
+    };
+    let booting = sp
+        .ecs
+        .get(usize::from(vcpu))
+        .is_some_and(|ec| matches!(ec.run, SpRun::Init));
+    if !booting {
+        return refuse(id, what, (FfaError::Denied, "only while the context boots"));
+    }
+    sp.secondary_ep = Some(match entry {
+        SecondaryEpRegisterAddr::Addr32(a) => u64::from(a),
+        SecondaryEpRegisterAddr::Addr64(a) => a,
+    });
+    ok()
 }

@@ -121,6 +121,8 @@ pub(super) fn features(st: &State, id: u16, feat: Feature) -> Interface {
             | FuncId::MsgSendDirectResp64
             | FuncId::MsgSendDirectResp64_2
             | FuncId::Error32
+            | FuncId::SecondaryEpRegister32
+            | FuncId::SecondaryEpRegister64
     );
     if common || (vm_only && !is_sp) || (sp_only && is_sp) {
         success(SuccessArgsFeatures::default().into())

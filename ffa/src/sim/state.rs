@@ -78,19 +78,36 @@ impl State {
         self.faults.push(fault);
     }
 
-    /// Marks partition `id` aborted: a pending direct request gets FFA_ERROR(ABORTED), its
-    /// retrievals are relinquished on its behalf (as Hafnium does for an aborted partition)
-    /// and its mappings dropped.
+    /// Marks partition `id` aborted, every execution context of it: a pending direct request
+    /// gets FFA_ERROR(ABORTED), its retrievals are relinquished on its behalf (as Hafnium does
+    /// for an aborted partition) and its mappings dropped.
     pub fn abort_sp(&mut self, id: u16) {
         let Some(sp) = self.sp_mut(id) else { return };
-        let previous = core::mem::replace(&mut sp.run, SpRun::Dead);
-        sp.inbox = None;
+        let ecs = sp.ecs.len();
         sp.mappings.clear();
+        for ec in 0..ecs {
+            self.abort_ec(id, ec);
+        }
+        self.mem.drop_retrievals(id);
+    }
+
+    /// Marks execution context `ec` of partition `id` ended (its thread ended): a request
+    /// pending on it gets FFA_ERROR(ABORTED), and so does every later one sent to it.
+    pub fn abort_ec(&mut self, id: u16, ec: usize) {
+        let Some(ctx) = self.sp_mut(id).and_then(|sp| sp.ecs.get_mut(ec)) else {
+            return;
+        };
+        let previous = core::mem::replace(&mut ctx.run, SpRun::Dead);
+        ctx.inbox = None;
         if let SpRun::Busy(pending) = previous {
             self.replies
                 .insert(pending.token, encode(&error(FfaError::Aborted)));
         }
-        self.mem.drop_retrievals(id);
+    }
+
+    /// Execution context `vcpu` of partition `id`.
+    pub fn ec_mut(&mut self, id: u16, vcpu: u16) -> Option<&mut Ec> {
+        self.sp_mut(id)?.ecs.get_mut(usize::from(vcpu))
     }
 }
 
@@ -114,10 +131,6 @@ pub(super) struct Endpoint {
     /// framework bitmap), bit 32 the same from a VM (the hypervisor framework bitmap), as
     /// Hafnium's `FFA_NOTIFICATION_{SPM,HYP}_BUFFER_FULL_MASK`.
     pub framework: u64,
-    /// A partition's notification pending interrupt (Hafnium's NPI, virtual INTID 5): raised
-    /// when it is run with notifications pending, taken with HF_INTERRUPT_GET; while it is
-    /// pending, FFA_MSG_WAIT returns FFA_INTERRUPT at once.
-    pub npi: bool,
     /// Console characters not yet ended by a newline.
     pub console_buf: Vec<u8>,
     /// Notification state (as a receiver).
@@ -151,7 +164,6 @@ impl Endpoint {
             rx_full: false,
             rx_incoming: None,
             framework: 0,
-            npi: false,
             console_buf: Vec::new(),
             notif,
             kind,
@@ -182,17 +194,59 @@ pub(super) struct Mailbox {
 pub(super) struct Sp {
     /// What it was spawned with.
     pub info: SpInfo,
-    /// Run state.
-    pub run: SpRun,
-    /// A message delivered to the partition and not yet picked up by its thread.
-    pub inbox: Option<Regs>,
+    /// Its execution contexts, one per vCPU (`info.exec_ctx_count`): a UP partition's one
+    /// context serves every CPU (it migrates, as under Hafnium); an MP partition's context
+    /// `k` serves the requests made on CPU `k` only (Hafnium `api_ffa_get_vm_vcpu`).
+    pub ecs: Vec<Ec>,
+    /// The entry point an MP partition registered with FFA_SECONDARY_EP_REGISTER while it
+    /// booted: its other execution contexts can start only once there is one.
+    pub secondary_ep: Option<u64>,
     /// Its current mappings of retrieved memory.
     pub mappings: Vec<Mapping>,
     /// Next virtual address to hand out for a mapping.
     pub next_va: u64,
 }
 
-/// Run state of a secure partition.
+impl Sp {
+    /// The execution context serving requests made on CPU `cpu` (see [`Sp::ecs`]).
+    pub fn ec_for_cpu(&self, cpu: u16) -> Option<usize> {
+        if self.ecs.len() == 1 {
+            return Some(0);
+        }
+        let ec = usize::from(cpu);
+        (ec < self.ecs.len()).then_some(ec)
+    }
+
+    /// The primary execution context (the one that boots the partition).
+    pub fn primary(&self) -> Option<&Ec> {
+        self.ecs.first()
+    }
+}
+
+/// One execution context of a secure partition (a vCPU).
+pub(super) struct Ec {
+    /// Run state.
+    pub run: SpRun,
+    /// A message delivered to this context and not yet picked up by its thread.
+    pub inbox: Option<Regs>,
+    /// Its notification pending interrupt (Hafnium's NPI, virtual INTID 5): raised when the
+    /// context is run with the partition's notifications pending, taken with
+    /// HF_INTERRUPT_GET; while it is pending, FFA_MSG_WAIT returns FFA_INTERRUPT at once.
+    pub npi: bool,
+}
+
+impl Ec {
+    /// A context in run state `run`.
+    pub fn new(run: SpRun) -> Self {
+        Self {
+            run,
+            inbox: None,
+            npi: false,
+        }
+    }
+}
+
+/// Run state of a secure partition's execution context.
 pub(super) enum SpRun {
     /// Booting: has not called FFA_MSG_WAIT yet.
     Init,

@@ -25,7 +25,7 @@ use super::{
     messaging::deliver_request,
     ns_memory::to_u64,
     reply::encode,
-    state::{Endpoint, Inner, Kind, Owner, ReqKind, Sp, SpRun},
+    state::{Ec, Endpoint, Inner, Kind, Owner, ReqKind, Sp, SpRun},
     types::{Fault, HYPERVISOR_ID, SPMC_ID, SpInfo},
 };
 
@@ -85,7 +85,9 @@ impl World {
         self.register_sp(info, SpRun::Waiting)
     }
 
-    /// Adds secure partition `info` in state `run`; returns its conduit and mapper.
+    /// Adds secure partition `info`, its primary execution context in state `run` (the others
+    /// booting: they start with [`SimConduit::start_ec`]); returns the primary's conduit and
+    /// the partition's mapper.
     #[allow(clippy::panic)] // Harness misuse: fail the test loudly.
     fn register_sp(&self, info: SpInfo, run: SpRun) -> (SimConduit, SimMapper) {
         let id = info.id;
@@ -93,10 +95,13 @@ impl World {
         if id <= SPMC_ID || st.endpoints.contains_key(&id) {
             panic!("sim: SP id {id:#06x} is not a free secure partition id");
         }
+        let mut ecs = Vec::new();
+        ecs.push(Ec::new(run));
+        ecs.extend((1..info.exec_ctx_count).map(|_| Ec::new(SpRun::Init)));
         let sp = Sp {
             info,
-            run,
-            inbox: None,
+            ecs,
+            secondary_ep: None,
             mappings: Vec::new(),
             next_va: 0,
         };
@@ -104,13 +109,13 @@ impl World {
             .insert(id, Endpoint::new(Kind::Sp(Box::new(sp))));
         drop(st);
         (
-            SimConduit::new(self.inner.clone(), id, None),
+            SimConduit::new(self.inner.clone(), id, 0, None),
             SimMapper::new(self.inner.clone(), id),
         )
     }
 
     /// Starts secure partition `info` running `main` on its own thread, and returns once it
-    /// has booted (called FFA_MSG_WAIT) or ended. When its thread ends (returns or panics)
+    /// has booted (its primary execution context called FFA_MSG_WAIT) or ended. When its thread ends (returns or panics)
     /// the partition is aborted: a pending request gets FFA_ERROR(ABORTED), and so does every
     /// later one.
     ///
@@ -141,7 +146,8 @@ impl World {
         let mut st = self.inner.lock();
         while st
             .sp_mut(id)
-            .is_some_and(|sp| matches!(sp.run, SpRun::Init))
+            .and_then(|sp| sp.primary())
+            .is_some_and(|ec| matches!(ec.run, SpRun::Init))
             && !st.shutdown
         {
             let now = Instant::now();
@@ -245,7 +251,7 @@ impl World {
             args,
         });
         let st = self.inner.lock();
-        let answer = deliver_request(&self.inner, st, kind, HYPERVISOR_ID, sp, None, msg);
+        let answer = deliver_request(&self.inner, st, kind, (HYPERVISOR_ID, 0), sp, None, msg);
         match Interface::from_regs(Version(1, 2), &answer) {
             Ok(Interface::MsgSendDirectResp {
                 args:
@@ -295,7 +301,8 @@ impl World {
         self.inner
             .lock()
             .sp_mut(id)
-            .is_some_and(|sp| !matches!(sp.run, SpRun::Dead))
+            .and_then(|sp| sp.primary())
+            .is_some_and(|ec| !matches!(ec.run, SpRun::Dead))
     }
 }
 
@@ -353,11 +360,18 @@ impl VmEndpoint {
         &self.world
     }
 
-    /// A new conduit for this endpoint, with its own RX/TX buffers (one per thread).
+    /// A new conduit for this endpoint on CPU 0, with its own RX/TX buffers (one per thread).
     pub fn conduit(&self) -> SimConduit {
+        self.conduit_on(0)
+    }
+
+    /// A new conduit for this endpoint calling from CPU `cpu` (an MP partition serves it with
+    /// its execution context `cpu`), with its own RX/TX buffers.
+    pub fn conduit_on(&self, cpu: u16) -> SimConduit {
         SimConduit::new(
             self.world.inner.clone(),
             self.id,
+            cpu,
             Some(self.world._owner.clone()),
         )
     }
