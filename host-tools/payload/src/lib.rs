@@ -8,6 +8,7 @@
 //! - [`flow`]: the checks, generic over a [`flow::Machine`] (conduit, RX/TX buffers, driver
 //!   memory);
 //! - [`conformance`]: the conformance suite of the driver library on the payload's endpoint;
+//! - [`fdt`]: the CPUs listed in the machine's device tree;
 //! - [`machine`]: what the flow needs from the machine ([`machine::Machine`]);
 //! - [`report`]: `PASS`/`FAIL` lines and the final `N passed, M failed`;
 //! - [`pages`]: the page allocator for driver memory;
@@ -39,6 +40,7 @@
 extern crate alloc;
 
 pub mod conformance;
+pub mod fdt;
 pub mod flow;
 pub mod machine;
 pub mod pages;
