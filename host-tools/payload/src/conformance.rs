@@ -55,7 +55,11 @@ impl<M: Machine> Backend for MachineBackend<'_, M> {
 }
 
 /// A bus RESET outside any session; it must be answered `{result 0}`.
-fn reset<C: ffa::Conduit>(ffa: &mut Ffa<C>, own_id: u16, sp_id: u16) -> Result<(), SessionError> {
+pub(crate) fn reset<C: ffa::Conduit>(
+    ffa: &mut Ffa<C>,
+    own_id: u16,
+    sp_id: u16,
+) -> Result<(), SessionError> {
     let mut frame = [0u8; MAX_MSG_SIZE];
     let n = msg::write_bus_frame(&mut frame, false, msg::RESET, 0, 1, &[])
         .ok_or(SessionError::Protocol("RESET encode"))?;

@@ -12,7 +12,10 @@
 //!    differ) and closed (reset, areas reclaimed); devices the payload has no driver for are
 //!    initialised (features negotiated) and reset. G3 ends with a bus RESET, so that the
 //!    partition starts the G2 driver on a clean instance;
-//! 5. the conformance suite ([`crate::conformance`]), every check in G3 then G2, one line each.
+//! 5. the rng over G3's further modes (notifications, pushed events, indirect messages);
+//! 6. the concurrent test ([`crate::concurrent`]): every CPU (up to four) sends its own PING
+//!    and GET_DEVICES requests at once; `INFO n/a` with one CPU;
+//! 7. the conformance suite ([`crate::conformance`]), every check in G3 then G2, one line each.
 //!
 //! Every check prints one `PASS`/`FAIL` line; the last line is `N passed, M failed`.
 
@@ -21,7 +24,10 @@ use core::fmt::Write;
 
 use ffa::{
     Conduit, FFA_VERSION, Ffa, VIRTIO_MSG_DEVICE_UUID,
-    arm_ffa::{Version, partition_info::PartitionInfo},
+    arm_ffa::{
+        Version,
+        partition_info::{PartitionIdType, PartitionInfo},
+    },
     bus::{Dialect, msg},
 };
 use virtio_msg::{
@@ -37,6 +43,8 @@ use vmsg_host::{
 
 pub use crate::machine::Machine;
 use crate::{
+    concurrent::{self, CpuCounts, CpuFailure, Job},
+    machine::CpuStart,
     quality,
     report::{Report, Summary},
 };
@@ -63,6 +71,8 @@ fn tag(dialect: Dialect) -> &'static str {
 #[derive(Clone, Copy, Debug)]
 struct Partition {
     id: u16,
+    /// Execution contexts it reports (`None`: not a PE endpoint).
+    contexts: Option<u16>,
 }
 
 /// Runs every check on `machine`, writing lines to `out`; returns the counts (also printed).
@@ -76,6 +86,7 @@ pub fn run<M: Machine, W: Write>(machine: &mut M, out: W) -> Summary {
         exercise(machine, &mut r, own_id, partition, dialect);
     }
     exercise_modes(machine, &mut r, own_id, partition);
+    exercise_concurrent(machine, &mut r, own_id, partition);
     crate::conformance::run(machine, &mut r, own_id, partition.id);
     r.finish()
 }
@@ -157,10 +168,17 @@ fn discover<M: Machine, W: Write>(machine: &mut M, r: &mut Report<W>) -> Option<
         found.len()
     ));
     check_properties(r, info);
+    let contexts = match info.partition_id_type {
+        PartitionIdType::PeEndpoint {
+            execution_ctx_count,
+        } => Some(execution_ctx_count),
+        _ => None,
+    };
     Some((
         own_id,
         Partition {
             id: info.partition_id,
+            contexts,
         },
     ))
 }
@@ -381,6 +399,121 @@ fn exercise_modes<M: Machine, W: Write>(
             Ok(()) => r.fail(format_args!("{t}: {stray} stray indirect message(s)")),
             Err(e) => r.fail(format_args!("{t}: bus RESET: {e}")),
         }
+    }
+}
+
+/// How many execution contexts, in words.
+fn contexts_text(contexts: Option<u16>) -> String {
+    match contexts {
+        Some(1) => String::from("1 execution context"),
+        Some(n) => format!("{n} execution contexts"),
+        None => String::from("no execution-context count (not a PE endpoint)"),
+    }
+}
+
+/// Step 6: the concurrent test ([`crate::concurrent`]) from every CPU (at most
+/// [`concurrent::MAX_CPUS`]) against the partition, on a clean G3 bus instance.
+fn exercise_concurrent<M: Machine, W: Write>(
+    machine: &mut M,
+    r: &mut Report<W>,
+    own_id: u16,
+    partition: Partition,
+) {
+    let (sp_id, contexts) = (partition.id, partition.contexts);
+    r.info(format_args!(
+        "concurrent: the partition reports {}",
+        contexts_text(contexts)
+    ));
+    // A clean G3 bus instance (VERSION negotiated) whose devices the CPUs then list.
+    let Some(conduit) = machine.conduit() else {
+        r.fail(format_args!(
+            "concurrent: no conduit (the previous session kept it)"
+        ));
+        return;
+    };
+    let mut ffa = Ffa::new(conduit);
+    if let Err(e) = crate::conformance::reset(&mut ffa, own_id, sp_id) {
+        r.fail(format_args!("concurrent: bus RESET: {e}"));
+        return;
+    }
+    let mut session = match BusSession::connect(ffa, own_id, sp_id, Dialect::G3, false) {
+        Ok(s) => s,
+        Err(e) => {
+            r.fail(format_args!("concurrent: session: {e}"));
+            return;
+        }
+    };
+    let devices = match session.devices() {
+        Ok(d) => d,
+        Err(e) => {
+            r.fail(format_args!("concurrent: GET_DEVICES: {e}"));
+            return;
+        }
+    };
+    let job = Job::new(own_id, sp_id, concurrent::REQUESTS_PER_CPU, &devices);
+    match machine.start_cpus(concurrent::MAX_CPUS) {
+        CpuStart::One(why) => r.info(format_args!("n/a concurrent: {why}")),
+        CpuStart::Failed(why) => r.fail(format_args!("concurrent: starting the CPUs: {why}")),
+        CpuStart::Ready(cpus) => {
+            let results = machine.run_on_cpus(&job);
+            concurrent_lines(r, &job, cpus, contexts, &results);
+        }
+    }
+    match session.ping(0x5a5a_c0c0) {
+        Ok(0x5a5a_c0c0) => {}
+        Ok(v) => r.fail(format_args!("concurrent: PING afterwards echoed {v:#x}")),
+        Err(e) => r.fail(format_args!("concurrent: PING afterwards: {e}")),
+    }
+    if let Err(e) = session.reset() {
+        r.fail(format_args!("concurrent: bus RESET afterwards: {e}"));
+    }
+}
+
+/// The concurrent test's lines: one `INFO` per CPU, then the verdict.
+fn concurrent_lines<W: Write>(
+    r: &mut Report<W>,
+    job: &Job,
+    cpus: usize,
+    contexts: Option<u16>,
+    results: &[Result<CpuCounts, CpuFailure>],
+) {
+    for (cpu, result) in results.iter().enumerate() {
+        match result {
+            Ok(c) => r.info(format_args!(
+                "concurrent: cpu {cpu}: {} done, busy {} (FFA_ERROR BUSY {}, bus sentinel {}), \
+                 errors {}",
+                c.done,
+                c.busy(),
+                c.ffa_busy,
+                c.bus_busy,
+                c.errors
+            )),
+            Err(f) => r.info(format_args!("concurrent: cpu {cpu}: {f}")),
+        }
+    }
+    let (t, failed) = concurrent::judge(job.requests, contexts, results);
+    let n = results.len();
+    let mp = contexts.is_some_and(|c| usize::from(c) >= n);
+    let rule = if mp {
+        "none allowed"
+    } else {
+        "allowed, fewer contexts than CPUs"
+    };
+    let mut what = format!(
+        "concurrent: {n} CPUs x {} requests: {} done, busy {}, errors {} \
+         (PING and GET_DEVICES; {}: busy {rule})",
+        job.requests,
+        t.done,
+        t.busy(),
+        t.errors,
+        contexts_text(contexts)
+    );
+    if n != cpus {
+        let _ = write!(what, " [{cpus} CPUs started, {n} results]");
+    }
+    match failed {
+        None => r.pass(format_args!("{what}")),
+        Some(why) => r.fail(format_args!("{what}: {why}")),
     }
 }
 

@@ -5,25 +5,26 @@
 //! atomics, locks and the allocator work), clears .bss, sets the stack and the [exception
 //! vectors](exceptions) (VBAR_EL2) and calls [`main`], which lets EL2 use FP/SIMD, starts the
 //! [heap] and the [console], runs the checks ([`nwd_payload::flow::run`]) on this
-//! [machine](platform::Payload), and powers off with PSCI `SYSTEM_OFF`.
+//! [machine](platform::Payload), and powers off with PSCI `SYSTEM_OFF`. For the concurrent
+//! test the [secondary CPUs](smp) are started with PSCI `CPU_ON` on stacks of their own, run
+//! their share and power themselves off.
 
+mod clock;
 mod conduit;
 mod console;
 mod exceptions;
+mod fp;
 mod heap;
 mod linker;
 mod mmu;
 mod platform;
 mod power;
+mod smp;
 
+use fp::allow_fp_at_el2;
 use power::power_off;
 
 use core::panic::PanicInfo;
-
-use aarch64_cpu::{
-    asm::barrier::{self, SY},
-    registers::{CPTR_EL2, Readable, Writeable},
-};
 
 use nwd_payload::STACK_PAGES;
 
@@ -36,17 +37,6 @@ fn main(_x0: u64, _x1: u64, _x2: u64, _x3: u64) -> ! {
     // NEON, and the compiler uses it for copies).
     allow_fp_at_el2();
     run()
-}
-
-/// CPTR_EL2.TFP: FP/SIMD instructions at EL2 trap.
-const CPTR_EL2_TFP: u64 = 1 << 10;
-
-/// Clears CPTR_EL2.TFP, so FP/SIMD instructions at EL2 do not trap. Its reset value is UNKNOWN;
-/// aarch64-rt only sets CPACR_EL1, which does not govern EL2 (HCR_EL2.E2H = 0). aarch64-cpu
-/// 11.2.0 names no TFP field, hence the mask.
-fn allow_fp_at_el2() {
-    CPTR_EL2.set(CPTR_EL2.get() & !CPTR_EL2_TFP);
-    barrier::isb(SY);
 }
 
 #[inline(never)]

@@ -7,7 +7,9 @@
 //! the simulated FF-A world:
 //! - [`flow`]: the checks, generic over a [`flow::Machine`] (conduit, RX/TX buffers, driver
 //!   memory);
+//! - [`concurrent`]: the concurrent test, every CPU driving the partition at once;
 //! - [`conformance`]: the conformance suite of the driver library on the payload's endpoint;
+//! - [`fdt`]: the CPUs listed in the machine's device tree;
 //! - [`machine`]: what the flow needs from the machine ([`machine::Machine`]);
 //! - [`report`]: `PASS`/`FAIL` lines and the final `N passed, M failed`;
 //! - [`pages`]: the page allocator for driver memory;
@@ -38,7 +40,9 @@
 
 extern crate alloc;
 
+pub mod concurrent;
 pub mod conformance;
+pub mod fdt;
 pub mod flow;
 pub mod machine;
 pub mod pages;

@@ -10,4 +10,7 @@
 fn main() {}
 
 #[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
 mod image;

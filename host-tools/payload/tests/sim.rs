@@ -1,27 +1,44 @@
 //! The payload's checks run against the simulated FF-A world (the partition core in-process),
 //! through the same `Machine` interface the image implements over `smc`.
 
-use ffa::sim::{SimConduit, VmEndpoint, World};
+use ffa::{
+    Ffa,
+    sim::{SimConduit, VmEndpoint, World},
+};
 use nwd_payload::{
     BANNER,
+    concurrent::{self, CpuCounts, CpuFailure, Job},
     flow::{self, Machine, NO_FFA, NO_PARTITION},
+    machine::CpuStart,
 };
 use vmsg_host::{
     SimSystem,
     conformance::{CHECKS, KNOWN_FAILURES, dialect_name, known_failure},
 };
 
-/// A normal-world endpoint of the simulated world as the payload's machine.
+/// A normal-world endpoint of the simulated world as the payload's machine, with `cpus`
+/// CPUs: threads, each with a conduit of its own on the same endpoint.
 struct SimMachine {
     endpoint: VmEndpoint,
     rxtx: u64,
+    cpus: usize,
+    ready: usize,
 }
 
 impl SimMachine {
     fn new(world: &World, id: u16) -> Self {
+        Self::with_cpus(world, id, 4)
+    }
+
+    fn with_cpus(world: &World, id: u16, cpus: usize) -> Self {
         let endpoint = world.add_vm(id);
         let rxtx = endpoint.alloc(2);
-        Self { endpoint, rxtx }
+        Self {
+            endpoint,
+            rxtx,
+            cpus,
+            ready: 0,
+        }
     }
 }
 
@@ -43,6 +60,35 @@ impl Machine for SimMachine {
 
     fn no_ffa_reason(&self) -> &'static str {
         "simulated"
+    }
+
+    fn start_cpus(&mut self, max: usize) -> CpuStart {
+        match self.cpus.min(max) {
+            0 | 1 => CpuStart::One("the machine has one CPU".into()),
+            n => {
+                self.ready = n;
+                CpuStart::Ready(n)
+            }
+        }
+    }
+
+    fn run_on_cpus(&mut self, job: &Job) -> Vec<Result<CpuCounts, CpuFailure>> {
+        let endpoint = &self.endpoint;
+        std::thread::scope(|s| {
+            let others: Vec<_> = (1..self.ready)
+                .map(|cpu| {
+                    let conduit = endpoint.conduit();
+                    s.spawn(move || concurrent::drive(&mut Ffa::new(conduit), job, cpu))
+                })
+                .collect();
+            let first = concurrent::drive(&mut Ffa::new(endpoint.conduit()), job, 0);
+            std::iter::once(Ok(first))
+                .chain(others.into_iter().map(|h| {
+                    h.join()
+                        .map_err(|_| CpuFailure::Lost("the thread panicked".into()))
+                }))
+                .collect()
+        })
     }
 }
 
@@ -114,6 +160,10 @@ fn every_check_passes_against_the_partition() {
         "PASS g3 direct+pushed: rng 0: read 16384 bytes in 4 requests",
         "PASS g3 indirect: rng 0: read 16384 bytes in 4 requests",
         "PASS g3 indirect: bus RESET, no stray message",
+        "INFO concurrent: the partition reports 1 execution context",
+        "INFO concurrent: cpu 3: 200 done, busy ",
+        "PASS concurrent: 4 CPUs x 200 requests: 800 done, busy ",
+        ", errors 0 (PING and GET_DEVICES; 1 execution context: busy allowed, fewer contexts than CPUs)",
         "INFO conformance suite: ",
         "PASS V10 g3: ",
         "PASS V24 g2: ",
@@ -201,6 +251,12 @@ impl Machine for NoFirmware {
     fn no_ffa_reason(&self) -> &'static str {
         "nobody home"
     }
+    fn start_cpus(&mut self, _max: usize) -> CpuStart {
+        unreachable!("no concurrent test without FF-A")
+    }
+    fn run_on_cpus(&mut self, _job: &Job) -> Vec<Result<CpuCounts, CpuFailure>> {
+        unreachable!("no concurrent test without FF-A")
+    }
 }
 
 #[test]
@@ -218,4 +274,47 @@ fn no_ffa_is_reported_and_counted_as_a_failure() {
             "0 passed, 1 failed",
         ]
     );
+}
+
+#[test]
+fn with_one_cpu_the_concurrent_test_is_not_applicable() {
+    let sys = SimSystem::start().unwrap();
+    let mut machine = SimMachine::with_cpus(sys.world(), 1, 1);
+    let mut out = String::new();
+    let summary = flow::run(&mut machine, &mut out);
+    assert!(
+        out.contains("INFO n/a concurrent: the machine has one CPU"),
+        "{out}"
+    );
+    assert!(!out.contains("PASS concurrent"), "{out}");
+    assert!(!out.contains("FAIL concurrent"), "{out}");
+    assert_eq!(summary.failed as usize, KNOWN_FAILURES.len(), "{out}");
+}
+
+#[test]
+fn the_concurrent_test_alone_counts_every_request() {
+    // Two CPUs straight against the partition, without the rest of the flow: each finds its
+    // own answers, and the busy answers of the UP partition are retried, not lost.
+    let sys = SimSystem::start().unwrap();
+    let mut machine = SimMachine::with_cpus(sys.world(), 1, 2);
+    let mut ffa = Ffa::new(machine.endpoint.conduit());
+    ffa.version(ffa::FFA_VERSION).unwrap();
+    let mut session =
+        vmsg_host::session::BusSession::connect(ffa, 1, sys.sp_id(), ffa::bus::Dialect::G3, false)
+            .unwrap();
+    let numbers = session.devices().unwrap();
+    assert_eq!(numbers, [0, 1, 2, 3]);
+    let job = Job::new(1, sys.sp_id(), 50, &numbers);
+    assert_eq!(machine.start_cpus(4), CpuStart::Ready(2));
+    let results = machine.run_on_cpus(&job);
+    assert_eq!(results.len(), 2);
+    for r in &results {
+        let c = r.as_ref().unwrap();
+        assert_eq!((c.done, c.errors), (50, 0), "{c:?}");
+    }
+    // A job expecting other devices finds the difference.
+    let wrong = Job::new(1, sys.sp_id(), 2, &[0]);
+    let counts = concurrent::drive(&mut Ffa::new(machine.endpoint.conduit()), &wrong, 0);
+    assert_eq!((counts.done, counts.errors), (1, 1), "{counts:?}");
+    assert!(sys.faults().is_empty(), "{:?}", sys.faults());
 }

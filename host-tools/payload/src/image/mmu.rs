@@ -7,7 +7,10 @@
 //! - `[1 GiB, 2 GiB)`: normal write-back memory, read-write, executable: QEMU's non-secure DRAM
 //!   from 0x4000_0000, which holds the image, its heap and the driver memory window.
 //!
-//! Nothing else is mapped.
+//! Nothing else is mapped. The secondary CPUs turn on this same table (aarch64-rt's
+//! secondary entry, [`super::smp`]): what they touch (their stacks in .bss, the statics they
+//! share with the boot CPU, the device tree read at `DTB_BASE`, the UART) lies in these two
+//! blocks, with the same attributes on every CPU.
 
 use aarch64_paging::descriptor::El23Attributes;
 use aarch64_rt::InitialPagetable;
@@ -34,6 +37,9 @@ const NORMAL: usize = BLOCK
 const _: () = assert!(usize::BITS == 64);
 const _: () = assert!(NS_DRAM.0 == GIB && NS_DRAM.1 == 2 * GIB);
 const _: () = assert!(nwd_payload::UART0_BASE < GIB);
+const _: () = assert!(
+    nwd_payload::DTB_BASE >= GIB && nwd_payload::DTB_BASE + nwd_payload::DTB_MAX_SIZE <= 2 * GIB
+);
 const _: () = assert!(
     nwd_payload::DMA_BASE + nwd_payload::DMA_SIZE <= NS_DRAM.1
         && nwd_payload::LOAD_ADDRESS >= NS_DRAM.0

@@ -3,7 +3,15 @@
 
 use core::cell::RefCell;
 
-use nwd_payload::{DMA_BASE, DMA_SIZE, flow::Machine, pages::PageAllocator};
+use alloc::vec::Vec;
+
+use nwd_payload::{
+    DMA_BASE, DMA_SIZE,
+    concurrent::{CpuCounts, CpuFailure, Job},
+    flow::Machine,
+    machine::CpuStart,
+    pages::PageAllocator,
+};
 use virtio_msg::MemError;
 use vmsg_host::{Platform, virtqueue::DriverMem};
 
@@ -114,5 +122,13 @@ impl Machine for Payload {
         } else {
             "SMCCC NOT_SUPPORTED: no SPMD at EL3 answers FF-A"
         }
+    }
+
+    fn start_cpus(&mut self, max: usize) -> CpuStart {
+        super::smp::start(max)
+    }
+
+    fn run_on_cpus(&mut self, job: &Job) -> Vec<Result<CpuCounts, CpuFailure>> {
+        super::smp::run(job)
     }
 }
