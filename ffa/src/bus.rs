@@ -52,5 +52,5 @@ pub use events::{EventQueue, PendingEvent};
 pub use frame::{MAX_MSG_SIZE, PAYLOAD_REGS, Reply, frame_to_regs, refusal, regs_to_frame};
 pub use instance::BusInstance;
 pub use services::{
-    BusServices, FfaServices, RetrievedArea, SEND_RETRIES, Segment, ServiceError, Stash,
+    BusServices, FfaServices, Mailbox, RetrievedArea, SEND_RETRIES, Segment, ServiceError, Stash,
 };

@@ -86,7 +86,7 @@ mod tests;
 mod types;
 mod world;
 
-pub use conduit::SimConduit;
+pub use conduit::{ContextLauncher, SimConduit};
 pub use mapper::{MAX_MAPPINGS, SimMapper};
 pub use types::{BUF_SIZE, Fault, HYPERVISOR_ID, NS_BASE, SPMC_ID, SpInfo, in_simulator};
 pub use world::{SpHandle, VmEndpoint, World};

@@ -60,13 +60,35 @@ impl SimSystem {
     /// partition's own thread (a test marks the thread with it, to fail the partition's heap
     /// allocations and nobody else's).
     pub fn start_entering(config: BusConfig, enter: fn()) -> Result<Self, SessionError> {
+        Self::start_partition(config, 1, enter)
+    }
+
+    /// Starts the world with an MP partition of `contexts` execution contexts (one per CPU:
+    /// a driver calling from CPU `k` is served by context `k`), as its manifest's
+    /// `execution-ctx-count` says; 1 is the standard UP partition.
+    pub fn start_with_contexts(config: BusConfig, contexts: u16) -> Result<Self, SessionError> {
+        Self::start_partition(config, contexts, || {})
+    }
+
+    fn start_partition(
+        config: BusConfig,
+        contexts: u16,
+        enter: fn(),
+    ) -> Result<Self, SessionError> {
         let world = World::new();
-        let info = partition_info();
+        let mut info = partition_info();
+        info.exec_ctx_count = contexts;
         // The same start-up as the image's, over the simulated conduit and mapper, with boot
         // info and a manifest as Hafnium hands them over.
         let sp = world.spawn_sp(info, move |conduit: SimConduit, mapper| {
             enter();
-            let mut platform = HostPartition::new(conduit, mapper, PackageHead::standard());
+            let launcher = conduit.contexts();
+            let starter = Box::new(move |ec, entry: Box<dyn FnOnce(SimConduit) + Send>| {
+                launcher.start(ec, entry).map(drop)
+            });
+            let mut platform =
+                HostPartition::new(conduit, mapper, PackageHead::with_contexts(contexts))
+                    .with_contexts(starter);
             match sp::startup::start(&mut platform, config) {
                 // The world shut down: the partition's next call failed.
                 StartError::Loop(_) => {}

@@ -46,6 +46,8 @@ pub struct Manifest {
     pub rxtx: Option<RxTxRegions>,
     /// The manifest's `messaging-method` bits (bit 2: indirect messages).
     pub messaging_method: Option<u32>,
+    /// The manifest's `execution-ctx-count`: 1 for a UP partition, else one context per CPU.
+    pub exec_ctx_count: Option<u16>,
 }
 
 /// `messaging-method` bit 2: the partition sends and receives indirect messages.
@@ -146,12 +148,17 @@ pub fn parse(head: &[u8], x0: u64, layout: &Layout) -> Result<Manifest, BootInfo
         .property("messaging-method")
         .and_then(|p| cells(p.value()))
         .and_then(|v| u32::try_from(v).ok());
+    let exec_ctx_count = root
+        .property("execution-ctx-count")
+        .and_then(|p| cells(p.value()))
+        .and_then(|v| u16::try_from(v).ok());
     Ok(Manifest {
         boot_info_version,
         fdt_len: fdt_bytes.len(),
         ffa_version,
         rxtx,
         messaging_method,
+        exec_ctx_count,
     })
 }
 

@@ -18,7 +18,7 @@ use ffa::{
     },
     bus::{self, BusConfig, BusInstance, BusServices, FfaServices, MAX_MSG_SIZE, Reply},
     indirect,
-    memory::NsMapper,
+    memory::{MapError, NsMapper},
 };
 
 /// Most driver endpoints served at once (Hafnium supports 16 VMs).
@@ -38,12 +38,38 @@ const _: () = assert!(
 
 pub use crate::headroom::ENDPOINT_HEAP_BYTES;
 
-/// One endpoint's state: its bus instance, its share of the mapping window, and when it was
-/// last served (for the slot policy).
+/// The stage-1 mapper shared by the partition's execution contexts: mapping and unmapping
+/// take it exclusively, reads and writes of mapped memory share it (so that contexts copy in
+/// parallel). Used as `&SharedMapper`, which is an [`NsMapper`].
+pub struct SharedMapper<M>(spin::RwLock<M>);
+
+impl<M> SharedMapper<M> {
+    /// Shares `mapper`.
+    pub fn new(mapper: M) -> Self {
+        Self(spin::RwLock::new(mapper))
+    }
+}
+
+impl<M: NsMapper> NsMapper for &SharedMapper<M> {
+    fn map(&mut self, range: ffa::memory::MemRange, writable: bool) -> Result<u64, MapError> {
+        self.0.write().map(range, writable)
+    }
+    fn unmap(&mut self, base: u64, page_count: u32) {
+        self.0.write().unmap(base, page_count);
+    }
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MapError> {
+        self.0.read().read(addr, buf)
+    }
+    fn write(&self, addr: u64, data: &[u8]) -> Result<(), MapError> {
+        self.0.read().write(addr, data)
+    }
+}
+
+/// One endpoint's state: its bus instance, its share of the mapping window, and how many
+/// requests it sent by indirect message.
 struct Endpoint {
     instance: BusInstance,
     quota: EndpointQuota,
-    last_served: u64,
     /// Requests it sent by FFA_MSG_SEND2 (the first is logged).
     indirect_requests: u64,
 }
@@ -61,37 +87,67 @@ impl Endpoint {
     }
 }
 
-/// The partition: one [`BusInstance`] per calling endpoint, created on first contact.
+/// Which endpoint each slot serves, and when each was last served (the clock of the slot
+/// policy). Locked only to find or assign a slot, never while a request is served.
+#[derive(Default)]
+struct SlotTable {
+    vm: [Option<u16>; MAX_ENDPOINTS],
+    last_served: [u64; MAX_ENDPOINTS],
+    /// Requests routed so far.
+    served: u64,
+}
+
+impl SlotTable {
+    fn find(&self, vm: u16) -> Option<usize> {
+        self.vm.iter().position(|v| *v == Some(vm))
+    }
+}
+
+/// A slot's lock, held while its endpoint is served.
+type SlotGuard<'a> = spin::MutexGuard<'a, Option<Endpoint>>;
+
+/// The partition: one [`BusInstance`] per calling endpoint, created on first contact, shared
+/// by the partition's execution contexts (one per CPU in an MP partition).
+///
+/// Locking: each endpoint slot has its own lock, held while one of its requests is served, so
+/// that contexts serving different endpoints run in parallel and a second CPU of the same
+/// endpoint waits for the first (it never gets BUSY). The slot table is locked only to find or
+/// assign a slot, the RX/TX buffers ([`bus::Mailbox`]) only for each exchange that uses them.
+/// Order: slot table, then a slot, then the mailbox, then the mapper; a context never waits for
+/// the table while it holds a slot.
 pub struct Partition<F: DeviceFactory> {
     own_id: u16,
-    factory: F,
+    factory: spin::Mutex<F>,
     config: BusConfig,
-    /// One per endpoint slot; room for [`MAX_ENDPOINTS`] is reserved at construction, so that
-    /// admitting an endpoint never grows it.
-    instances: Vec<Endpoint>,
+    table: spin::Mutex<SlotTable>,
+    /// [`MAX_ENDPOINTS`] slots, made at construction, so that admitting an endpoint never
+    /// grows anything.
+    slots: Vec<spin::Mutex<Option<Endpoint>>>,
     /// Instances of destroyed endpoints that still hold memory whose relinquish failed: kept
     /// (never forgotten while retrieved) and retried with every message until empty.
-    draining: Vec<BusInstance>,
-    /// Requests served so far (the clock of the slot policy).
-    served: u64,
-    /// An indirect message set aside while a retrieve needed the RX buffer.
-    stash: bus::Stash,
+    draining: spin::Mutex<Vec<BusInstance>>,
+    /// The RX/TX buffers, and an indirect message set aside while a retrieve needed them.
+    mailbox: bus::Mailbox,
 }
 
 /// Most indirect messages served from the stash after one request.
 const MAX_STASHED: usize = 4;
+
+/// Times a request looks its endpoint's slot up again when the slot changed hands between
+/// the lookup and the lock (another context gave it to a newcomer meanwhile).
+const ROUTE_TRIES: usize = 4;
 
 impl<F: DeviceFactory> Partition<F> {
     /// A partition with endpoint id `own_id` whose devices come from `factory`.
     pub fn new(own_id: u16, factory: F, config: BusConfig) -> Self {
         Self {
             own_id,
-            factory,
+            factory: spin::Mutex::new(factory),
             config,
-            instances: Vec::with_capacity(MAX_ENDPOINTS),
-            draining: Vec::with_capacity(MAX_ENDPOINTS),
-            served: 0,
-            stash: bus::Stash::default(),
+            table: spin::Mutex::new(SlotTable::default()),
+            slots: (0..MAX_ENDPOINTS).map(|_| spin::Mutex::new(None)).collect(),
+            draining: spin::Mutex::new(Vec::with_capacity(MAX_ENDPOINTS)),
+            mailbox: bus::Mailbox::default(),
         }
     }
 
@@ -100,40 +156,40 @@ impl<F: DeviceFactory> Partition<F> {
         self.own_id
     }
 
-    fn slot(&self, vm: u16) -> Option<usize> {
-        self.instances.iter().position(|e| e.instance.vm() == vm)
+    /// The RX/TX buffers' lock (see [`bus::Mailbox`]).
+    pub fn mailbox(&self) -> &bus::Mailbox {
+        &self.mailbox
     }
 
-    /// Removes the entry in `slot` (the last entry takes its place); `None` if there is none.
-    fn take(&mut self, slot: usize) -> Option<Endpoint> {
-        // Cannot panic (`swap_remove`): `slot` is below the length, checked first.
-        (slot < self.instances.len()).then(|| self.instances.swap_remove(slot))
-    }
-
-    /// The bus instance of endpoint `vm`, if it has talked to us.
-    pub fn instance(&self, vm: u16) -> Option<&BusInstance> {
-        self.instances
-            .iter()
-            .find(|e| e.instance.vm() == vm)
-            .map(|e| &e.instance)
+    /// Runs `f` on the bus instance of endpoint `vm`, if it has talked to us (waits while
+    /// another context serves it).
+    pub fn with_instance<R>(&self, vm: u16, f: impl FnOnce(&BusInstance) -> R) -> Option<R> {
+        let slot = self.table.lock().find(vm)?;
+        let guard = self.slots.get(slot)?.lock();
+        guard
+            .as_ref()
+            .filter(|e| e.instance.vm() == vm)
+            .map(|e| f(&e.instance))
     }
 
     /// What endpoint `vm` has mapped now (bytes, mappings), if it has talked to us.
     pub fn mapped(&self, vm: u16) -> Option<(u64, usize)> {
-        self.instances
-            .iter()
-            .find(|e| e.instance.vm() == vm)
+        let slot = self.table.lock().find(vm)?;
+        let guard = self.slots.get(slot)?.lock();
+        guard
+            .as_ref()
+            .filter(|e| e.instance.vm() == vm)
             .map(|e| (e.quota.bytes(), e.quota.mappings()))
     }
 
-    /// The endpoint a request for service `uuid` from `src` goes to, or the answer refusing it
-    /// (another service; no slot).
+    /// The slot of endpoint `src`, locked, for a request for service `uuid`; or the answer
+    /// refusing it (another service; no slot).
     fn route(
-        &mut self,
+        &self,
         src: u16,
         uuid: ffa::arm_ffa::Uuid,
         frame: &[u8],
-    ) -> Result<usize, [u64; bus::PAYLOAD_REGS]> {
+    ) -> Result<SlotGuard<'_>, [u64; bus::PAYLOAD_REGS]> {
         if uuid != VIRTIO_MSG_DEVICE_UUID && !uuid.is_nil() {
             log::debug!("direct request from {src:#x} for unknown service {uuid}");
             return Err(bus::refusal(frame));
@@ -141,62 +197,106 @@ impl<F: DeviceFactory> Partition<F> {
         self.admit(src).ok_or_else(|| bus::refusal(frame))
     }
 
-    /// The endpoint entry of `src`, made on first contact (see [`MAX_ENDPOINTS`] for the
-    /// slot policy); `None` if there is no slot for it.
-    fn admit(&mut self, src: u16) -> Option<usize> {
-        self.served = self.served.wrapping_add(1);
-        let served = self.served;
-        let slot = match self.slot(src) {
-            Some(slot) => slot,
-            None => self.new_slot(src)?,
-        };
-        let endpoint = self.instances.get_mut(slot)?;
-        endpoint.last_served = served;
-        Some(slot)
+    /// The slot of `src`, locked, made on first contact (see [`MAX_ENDPOINTS`] for the slot
+    /// policy); `None` if there is no slot for it.
+    fn admit(&self, src: u16) -> Option<SlotGuard<'_>> {
+        for _ in 0..ROUTE_TRIES {
+            let slot = {
+                let mut table = self.table.lock();
+                table.served = table.served.wrapping_add(1);
+                let served = table.served;
+                let slot = match table.find(src) {
+                    Some(slot) => slot,
+                    None => return self.new_slot(&mut table, src),
+                };
+                if let Some(t) = table.last_served.get_mut(slot) {
+                    *t = served;
+                }
+                slot
+            };
+            // The table is not held while waiting for the slot: another context may be
+            // serving this endpoint (its other CPU).
+            let guard = self.slots.get(slot)?.lock();
+            if guard.as_ref().is_some_and(|e| e.instance.vm() == src) {
+                return Some(guard);
+            }
+        }
+        log::warn!("endpoint {src:#x}: its slot kept changing hands; refused");
+        None
     }
 
-    /// Makes a slot for newcomer `src` (see [`MAX_ENDPOINTS`]); `None` if there is no free
-    /// slot, no idle one to take over, or no heap for its instance.
-    fn new_slot(&mut self, src: u16) -> Option<usize> {
-        if self.instances.len() >= MAX_ENDPOINTS {
-            let idle = self
-                .instances
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| e.holds_nothing())
-                .min_by_key(|(_, e)| e.last_served)
-                .map(|(i, _)| i);
-            let Some(gone) = idle.and_then(|idle| self.take(idle)) else {
-                log::warn!("no room for a bus instance for endpoint {src:#x}");
+    /// Makes a slot for newcomer `src` (see [`MAX_ENDPOINTS`]) and returns it locked; `None`
+    /// if there is no free slot, no idle one to take over, or no heap for its instance.
+    fn new_slot(&self, table: &mut SlotTable, src: u16) -> Option<SlotGuard<'_>> {
+        // A free slot: nobody's in the table and nothing in it (a destroyed endpoint's slot
+        // holds its instance until the instance is dealt with).
+        let free = (0..MAX_ENDPOINTS).find_map(|i| {
+            if table.vm.get(i).copied().flatten().is_some() {
                 return None;
-            };
-            log::info!(
-                "endpoint {:#x} holds nothing: its slot goes to {src:#x}",
-                gone.instance.vm()
-            );
-        }
+            }
+            let guard = self.slots.get(i)?.try_lock()?;
+            guard.is_none().then_some((i, guard))
+        });
+        let (slot, mut guard) = match free {
+            Some(found) => found,
+            None => {
+                // The least recently served endpoint holding nothing, and not being served.
+                let idle = (0..MAX_ENDPOINTS)
+                    .filter(|&i| {
+                        self.slots
+                            .get(i)
+                            .and_then(|s| s.try_lock())
+                            .is_some_and(|g| g.as_ref().is_some_and(Endpoint::holds_nothing))
+                    })
+                    .min_by_key(|&i| table.last_served.get(i).copied().unwrap_or(0));
+                let taken = idle.and_then(|i| {
+                    let guard = self.slots.get(i)?.try_lock()?;
+                    guard
+                        .as_ref()
+                        .is_some_and(Endpoint::holds_nothing)
+                        .then_some((i, guard))
+                });
+                let Some((slot, mut guard)) = taken else {
+                    log::warn!("no room for a bus instance for endpoint {src:#x}");
+                    return None;
+                };
+                if let Some(gone) = guard.take() {
+                    log::info!(
+                        "endpoint {:#x} holds nothing: its slot goes to {src:#x}",
+                        gone.instance.vm()
+                    );
+                }
+                if let Some(v) = table.vm.get_mut(slot) {
+                    *v = None;
+                }
+                (slot, guard)
+            }
+        };
         if !crate::headroom::available(ENDPOINT_HEAP_BYTES) {
             log::warn!("no heap for a bus instance for endpoint {src:#x}: refused");
             return None;
         }
-        let devices = self.factory.create(src);
+        let devices = self.factory.lock().create(src);
         log::info!(
             "endpoint {src:#x}: new bus instance with {} devices",
             devices.len()
         );
-        // Room for MAX_ENDPOINTS was reserved at construction: this push does not allocate.
-        self.instances.push(Endpoint {
+        *guard = Some(Endpoint {
             instance: BusInstance::new(src, devices, self.config),
             quota: EndpointQuota::default(),
-            last_served: 0,
             indirect_requests: 0,
         });
-        self.instances.len().checked_sub(1)
+        let served = table.served;
+        if let (Some(v), Some(t)) = (table.vm.get_mut(slot), table.last_served.get_mut(slot)) {
+            *v = Some(src);
+            *t = served;
+        }
+        Some(guard)
     }
 
     /// Number of endpoints with state here.
     pub fn endpoints(&self) -> usize {
-        self.instances.len()
+        self.table.lock().vm.iter().flatten().count()
     }
 
     /// Handles one FFA_MSG_SEND_DIRECT_REQ2 payload from `src` for service `uuid`; returns
@@ -205,7 +305,7 @@ impl<F: DeviceFactory> Partition<F> {
     /// ([`bus::refusal`]), never the busy sentinel (which would have a G3 driver retry
     /// forever).
     pub fn handle_req2(
-        &mut self,
+        &self,
         src: u16,
         uuid: ffa::arm_ffa::Uuid,
         payload: &[u64; bus::PAYLOAD_REGS],
@@ -213,7 +313,7 @@ impl<F: DeviceFactory> Partition<F> {
     ) -> [u64; bus::PAYLOAD_REGS] {
         let frame = bus::regs_to_frame(payload);
         match self.route(src, uuid, &frame) {
-            Ok(slot) => match self.instances.get_mut(slot) {
+            Ok(mut slot) => match slot.as_mut() {
                 Some(endpoint) => answer_frame(&mut endpoint.instance, &frame, services),
                 None => bus::refusal(&frame),
             },
@@ -224,20 +324,19 @@ impl<F: DeviceFactory> Partition<F> {
     /// [`handle_req2`](Self::handle_req2) with the FF-A services of the message loop, the
     /// mapper limited to the endpoint's share of the mapping window ([`crate::quota`]).
     pub fn serve<C: Conduit, M: NsMapper>(
-        &mut self,
+        &self,
         src: u16,
         uuid: ffa::arm_ffa::Uuid,
         payload: &[u64; bus::PAYLOAD_REGS],
         ffa: &mut Ffa<C>,
         mapper: &mut M,
     ) -> [u64; bus::PAYLOAD_REGS] {
-        let own_id = self.own_id;
         let frame = bus::regs_to_frame(payload);
-        let slot = match self.route(src, uuid, &frame) {
+        let mut slot = match self.route(src, uuid, &frame) {
             Ok(slot) => slot,
             Err(refusal) => return refusal,
         };
-        let Some(endpoint) = self.instances.get_mut(slot) else {
+        let Some(endpoint) = slot.as_mut() else {
             return bus::refusal(&frame);
         };
         let mut quota_mapper = QuotaMapper {
@@ -247,20 +346,21 @@ impl<F: DeviceFactory> Partition<F> {
         let mut services = FfaServices {
             ffa: &mut *ffa,
             mapper: &mut quota_mapper,
-            own_id,
-            stash: Some(&mut self.stash),
+            own_id: self.own_id,
+            mailbox: &self.mailbox,
         };
         let answer = answer_frame(&mut endpoint.instance, &frame, &mut services);
+        drop(slot);
         self.serve_stashed(ffa, mapper);
         answer
     }
 
     /// Serves the indirect messages set aside while a retrieve needed the RX buffer (see
     /// [`bus::Stash`]), a bounded number of times (each may set another aside).
-    fn serve_stashed<C: Conduit, M: NsMapper>(&mut self, ffa: &mut Ffa<C>, mapper: &mut M) {
+    fn serve_stashed<C: Conduit, M: NsMapper>(&self, ffa: &mut Ffa<C>, mapper: &mut M) {
         for _ in 0..MAX_STASHED {
             let mut copy = [0u8; INDIRECT_MAX];
-            let Some(n) = self.stash.take().map(|m| {
+            let Some(n) = self.mailbox.lock().take().map(|m| {
                 let n = m.len().min(copy.len());
                 if let (Some(dst), Some(src)) = (copy.get_mut(..n), m.get(..n)) {
                     dst.copy_from_slice(src);
@@ -274,40 +374,65 @@ impl<F: DeviceFactory> Partition<F> {
     }
 
     /// Endpoint `vm` is gone: reset its devices, relinquish its memory, forget it.
-    pub fn endpoint_destroyed(&mut self, vm: u16, services: &mut dyn BusServices) {
-        let Some(slot) = self.slot(vm) else {
+    pub fn endpoint_destroyed(&self, vm: u16, services: &mut dyn BusServices) {
+        // Out of the table first (no request finds it any more); its slot is not free while
+        // the instance is still in it.
+        let Some(slot) = ({
+            let mut table = self.table.lock();
+            let slot = table.find(vm);
+            if let Some(v) = slot.and_then(|i| table.vm.get_mut(i)) {
+                *v = None;
+            }
+            slot
+        }) else {
             return;
         };
+        let Some(mut guard) = self.slots.get(slot).map(|s| s.lock()) else {
+            return;
+        };
+        if guard.as_ref().is_none_or(|e| e.instance.vm() != vm) {
+            return;
+        }
         log::info!("endpoint {vm:#x} destroyed: dropping its bus instance");
-        let pending = self
-            .instances
-            .get_mut(slot)
-            .map_or(0, |e| e.instance.reset(services));
+        let pending = guard.as_mut().map_or(0, |e| e.instance.reset(services));
         if pending == 0 {
-            self.take(slot);
-        } else if self.draining.try_reserve(1).is_ok() {
+            *guard = None;
+            return;
+        }
+        let mut draining = self.draining.lock();
+        if draining.try_reserve(1).is_ok() {
             log::warn!("endpoint {vm:#x}: memory not relinquished yet; retried later");
-            if let Some(gone) = self.take(slot) {
-                self.draining.push(gone.instance);
+            if let Some(gone) = guard.take() {
+                draining.push(gone.instance);
             }
-        } else {
-            // Never dropped while it holds memory: it keeps its slot (which the slot policy
-            // does not take from an endpoint holding memory) until a reset succeeds.
-            log::error!("endpoint {vm:#x}: memory not relinquished and no heap to track it");
+            return;
+        }
+        drop(draining);
+        // Never dropped while it holds memory: it keeps its slot (which the slot policy does
+        // not take from an endpoint holding memory) until a reset succeeds.
+        log::error!("endpoint {vm:#x}: memory not relinquished and no heap to track it");
+        drop(guard);
+        let mut table = self.table.lock();
+        if table.find(vm).is_none()
+            && let Some(v) = table.vm.get_mut(slot)
+            && v.is_none()
+        {
+            *v = Some(vm);
         }
     }
 
     /// Instances of destroyed endpoints still holding memory (see
     /// [`endpoint_destroyed`](Self::endpoint_destroyed)).
     pub fn draining(&self) -> usize {
-        self.draining.len()
+        self.draining.lock().len()
     }
 
     /// Retries the relinquish of what destroyed endpoints still hold; forgets an instance only
-    /// once it holds nothing.
-    pub fn retry_draining(&mut self, services: &mut dyn BusServices) {
-        self.draining
-            .retain_mut(|instance| instance.reset(services) > 0);
+    /// once it holds nothing. Skipped while another context is at it.
+    pub fn retry_draining(&self, services: &mut dyn BusServices) {
+        if let Some(mut draining) = self.draining.try_lock() {
+            draining.retain_mut(|instance| instance.reset(services) > 0);
+        }
     }
 }
 
@@ -345,27 +470,32 @@ impl<F: DeviceFactory> Partition<F> {
     /// pushed EVENT_USED. An answer the driver's RX buffer cannot take after
     /// [`bus::SEND_RETRIES`] tries is dropped (logged): the driver times out; the partition
     /// goes on.
-    pub fn serve_run<C: Conduit, M: NsMapper>(&mut self, ffa: &mut Ffa<C>, mapper: &mut M) {
+    pub fn serve_run<C: Conduit, M: NsMapper>(&self, ffa: &mut Ffa<C>, mapper: &mut M) {
         let own_id = self.own_id;
-        let full = match ffa.rx_full_get(own_id, true) {
-            Ok(full) => full,
-            Err(e) => {
-                log::warn!("run: FFA_NOTIFICATION_GET of the framework bitmaps failed: {e}");
-                false
+        let mut copy = [0u8; INDIRECT_MAX];
+        let taken = {
+            let _mailbox = self.mailbox.lock();
+            match ffa.rx_full_get(own_id, true) {
+                Ok(true) => ffa.take_indirect(&mut copy).map(Some),
+                Ok(false) => Ok(None),
+                Err(e) => {
+                    log::warn!("run: FFA_NOTIFICATION_GET of the framework bitmaps failed: {e}");
+                    Ok(None)
+                }
             }
         };
-        if full {
-            let mut copy = [0u8; INDIRECT_MAX];
-            match ffa.take_indirect(&mut copy) {
-                Ok(n) => self.serve_indirect(copy.get(..n).unwrap_or_default(), ffa, mapper),
-                Err(e) => log::warn!("run: indirect message not taken: {e}"),
-            }
+        match taken {
+            Ok(Some(n)) => self.serve_indirect(copy.get(..n).unwrap_or_default(), ffa, mapper),
+            Ok(None) => {}
+            Err(e) => log::warn!("run: indirect message not taken: {e}"),
         }
         // Every endpoint's pushed events get another chance (a driver's RX buffer may be free
-        // again).
-        for slot in 0..self.instances.len() {
-            if let Some(endpoint) = self.instances.get_mut(slot) {
-                push_for(endpoint, ffa, mapper, own_id);
+        // again); an endpoint another context is serving pushes its own after its answer.
+        for slot in &self.slots {
+            if let Some(mut guard) = slot.try_lock()
+                && let Some(endpoint) = guard.as_mut()
+            {
+                push_for(endpoint, ffa, mapper, own_id, &self.mailbox);
             }
         }
         // A message that arrived while a retrieve needed the RX buffer.
@@ -374,7 +504,7 @@ impl<F: DeviceFactory> Partition<F> {
 
     /// Serves one indirect message (a copy of the RX buffer's), see [`serve_run`].
     fn serve_indirect<C: Conduit, M: NsMapper>(
-        &mut self,
+        &self,
         received: &[u8],
         ffa: &mut Ffa<C>,
         mapper: &mut M,
@@ -399,13 +529,9 @@ impl<F: DeviceFactory> Partition<F> {
         let is_event = frame
             .get(1)
             .is_some_and(|id| virtio_msg::ids::is_event(*id));
-        let routed = self.route(src, msg.uuid, frame).and_then(|slot| {
-            self.instances
-                .get_mut(slot)
-                .ok_or_else(|| bus::refusal(frame))
-        });
-        let (answer, uuid) = match routed {
-            Ok(endpoint) => {
+        let mut routed = self.route(src, msg.uuid, frame);
+        let (answer, uuid) = match routed.as_mut().map(|slot| slot.as_mut()) {
+            Ok(Some(endpoint)) => {
                 if endpoint.indirect_requests == 0 {
                     log::info!(
                         "vm {src:#x}: requests by FFA_MSG_SEND2 (run by FFA_RUN), answered by \
@@ -421,7 +547,7 @@ impl<F: DeviceFactory> Partition<F> {
                     ffa: &mut *ffa,
                     mapper: &mut mapper,
                     own_id,
-                    stash: Some(&mut self.stash),
+                    mailbox: &self.mailbox,
                 };
                 let mut out = [0u8; MAX_MSG_SIZE];
                 let reply = endpoint.instance.handle(frame, &mut out, &mut services);
@@ -437,23 +563,23 @@ impl<F: DeviceFactory> Partition<F> {
                     Reply::Busy => (Some(refusal_frame(frame)), uuid),
                 }
             }
-            Err(_) => (Some(refusal_frame(frame)), ffa::VIRTIO_MSG_DRIVER_UUID),
+            Ok(None) | Err(_) => (Some(refusal_frame(frame)), ffa::VIRTIO_MSG_DRIVER_UUID),
         };
         if let Some((out, n)) = answer {
             let mut services = FfaServices {
                 ffa: &mut *ffa,
                 mapper: &mut *mapper,
                 own_id,
-                stash: None,
+                mailbox: &self.mailbox,
             };
             if let Err(e) = services.send_indirect(src, uuid, out.get(..n).unwrap_or_default()) {
                 log::warn!("answer to {src:#x} not sent ({e}): dropped");
             }
         }
-        if let Some(slot) = self.slot(src)
-            && let Some(endpoint) = self.instances.get_mut(slot)
+        if let Ok(slot) = routed.as_mut()
+            && let Some(endpoint) = slot.as_mut()
         {
-            push_for(endpoint, ffa, mapper, own_id);
+            push_for(endpoint, ffa, mapper, own_id, &self.mailbox);
         }
     }
 }
@@ -476,6 +602,7 @@ fn push_for<C: Conduit, M: NsMapper>(
     ffa: &mut Ffa<C>,
     mapper: &mut M,
     own_id: u16,
+    mailbox: &bus::Mailbox,
 ) {
     if endpoint.instance.pending_events() == 0 {
         return;
@@ -488,7 +615,7 @@ fn push_for<C: Conduit, M: NsMapper>(
         ffa,
         mapper: &mut mapper,
         own_id,
-        stash: None,
+        mailbox,
     };
     endpoint.instance.push_events(&mut services);
 }
@@ -510,7 +637,7 @@ pub const MAX_WAIT_FAILURES: u32 = 8;
 pub fn run<C: Conduit, M: NsMapper, F: DeviceFactory>(
     ffa: &mut Ffa<C>,
     mapper: &mut M,
-    partition: &mut Partition<F>,
+    partition: &Partition<F>,
 ) -> Result<(), ffa::Error> {
     let mut msg = wait(ffa)?;
     loop {
@@ -589,7 +716,7 @@ fn wait<C: Conduit>(ffa: &mut Ffa<C>) -> Result<Interface, ffa::Error> {
 pub fn handle_message<C: Conduit, M: NsMapper, F: DeviceFactory>(
     ffa: &mut Ffa<C>,
     mapper: &mut M,
-    partition: &mut Partition<F>,
+    partition: &Partition<F>,
     msg: &Interface,
 ) -> Option<Interface> {
     if partition.draining() > 0 {
@@ -598,7 +725,7 @@ pub fn handle_message<C: Conduit, M: NsMapper, F: DeviceFactory>(
             ffa: &mut *ffa,
             mapper: &mut *mapper,
             own_id,
-            stash: None,
+            mailbox: partition.mailbox(),
         };
         partition.retry_draining(&mut services);
     }
@@ -627,7 +754,7 @@ fn take_interrupts<C: Conduit>(ffa: &mut Ffa<C>) -> bool {
 fn answer<C: Conduit, M: NsMapper, F: DeviceFactory>(
     ffa: &mut Ffa<C>,
     mapper: &mut M,
-    partition: &mut Partition<F>,
+    partition: &Partition<F>,
     msg: &Interface,
 ) -> Option<Interface> {
     let own_id = partition.own_id();
@@ -657,7 +784,7 @@ fn answer<C: Conduit, M: NsMapper, F: DeviceFactory>(
                 ffa: &mut *ffa,
                 mapper: &mut *mapper,
                 own_id,
-                stash: None,
+                mailbox: partition.mailbox(),
             };
             partition.endpoint_destroyed(vm_id, &mut services);
             Interface::MsgSendDirectResp {
@@ -803,7 +930,7 @@ mod tests {
 
     #[test]
     fn a_full_partition_gives_the_slot_of_an_endpoint_that_holds_nothing() {
-        let mut p = partition();
+        let p = partition();
         for vm in 0..u16::try_from(MAX_ENDPOINTS).unwrap() {
             p.handle_req2(vm, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
         }
@@ -812,9 +939,9 @@ mod tests {
         p.handle_req2(1, VIRTIO_MSG_DEVICE_UUID, &g2_acknowledge(), &mut NoMemory);
         let answer = p.handle_req2(0x7000, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
         assert_eq!(kind(&answer), [0x03, msg::VERSION]);
-        assert!(p.instance(0).is_none() && p.instance(0x7000).is_some());
+        assert!(p.with_instance(0, |_| ()).is_none() && p.with_instance(0x7000, |_| ()).is_some());
         assert!(
-            p.instance(1).is_some(),
+            p.with_instance(1, |_| ()).is_some(),
             "an endpoint holding state keeps its slot"
         );
         assert_eq!(p.endpoints(), MAX_ENDPOINTS);
@@ -822,12 +949,12 @@ mod tests {
 
     #[test]
     fn one_instance_per_endpoint_and_a_bound_on_endpoints() {
-        let mut p = partition();
+        let p = partition();
         for vm in 0..u16::try_from(MAX_ENDPOINTS).unwrap() {
             let answer = p.handle_req2(vm, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
             assert_eq!(kind(&answer), [0x03, msg::VERSION]);
             // virtio-rng, virtio-blk, virtio-console and virtio-vsock, each endpoint its own.
-            assert_eq!(p.instance(vm).unwrap().device_count(), 4);
+            assert_eq!(p.with_instance(vm, BusInstance::device_count).unwrap(), 4);
             // Each holds a device past reset: no slot can be given away.
             p.handle_req2(vm, VIRTIO_MSG_DEVICE_UUID, &g2_acknowledge(), &mut NoMemory);
         }
@@ -845,14 +972,14 @@ mod tests {
         assert_eq!(kind(&answer), [0x03, msg::VERSION]);
         // A destroyed endpoint frees its slot.
         p.endpoint_destroyed(3, &mut NoMemory);
-        assert!(p.instance(3).is_none());
+        assert!(p.with_instance(3, |_| ()).is_none());
         let answer = p.handle_req2(0x7000, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
         assert_eq!(kind(&answer), [0x03, msg::VERSION]);
     }
 
     #[test]
     fn other_services_are_refused_and_nil_uuid_accepted() {
-        let mut p = partition();
+        let p = partition();
         let other = ffa::arm_ffa::Uuid::from_u128(0x1234);
         assert_refused(&p.handle_req2(1, other, &g2_version(), &mut NoMemory));
         assert_eq!(p.endpoints(), 0);
@@ -862,32 +989,35 @@ mod tests {
 
     #[test]
     fn no_entropy_no_rng() {
-        let mut p = Partition::new(
+        let p = Partition::new(
             0x8001,
             StandardDevices::<CountingEntropy>::new(None),
             BusConfig::default(),
         );
         p.handle_req2(1, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
-        let instance = p.instance(1).unwrap();
         assert_eq!(
-            instance.device_count(),
-            3,
+            p.with_instance(1, device_ids).unwrap(),
+            [2, 3, 19],
             "the block, console and vsock devices"
         );
-        assert_eq!(instance.device(0).unwrap().device().device_id(), 2);
-        assert_eq!(instance.device(1).unwrap().device().device_id(), 3);
-        assert_eq!(instance.device(2).unwrap().device().device_id(), 19);
         // Without a disk either, the endpoint is served with the console and vsock alone.
-        let mut p = Partition::new(
+        let p = Partition::new(
             0x8001,
             StandardDevices::<CountingEntropy>::new(None).with_disk_bytes(0),
             BusConfig::default(),
         );
         p.handle_req2(1, VIRTIO_MSG_DEVICE_UUID, &g2_version(), &mut NoMemory);
-        let instance = p.instance(1).unwrap();
-        assert_eq!(instance.device_count(), 2);
-        assert_eq!(instance.device(0).unwrap().device().device_id(), 3);
-        assert_eq!(instance.device(1).unwrap().device().device_id(), 19);
+        assert_eq!(p.with_instance(1, device_ids).unwrap(), [3, 19]);
+    }
+
+    /// The device ids of `instance`'s devices, in device-number order.
+    fn device_ids(instance: &BusInstance) -> Vec<u32> {
+        (0..instance.device_count())
+            .filter_map(|d| {
+                let t = instance.device(u16::try_from(d).ok()?)?;
+                Some(t.device().device_id())
+            })
+            .collect()
     }
 
     /// The message loop against a scripted SPMC: each call of the partition gets the next
@@ -942,8 +1072,8 @@ mod tests {
             let conduit =
                 Scripted::new(move |_| script.lock().unwrap().pop_front().unwrap_or_else(denied));
             let mut ffa = Ffa::new(conduit.clone());
-            let mut p = partition();
-            let result = run(&mut ffa, &mut NoMapper, &mut p);
+            let p = partition();
+            let result = run(&mut ffa, &mut NoMapper, &p);
             assert!(
                 result.is_err(),
                 "the loop ends only when FFA_MSG_WAIT keeps failing"

@@ -14,10 +14,15 @@
 //!    ([`Platform::console`]) and must allow 1.2;
 //! 5. `FFA_ID_GET`, then `FFA_RXTX_MAP` if the buffers are the platform's own;
 //! 6. the entropy source ([`Platform::entropy`]);
-//! 7. the message loop ([`partition::run`]) until a call fails.
+//! 7. an MP partition (the manifest's `execution-ctx-count` above 1) has its other execution
+//!    contexts started ([`Platform::start_contexts`]: the image registers its secondary entry
+//!    point with `FFA_SECONDARY_EP_REGISTER`), each running the same message loop on the one
+//!    shared [`Partition`] and mapper;
+//! 8. the message loop ([`partition::run`]) until a call fails.
 //!
 //! Lines logged before step 4 are held by the console until it knows where to send them.
 
+use alloc::sync::Arc;
 use core::fmt;
 
 use ffa::{Conduit, Ffa, arm_ffa::Version, bus::BusConfig, memory::NsMapper};
@@ -25,9 +30,16 @@ use ffa::{Conduit, Ffa, arm_ffa::Version, bus::BusConfig, memory::NsMapper};
 use crate::{
     bootinfo::{BootInfoError, Manifest, RxTxRegions},
     devices::rng::EntropySource,
-    partition::{self, Partition},
+    partition::{self, Partition, SharedMapper},
     registry::StandardDevices,
 };
+
+/// Most execution contexts a partition runs (one per CPU; Hafnium's `MAX_CPUS` on QEMU is 8).
+pub const MAX_CONTEXTS: u16 = 8;
+
+/// What a secondary execution context runs, given its conduit: the message loop, on the
+/// partition shared with the primary. Returns only when the loop ends.
+pub type ContextEntry<C> = Arc<dyn Fn(C) + Send + Sync>;
 
 /// The RX/TX buffers a conduit works over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,9 +60,9 @@ pub enum Buffers {
 /// What differs between the platforms the partition starts on.
 pub trait Platform {
     /// The FF-A conduit.
-    type Conduit: Conduit;
+    type Conduit: Conduit + Send + 'static;
     /// Maps retrieved normal-world memory.
-    type Mapper: NsMapper;
+    type Mapper: NsMapper + Send + Sync + 'static;
     /// The entropy source of the rng device.
     type Entropy: EntropySource + Clone + Send + 'static;
 
@@ -71,6 +83,24 @@ pub trait Platform {
     /// The entropy source, and its name for the log. Called after `FFA_VERSION` (it may issue
     /// SMCs).
     fn entropy(&mut self) -> Option<(Self::Entropy, &'static str)>;
+    /// Arranges for execution contexts 1..`count` to run `entry`, each with a conduit of its
+    /// own over the partition's RX/TX buffers, when the SPMC starts them. Called once, by the
+    /// primary context while it boots (`FFA_SECONDARY_EP_REGISTER` is allowed only then), with
+    /// `ffa` its FF-A interface. The default refuses: a platform that cannot start other
+    /// contexts must not run an MP partition (under Hafnium they would enter at the primary
+    /// entry point and boot a second partition over the first).
+    fn start_contexts(
+        &mut self,
+        ffa: &mut Ffa<Self::Conduit>,
+        count: u16,
+        entry: ContextEntry<Self::Conduit>,
+    ) -> Result<(), StartError> {
+        let _ = (ffa, entry);
+        Err(StartError::fatal(
+            "contexts",
+            format_args!("{count} execution contexts, and this platform starts only one"),
+        ))
+    }
     /// The partition leaves start-up: its next FF-A call is the first `FFA_MSG_WAIT`.
     fn running(&mut self) {}
 }
@@ -147,8 +177,12 @@ fn run<P: Platform>(
         }
     };
     let messaging_method = manifest.as_ref().and_then(|m| m.messaging_method);
+    let contexts = manifest
+        .as_ref()
+        .and_then(|m| m.exec_ctx_count)
+        .unwrap_or(1);
     let rxtx = manifest.and_then(|m| m.rxtx);
-    let mut mapper = platform.memory(rxtx.as_ref())?;
+    let mapper = platform.memory(rxtx.as_ref())?;
     let (conduit, buffers) = platform
         .conduit(rxtx.as_ref())
         .ok_or_else(|| StartError::fatal("rx/tx", "no buffers"))?;
@@ -222,13 +256,42 @@ fn run<P: Platform>(
             if config.indirect { "yes" } else { "no" }
         );
     }
-    let mut partition = Partition::new(own_id, factory, config);
+    let shared = Arc::new(Shared {
+        partition: Partition::new(own_id, factory, config),
+        mapper: SharedMapper::new(mapper),
+    });
+    if contexts > 1 {
+        if contexts > MAX_CONTEXTS {
+            return Err(StartError::fatal(
+                "contexts",
+                format_args!("execution-ctx-count {contexts}: at most {MAX_CONTEXTS}"),
+            ));
+        }
+        let version = ffa.negotiated();
+        let on_context = shared.clone();
+        let entry: ContextEntry<P::Conduit> = Arc::new(move |conduit| {
+            let mut ffa = Ffa::on_context(conduit, version);
+            let mut mapper = &on_context.mapper;
+            if let Err(e) = partition::run(&mut ffa, &mut mapper, &on_context.partition) {
+                log::error!("message loop of a secondary context ended: {e}");
+            }
+        });
+        platform.start_contexts(&mut ffa, contexts, entry)?;
+        log::info!("execution contexts: {contexts}, one per CPU (secondary entry registered)");
+    }
     platform.running();
     log::info!("entering the message loop (FFA_MSG_WAIT)");
-    match partition::run(&mut ffa, &mut mapper, &mut partition) {
+    let mut mapper = &shared.mapper;
+    match partition::run(&mut ffa, &mut mapper, &shared.partition) {
         Ok(()) => Err(StartError::fatal("message loop", "returned")),
         Err(e) => Err(StartError::Loop(e)),
     }
+}
+
+/// What every execution context shares: the partition and the stage-1 mapper.
+struct Shared<F: crate::registry::DeviceFactory, M> {
+    partition: Partition<F>,
+    mapper: SharedMapper<M>,
 }
 
 #[cfg(test)]

@@ -112,9 +112,24 @@ pub struct FfaServices<'a, C: Conduit, M: NsMapper> {
     pub mapper: &'a mut M,
     /// This partition's endpoint id.
     pub own_id: u16,
-    /// Where an indirect message that holds the RX buffer goes when a retrieve needs the
-    /// buffer (see [`Stash`]); `None`: the retrieve is BUSY then.
-    pub stash: Option<&'a mut Stash>,
+    /// The partition's RX/TX buffers, held for each exchange that uses them (see [`Mailbox`]).
+    pub mailbox: &'a Mailbox,
+}
+
+/// The partition's one RX/TX buffer pair, shared by its execution contexts, and what was set
+/// aside from its RX buffer ([`Stash`]). Every FF-A exchange that uses the buffers — a memory
+/// retrieve (request in TX, response in RX, FFA_RX_RELEASE), a relinquish (TX), an indirect
+/// message sent (TX) or taken (RX) — holds the lock from the first buffer access to the last,
+/// so that two contexts never interleave in the buffers. The lock is taken before the
+/// mapper's (never the other way), and never across a whole request.
+#[derive(Default)]
+pub struct Mailbox(spin::Mutex<Stash>);
+
+impl Mailbox {
+    /// Holds the buffers (and the stash) until the guard drops.
+    pub fn lock(&self) -> spin::MutexGuard<'_, Stash> {
+        self.0.lock()
+    }
 }
 
 /// Room for one indirect message taken out of the partition's RX buffer so that a memory
@@ -124,7 +139,6 @@ pub struct FfaServices<'a, C: Conduit, M: NsMapper> {
 /// VM's AREA_SHARE is served. Without the stash that VM's share would fail for as long as the
 /// first one's message waits. One slot: a second message arriving meanwhile makes the retrieve
 /// BUSY, as before.
-#[derive(Debug)]
 pub struct Stash {
     bytes: [u8; crate::indirect::HEADER_SIZE + MAX_MSG_SIZE],
     len: Option<usize>,
@@ -180,12 +194,12 @@ fn service_error(e: crate::calls::Error) -> ServiceError {
 }
 
 impl<C: Conduit, M: NsMapper> FfaServices<'_, C, M> {
-    /// Moves an indirect message that holds the RX buffer into the stash (see [`Stash`]);
-    /// returns whether the buffer is free now.
-    fn stash_rx(&mut self) -> bool {
-        let Some(stash) = self.stash.as_deref_mut().filter(|s| !s.is_full()) else {
+    /// Moves an indirect message that holds the RX buffer into `stash` (see [`Stash`]; the
+    /// caller holds the mailbox); returns whether the buffer is free now.
+    fn stash_rx(&mut self, stash: &mut Stash) -> bool {
+        if stash.is_full() {
             return false;
-        };
+        }
         match self.ffa.rx_full_get(self.own_id, true) {
             Ok(true) => {}
             _ => return false,
@@ -203,8 +217,9 @@ impl<C: Conduit, M: NsMapper> FfaServices<'_, C, M> {
         }
     }
 
-    /// Relinquishes memory retrieved but not usable (nothing of it mapped); returns `error`,
-    /// or [`ServiceError::StillRetrieved`] if the relinquish failed.
+    /// Relinquishes memory retrieved but not usable (nothing of it mapped; the caller holds
+    /// the mailbox); returns `error`, or [`ServiceError::StillRetrieved`] if the relinquish
+    /// failed.
     fn give_back(&mut self, handle: u64, error: ServiceError) -> ServiceError {
         match self.ffa.mem_relinquish(handle, self.own_id) {
             Ok(()) => error,
@@ -242,8 +257,10 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
             },
         )
         .map_err(|_| ServiceError::NoSpace)?;
+        // Held until the area is mapped or given back: the response lives in the RX buffer.
+        let mut stash = self.mailbox.lock();
         let response = match self.ffa.mem_retrieve(&request) {
-            Err(crate::calls::Error::Ffa(arm_ffa::FfaError::Busy)) if self.stash_rx() => {
+            Err(crate::calls::Error::Ffa(arm_ffa::FfaError::Busy)) if self.stash_rx(&mut stash) => {
                 self.ffa.mem_retrieve(&request)
             }
             other => other,
@@ -316,6 +333,7 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
     fn relinquish(&mut self, area: &RetrievedArea) -> Result<(), ServiceError> {
         // Relinquish first: until the SPMC agrees, the memory is ours and stays mapped, so the
         // area table (which keeps the area) and the mappings still agree.
+        let mailbox = self.mailbox.lock();
         self.ffa
             .mem_relinquish(area.handle, self.own_id)
             .map_err(|e| {
@@ -325,6 +343,7 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
                 );
                 service_error(e)
             })?;
+        drop(mailbox);
         for seg in &area.segments {
             let pages = u32::try_from(seg.len / crate::memory::PAGE_SIZE).unwrap_or(u32::MAX);
             self.mapper.unmap(seg.base, pages);
@@ -357,6 +376,7 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
     ) -> Result<(), ServiceError> {
         let mut result = Err(ServiceError::Busy);
         for _ in 0..SEND_RETRIES {
+            let _mailbox = self.mailbox.lock();
             result = self
                 .ffa
                 .send_indirect(self.own_id, vm, uuid, frame)

@@ -55,8 +55,38 @@ impl SimConduit {
         self.vcpu
     }
 
-    /// Starts execution context `ec` of this conduit's partition on a thread of its own, as
-    /// the SPMC does when the normal world powers CPU `ec` on: `entry` (what the partition
+    /// What starts this conduit's partition's other execution contexts (see
+    /// [`ContextLauncher::start`]); it does not keep the world alive.
+    pub fn contexts(&self) -> ContextLauncher {
+        ContextLauncher {
+            inner: self.inner.clone(),
+            id: self.id,
+        }
+    }
+
+    /// Starts execution context `ec` of this conduit's partition (see
+    /// [`ContextLauncher::start`]).
+    pub fn start_ec<F>(
+        &self,
+        ec: u16,
+        entry: F,
+    ) -> Result<std::thread::JoinHandle<()>, arm_ffa::FfaError>
+    where
+        F: FnOnce(SimConduit) + Send + 'static,
+    {
+        self.contexts().start(ec, entry)
+    }
+}
+
+/// Starts the execution contexts of one partition, as the SPMC does when the normal world
+/// powers CPUs on.
+pub struct ContextLauncher {
+    inner: Arc<Inner>,
+    id: u16,
+}
+
+impl ContextLauncher {
+    /// Starts execution context `ec` on a thread of its own: `entry` (what the partition
     /// registered with FFA_SECONDARY_EP_REGISTER stands for) runs with the context's conduit.
     /// When the thread ends the context is ended (a request pending on it gets
     /// FFA_ERROR(ABORTED)).
@@ -64,7 +94,7 @@ impl SimConduit {
     /// Refused (DENIED) unless the partition is MP, registered a secondary entry point, and
     /// context `ec` (not the primary) has not started yet; INVALID_PARAMETERS if it has no
     /// context `ec`.
-    pub fn start_ec<F>(
+    pub fn start<F>(
         &self,
         ec: u16,
         entry: F,
@@ -83,11 +113,12 @@ impl SimConduit {
             }
             let ctx = sp
                 .ecs
-                .get(usize::from(ec))
+                .get_mut(usize::from(ec))
                 .ok_or(FfaError::InvalidParameters)?;
-            if !matches!(ctx.run, SpRun::Init) {
+            if !matches!(ctx.run, SpRun::Init) || ctx.started {
                 return Err(FfaError::Denied);
             }
+            ctx.started = true;
         }
         let conduit = SimConduit::new(self.inner.clone(), id, ec, None);
         let guard = EcGuard(self.inner.clone(), id, usize::from(ec));

@@ -221,6 +221,16 @@ impl Sp {
     pub fn primary(&self) -> Option<&Ec> {
         self.ecs.first()
     }
+
+    /// Whether a context is still booting: the primary, or a secondary whose thread was
+    /// started. (The SPMC returns a CPU to the normal world only once the partition's context
+    /// on it has booted, so no driver can call a context that is still booting.)
+    pub fn booting(&self) -> bool {
+        self.ecs
+            .iter()
+            .enumerate()
+            .any(|(k, ec)| (k == 0 || ec.started) && matches!(ec.run, SpRun::Init))
+    }
 }
 
 /// One execution context of a secure partition (a vCPU).
@@ -233,6 +243,8 @@ pub(super) struct Ec {
     /// context is run with the partition's notifications pending, taken with
     /// HF_INTERRUPT_GET; while it is pending, FFA_MSG_WAIT returns FFA_INTERRUPT at once.
     pub npi: bool,
+    /// Its thread was started (a secondary context: `ContextLauncher::start`).
+    pub started: bool,
 }
 
 impl Ec {
@@ -242,6 +254,7 @@ impl Ec {
             run,
             inbox: None,
             npi: false,
+            started: false,
         }
     }
 }

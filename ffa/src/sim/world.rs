@@ -115,7 +115,8 @@ impl World {
     }
 
     /// Starts secure partition `info` running `main` on its own thread, and returns once it
-    /// has booted (its primary execution context called FFA_MSG_WAIT) or ended. When its thread ends (returns or panics)
+    /// has booted (its primary execution context, and every other it started meanwhile,
+    /// called FFA_MSG_WAIT) or ended. When its thread ends (returns or panics)
     /// the partition is aborted: a pending request gets FFA_ERROR(ABORTED), and so does every
     /// later one.
     ///
@@ -144,12 +145,7 @@ impl World {
         };
         let deadline = Instant::now() + BOOT_TIMEOUT;
         let mut st = self.inner.lock();
-        while st
-            .sp_mut(id)
-            .and_then(|sp| sp.primary())
-            .is_some_and(|ec| matches!(ec.run, SpRun::Init))
-            && !st.shutdown
-        {
+        while st.sp_mut(id).is_some_and(|sp| sp.booting()) && !st.shutdown {
             let now = Instant::now();
             if now >= deadline {
                 log::warn!("sim: partition {id:#06x} did not finish booting in {BOOT_TIMEOUT:?}");

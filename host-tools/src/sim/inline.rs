@@ -50,7 +50,7 @@ struct Attached {
 
 impl Attached {
     fn handle(&mut self, msg: &Interface) -> Option<Interface> {
-        partition::handle_message(&mut self.ffa, &mut self.mapper, &mut self.partition, msg)
+        partition::handle_message(&mut self.ffa, &mut self.mapper, &self.partition, msg)
     }
 }
 

@@ -8,11 +8,11 @@
 //! code path as the image.
 
 use dtoolkit::model::{DeviceTree, DeviceTreeNode, DeviceTreeProperty};
-use ffa::{Conduit, memory::NsMapper};
+use ffa::{Conduit, Ffa, arm_ffa::FfaError, memory::NsMapper};
 use sp::{
     bootinfo::{self, BootInfoError, Manifest, RxTxRegions},
     layout::Layout,
-    startup::{Buffers, Platform, StartError},
+    startup::{Buffers, ContextEntry, Platform, StartError},
 };
 use zerocopy::IntoBytes;
 
@@ -76,8 +76,13 @@ impl PackageHead {
     /// The simulated partition's own manifest: FF-A 1.2 and `rx_tx-info` naming
     /// [`MANIFEST_RXTX`], as `manifests/virtio-msg-sp.dts` does for the image.
     pub fn standard() -> Self {
+        Self::with_contexts(1)
+    }
+
+    /// [`standard`](Self::standard) with `execution-ctx-count = <contexts>`.
+    pub fn with_contexts(contexts: u16) -> Self {
         // The manifest is a few hundred bytes: it always fits.
-        Self::new(&standard_manifest()).unwrap_or_else(|| unreachable!())
+        Self::new(&standard_manifest(contexts)).unwrap_or_else(|| unreachable!())
     }
 
     /// The head's bytes (what the image finds at its load address).
@@ -106,12 +111,14 @@ impl PackageHead {
     }
 }
 
-/// The manifest DTB of the simulated partition.
-fn standard_manifest() -> Vec<u8> {
+/// The manifest DTB of the simulated partition, with `contexts` execution contexts.
+fn standard_manifest(contexts: u16) -> Vec<u8> {
     let mut tree = DeviceTree::new();
     tree.root
         .add_property(prop("compatible", "arm,ffa-manifest-1.0"));
     tree.root.add_property(prop("ffa-version", 0x0001_0002u32));
+    tree.root
+        .add_property(prop("execution-ctx-count", u32::from(contexts)));
     let mut info = DeviceTreeNode::new_unchecked("rx_tx-info");
     info.add_property(prop("compatible", "arm,ffa-manifest-rx_tx-buffer"));
     info.add_property(prop("rx-buffer", 1u32));
@@ -137,6 +144,15 @@ fn prop<T: dtoolkit::ToPropertyValue>(name: &str, value: T) -> DeviceTreePropert
     DeviceTreeProperty::new_unchecked(name, value)
 }
 
+/// Starts execution context `ec` of the simulated partition running the given entry with
+/// the context's conduit (the simulated SPMC's part: `ffa::sim::World::start_ec`).
+pub type ContextStarter<C> =
+    Box<dyn FnMut(u16, Box<dyn FnOnce(C) + Send>) -> Result<(), FfaError> + Send>;
+
+/// The address the simulated partition registers as its secondary entry point (the simulated
+/// SPMC runs a closure there; the value only has to be registered).
+const SIM_SECONDARY_ENTRY: u64 = 0x0e30_4000;
+
 /// The simulated partition as a start-up [`Platform`]: its conduit and mapper come from the
 /// simulated world (or, in tests, from anything that implements the traits), its boot info
 /// from a [`PackageHead`], its entropy from the host OS.
@@ -145,6 +161,7 @@ pub struct HostPartition<C, M> {
     mapper: Option<M>,
     head: PackageHead,
     entropy: Option<OsEntropy>,
+    contexts: Option<ContextStarter<C>>,
 }
 
 impl<C: Conduit, M: NsMapper> HostPartition<C, M> {
@@ -155,7 +172,14 @@ impl<C: Conduit, M: NsMapper> HostPartition<C, M> {
             mapper: Some(mapper),
             head,
             entropy: Some(OsEntropy),
+            contexts: None,
         }
+    }
+
+    /// Secondary execution contexts are started with `starter` (an MP manifest needs it).
+    pub fn with_contexts(mut self, starter: ContextStarter<C>) -> Self {
+        self.contexts = Some(starter);
+        self
     }
 
     /// No entropy source (so no rng device).
@@ -165,7 +189,9 @@ impl<C: Conduit, M: NsMapper> HostPartition<C, M> {
     }
 }
 
-impl<C: Conduit, M: NsMapper> Platform for HostPartition<C, M> {
+impl<C: Conduit + Send + 'static, M: NsMapper + Send + Sync + 'static> Platform
+    for HostPartition<C, M>
+{
     type Conduit = C;
     type Mapper = M;
     type Entropy = OsEntropy;
@@ -203,5 +229,30 @@ impl<C: Conduit, M: NsMapper> Platform for HostPartition<C, M> {
 
     fn entropy(&mut self) -> Option<(OsEntropy, &'static str)> {
         self.entropy.take().map(|e| (e, "host OS"))
+    }
+
+    fn start_contexts(
+        &mut self,
+        ffa: &mut Ffa<C>,
+        count: u16,
+        entry: ContextEntry<C>,
+    ) -> Result<(), StartError> {
+        let Some(starter) = self.contexts.as_mut() else {
+            return Err(StartError::fatal(
+                "contexts",
+                format_args!("{count} execution contexts and no way to start them"),
+            ));
+        };
+        ffa.secondary_ep_register(SIM_SECONDARY_ENTRY)
+            .map_err(|e| {
+                StartError::fatal("ffa", format_args!("FFA_SECONDARY_EP_REGISTER: {e}"))
+            })?;
+        for ec in 1..count {
+            let entry = entry.clone();
+            starter(ec, Box::new(move |conduit| entry(conduit))).map_err(|e| {
+                StartError::fatal("contexts", format_args!("context {ec} not started: {e}"))
+            })?;
+        }
+        Ok(())
     }
 }

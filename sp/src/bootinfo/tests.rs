@@ -116,6 +116,7 @@ fn manifest(regions: Option<Vec<DeviceTreeNode>>) -> Vec<u8> {
         .add_property(prop("compatible", "arm,ffa-manifest-1.0"));
     tree.root.add_property(prop("ffa-version", 0x0001_0002u32));
     tree.root.add_property(prop("messaging-method", 0x205u32));
+    tree.root.add_property(prop("execution-ctx-count", 4u32));
     if let Some(regions) = regions {
         let mut info = DeviceTreeNode::new_unchecked("rx_tx-info");
         info.add_property(prop("rx-buffer", 1u32));
@@ -157,6 +158,7 @@ fn a_hafnium_blob_gives_the_manifest_and_its_buffers() {
     assert_eq!(m.fdt_len, dtb.len());
     assert_eq!(m.ffa_version, Some(0x0001_0002));
     assert_eq!(m.messaging_method, Some(0x205));
+    assert_eq!(m.exec_ctx_count, Some(4));
     assert_eq!(
         m.rxtx,
         Some(RxTxRegions {

@@ -71,6 +71,7 @@ impl Test {
                 tx: 0x0e50_1000..0x0e50_2000,
             }),
             messaging_method: Some(0x205),
+            exec_ctx_count: None,
         };
         Self {
             conduit: Some(conduit),

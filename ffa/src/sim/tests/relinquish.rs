@@ -32,7 +32,7 @@ fn a_failed_relinquish_leaves_the_area_mapped() {
             ffa,
             mapper,
             own_id: SP,
-            stash: None,
+            mailbox: &Default::default(),
         };
         let area = services.retrieve(VM, handle, 0, ShareKind::Share).unwrap();
         let base = area.segments[0].base;
