@@ -20,6 +20,7 @@
 //! tries PSCI `SYSTEM_OFF` and then waits for interrupts forever.
 
 pub mod console;
+pub mod contexts;
 pub mod exceptions;
 pub mod heap;
 pub mod linker;
@@ -98,6 +99,7 @@ impl startup::Platform for Image {
         // memory the page tables themselves are in) at the same addresses with the same memory
         // type as the initial table, and they are leaked above, so never dropped.
         unsafe { mapper.activate() };
+        contexts::note_runtime_tables();
         log::info!(
             "mmu: runtime tables active (text RX, rodata RO, data/stack/heap RW XN, stack guard {:#x})",
             self.layout.stack_guard.start
@@ -115,9 +117,11 @@ impl startup::Platform for Image {
             // disjoint from each other and from the image; the runtime tables map RX read-only
             // and TX read-write; nothing else in the partition uses them.
             let conduit = unsafe { SmcConduit::new(rx, tx, b.rx.len()) };
+            contexts::note_buffers(&conduit);
             return Some((conduit, Buffers::Manifest));
         }
         let conduit = with_static_buffers()?;
+        contexts::note_buffers(&conduit);
         let (tx, rx, pages) = conduit.buffer_addresses();
         Some((conduit, Buffers::Own { tx, rx, pages }))
     }
@@ -144,6 +148,15 @@ impl startup::Platform for Image {
             let name = e.name();
             (e, name)
         })
+    }
+
+    fn start_contexts(
+        &mut self,
+        ffa: &mut ffa::Ffa<SmcConduit>,
+        count: u16,
+        entry: startup::ContextEntry<SmcConduit>,
+    ) -> Result<(), StartError> {
+        contexts::register(ffa, count, entry)
     }
 
     fn running(&mut self) {
