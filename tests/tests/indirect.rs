@@ -84,7 +84,7 @@ fn every_device_in_every_mode_of_each_dialect() {
         (2, Dialect::G3, DIRECT_NOTIFY),
         (3, Dialect::G3, DIRECT_PUSHED),
         (4, Dialect::G3, INDIRECT),
-        (5, Dialect::G2, DIRECT_PUSHED),
+        (5, Dialect::G2, DIRECT_POLL),
     ] {
         let what = format!("{dialect:?} {modes:?}");
         let mut conn = sys.connect_modes(vm, dialect, modes).unwrap();
@@ -93,25 +93,40 @@ fn every_device_in_every_mode_of_each_dialect() {
         assert_eq!(conn.session().stray_messages(), 0, "{what}");
     }
     healthy(&sys);
+    // G2 with pushed events, where the partition is configured to offer them.
+    let sys = vmsg_host::SimSystem::start_with(BusConfig {
+        g2_pushed_events: true,
+        ..BusConfig::default()
+    })
+    .unwrap();
+    let mut conn = sys.connect_modes(6, Dialect::G2, DIRECT_PUSHED).unwrap();
+    assert_eq!(conn.session().info().bus_features, 0xF);
+    assert_eq!(conn.session().info().modes, DIRECT_PUSHED);
+    use_every_device(&mut conn, "G2 pushed");
+    assert_eq!(conn.session().stray_messages(), 0);
+    healthy(&sys);
 }
 
 #[test]
-fn g2_polls_the_used_rings_when_the_partition_offers_no_indirect_messages() {
-    let config = BusConfig {
-        indirect: false,
-        ..BusConfig::default()
-    };
-    let sys = InlineSystem::start_with(config).unwrap();
-    let mut conn = sys.connect_modes(1, Dialect::G2, DIRECT_POLL).unwrap();
-    assert_eq!(conn.session().info().bus_features, 0x3);
-    assert_eq!(conn.session().info().modes.events, Events::Poll);
-    use_every_device(&mut conn, "G2 used rings");
-    // And pushed events cannot be asked for.
-    assert!(matches!(
-        sys.connect_modes(2, Dialect::G2, DIRECT_PUSHED),
-        Err(SessionError::Protocol(_))
-    ));
-    assert!(sys.faults().is_empty());
+fn g2_polls_the_used_rings_unless_configured_for_pushed_events() {
+    // Indirect messages on (G3 gets them) or off: G2 is offered direct messaging only.
+    for indirect in [true, false] {
+        let config = BusConfig {
+            indirect,
+            ..BusConfig::default()
+        };
+        let sys = InlineSystem::start_with(config).unwrap();
+        let mut conn = sys.connect_modes(1, Dialect::G2, DIRECT_POLL).unwrap();
+        assert_eq!(conn.session().info().bus_features, 0x3);
+        assert_eq!(conn.session().info().modes.events, Events::Poll);
+        use_every_device(&mut conn, "G2 used rings");
+        // And pushed events cannot be asked for.
+        assert!(matches!(
+            sys.connect_modes(2, Dialect::G2, DIRECT_PUSHED),
+            Err(SessionError::Protocol(_))
+        ));
+        assert!(sys.faults().is_empty());
+    }
 }
 
 #[test]

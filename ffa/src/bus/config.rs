@@ -13,10 +13,19 @@ pub struct BusConfig {
     /// Whether the partition can ring FF-A notifications (offers NOTIF_RX|NOTIF_TX).
     pub notifications: bool,
     /// Whether the partition sends and receives indirect messages (FFA_MSG_SEND2 through its
-    /// RX/TX buffers): it then offers INDIRECT_RX|INDIRECT_TX, serves requests that arrive that
-    /// way, accepts EVENT_CONFIGURE INDIRECT (G3) and pushes EVENT_USED to G2 drivers (which
-    /// then stop polling the used rings).
+    /// RX/TX buffers): it then offers INDIRECT_RX|INDIRECT_TX to G3 drivers, serves requests
+    /// that arrive that way and accepts EVENT_CONFIGURE INDIRECT.
     pub indirect: bool,
+    /// Whether G2 drivers are offered indirect messaging too (with [`indirect`](Self::indirect)):
+    /// a G2 driver so offered stops polling its used rings and takes pushed EVENT_USED only.
+    /// Off by default: the driver's RX buffer holds one message until the driver's FF-A core
+    /// has fetched it, so of two events raised by one message (a console kick returns buffers
+    /// on both its queues) the second finds the buffer full (FFA_MSG_SEND2 BUSY) and stays
+    /// queued for the driver's next message — which a G2 driver waiting for that event never
+    /// sends: a `/dev/hwrng` read hung so under Hafnium with Linux 6.12. Polling (G2's 1 ms
+    /// kthread) cannot stall, and was faster under QEMU TCG (74 s/MiB against 89–103 s/MiB
+    /// pushed).
+    pub g2_pushed_events: bool,
     /// Most areas one endpoint may have shared at once (reported as `max_areas`).
     pub max_areas: u16,
     /// Most 4 KiB pages one area may span.
@@ -32,6 +41,7 @@ impl Default for BusConfig {
         Self {
             notifications: true,
             indirect: true,
+            g2_pushed_events: false,
             max_areas: 256,
             max_area_pages: 16 * 1024,
             work_per_message: WORK_PER_MESSAGE,
@@ -48,4 +58,12 @@ pub(crate) struct Endpoint {
     pub(crate) config: BusConfig,
     /// The dialect it speaks.
     pub(crate) dialect: Dialect,
+}
+
+impl Endpoint {
+    /// Whether this endpoint is offered indirect messaging (see [`BusConfig::indirect`] and
+    /// [`BusConfig::g2_pushed_events`]).
+    pub(crate) fn indirect(&self) -> bool {
+        self.config.indirect && (self.dialect != Dialect::G2 || self.config.g2_pushed_events)
+    }
 }

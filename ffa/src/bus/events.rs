@@ -234,7 +234,7 @@ impl Events {
     /// indirect messaging.
     fn delivery(&self, endpoint: &Endpoint) -> Option<Delivery> {
         if endpoint.dialect.takes_pushed_used_only() {
-            return endpoint.config.indirect.then_some(Delivery::Indirect);
+            return endpoint.indirect().then_some(Delivery::Indirect);
         }
         self.delivery
     }

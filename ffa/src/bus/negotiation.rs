@@ -151,7 +151,7 @@ impl Negotiation {
 }
 
 /// The bus features offered: direct messaging both ways; indirect messaging both ways if the
-/// partition has it; notifications both ways if the partition can ring them and the dialect
+/// partition has it and offers it to the endpoint ([`Endpoint::indirect`]); notifications both ways if the partition can ring them and the dialect
 /// has a notification path.
 fn bus_features(endpoint: &Endpoint) -> u32 {
     let notify = endpoint.config.notifications && endpoint.dialect.offers_notifications();
@@ -159,7 +159,7 @@ fn bus_features(endpoint: &Endpoint) -> u32 {
     features::DIRECT_RX
         | features::DIRECT_TX
         | pair(
-            endpoint.config.indirect,
+            endpoint.indirect(),
             features::INDIRECT_RX | features::INDIRECT_TX,
         )
         | pair(notify, features::NOTIF_RX | features::NOTIF_TX)

@@ -68,6 +68,8 @@ fn modes(cli: &Cli, dialect: Dialect) -> Modes {
         (Some(EventsArg::Notify), _) => Events::Notify,
         (Some(EventsArg::Indirect), _) => Events::Indirect,
         (None, false) if dialect == Dialect::G3 && messaging == Messaging::Direct => Events::Notify,
+        // G2 looks at its used rings (the partition offers it no pushed events).
+        (None, false) if dialect == Dialect::G2 => Events::Poll,
         (None, false) => Events::Indirect,
     };
     Modes { messaging, events }

@@ -151,7 +151,7 @@ fn g3_indirect_events_are_pushed_and_kept_while_the_driver_rx_is_busy() {
 
 #[test]
 fn g2_gets_used_events_pushed_only_when_indirect_is_offered() {
-    for indirect in [true, false] {
+    for (indirect, g2_pushed_events) in [(true, true), (true, false), (false, true)] {
         let mocks = [MockDevice::new(MockState::default())];
         let devices: Vec<Box<dyn VirtioDevice + Send>> = mocks
             .iter()
@@ -159,13 +159,15 @@ fn g2_gets_used_events_pushed_only_when_indirect_is_offered() {
             .collect();
         let config = BusConfig {
             indirect,
+            g2_pushed_events,
             ..BusConfig::default()
         };
+        let indirect = indirect && g2_pushed_events;
         let mut bus = BusInstance::new(VM, devices, config);
         let mut fake = Fake::default();
         let r = negotiate_g2(&mut bus, &mut fake);
         let want = if indirect { 0xF } else { 0x3 };
-        assert_eq!(r.bus_features.get(), want, "indirect {indirect}");
+        assert_eq!(r.bus_features.get(), want, "{config:?}");
         let ring = setup_queue(&mut bus, &mut fake, Layout::Pr28);
         init_device(&mut bus, &mut fake, Layout::Pr28, ring, 64);
         kick(&mut bus, &mut fake, Layout::Pr28);
