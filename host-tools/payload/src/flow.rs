@@ -299,8 +299,8 @@ const MODE_READ_BYTES: usize = 16 * 1024;
 /// Step 5: the rng over the further modes G3 defines — direct requests with a notification
 /// (rung once the first EVENT_USED is queued, then drained), direct requests with events
 /// pushed by FFA_MSG_SEND2, and requests by FFA_MSG_SEND2 + FFA_RUN with answers and events
-/// pushed back (the G2 run above already took pushed EVENT_USED when the partition offers
-/// them).
+/// pushed back. (The G2 run above watched its used rings: the partition offers G2 no pushed
+/// events.)
 fn exercise_modes<M: Machine, W: Write>(
     machine: &mut M,
     r: &mut Report<W>,
