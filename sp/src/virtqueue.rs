@@ -192,6 +192,10 @@ pub struct SplitQueue {
     /// With `event_idx`: the used index at the last notification decision (`None`: none since
     /// the queue started, so the next one notifies).
     signalled_used: Option<u16>,
+    /// The lists of the last chain [`serve_chains`](Self::serve_chains) served, emptied, kept
+    /// for the next chain: once they have grown to the chains a driver sends, popping a chain
+    /// allocates nothing.
+    spare: DescChain,
 }
 
 impl SplitQueue {
@@ -234,6 +238,7 @@ impl SplitQueue {
             event_idx: false,
             avail_event: None,
             signalled_used: None,
+            spare: DescChain::default(),
         })
     }
 
@@ -296,17 +301,34 @@ impl SplitQueue {
         &mut self,
         mem: &mut M,
     ) -> Result<Option<DescChain>, DeviceError> {
+        Ok(self.take(mem, None)?.map(|(chain, _)| chain))
+    }
+
+    /// [`pop`](Self::pop), from `known`, an available index read earlier in the same pass,
+    /// while it still covers entries not taken (the driver published those before it was
+    /// read); else from the index read now. Returns the chain and the index it came from.
+    fn take<M: SharedMem + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        known: Option<u16>,
+    ) -> Result<Option<(DescChain, u16)>, DeviceError> {
         let size = self.config.size;
-        // One snapshot of the driver's index (and, under EVENT_IDX, one more look when it
-        // showed nothing): the chain is read from what that snapshot covers.
-        let avail_idx = read_u16(
-            &*mem,
-            element(self.config.driver_addr, RING_IDX_OFFSET, 0, 0)?,
-        )?;
-        let mut pending = self.pending(avail_idx)?;
-        if self.event_idx && self.avail_event != Some(avail_idx) {
-            pending = self.announce_avail(mem, avail_idx, pending)?;
-        }
+        let (avail_idx, pending) = match known {
+            Some(known) if known != self.last_avail_idx => (known, self.pending(known)?),
+            _ => {
+                // One snapshot of the driver's index (and, under EVENT_IDX, one more look
+                // when it showed nothing): the chain is read from what that snapshot covers.
+                let avail_idx = read_u16(
+                    &*mem,
+                    element(self.config.driver_addr, RING_IDX_OFFSET, 0, 0)?,
+                )?;
+                let mut pending = self.pending(avail_idx)?;
+                if self.event_idx && self.avail_event != Some(avail_idx) {
+                    pending = self.announce_avail(mem, avail_idx, pending)?;
+                }
+                (avail_idx, pending)
+            }
+        };
         if pending == 0 {
             return Ok(None);
         }
@@ -319,12 +341,15 @@ impl SplitQueue {
             mem,
             element(self.config.driver_addr, RING_ENTRIES_OFFSET, 2, slot)?,
         )?;
-        let chain = self.walk(&*mem, head)?;
+        let mut spare = core::mem::take(&mut self.spare);
+        spare.readable.clear();
+        spare.writable.clear();
+        let chain = self.walk(&*mem, head, spare)?;
         self.last_avail_idx = self.last_avail_idx.wrapping_add(1);
         // `pending <= size` and each pop is matched by at most one push, so this stays <= size;
         // saturate anyway rather than trust that.
         self.in_flight = self.in_flight.saturating_add(1);
-        Ok(Some(chain))
+        Ok(Some((chain, avail_idx)))
     }
 
     /// How many entries available index `avail_idx` makes pending: at most `size`.
@@ -378,16 +403,18 @@ impl SplitQueue {
     }
 
     /// Reads and validates the chain starting at `head`.
-    fn walk<M: SharedMem + ?Sized>(&self, mem: &M, head: u16) -> Result<DescChain, DeviceError> {
+    fn walk<M: SharedMem + ?Sized>(
+        &self,
+        mem: &M,
+        head: u16,
+        mut chain: DescChain,
+    ) -> Result<DescChain, DeviceError> {
         let size = self.config.size;
         if head >= size {
             log::debug!("virtqueue: head {head} out of range (size {size})");
             return Err(DeviceError::Queue);
         }
-        let mut chain = DescChain {
-            head,
-            ..DescChain::default()
-        };
+        chain.head = head;
         let mut index = head;
         // A chain visits each descriptor at most once, so it has at most `size` of them; the
         // bound stops a looping chain.
@@ -586,15 +613,26 @@ impl SplitQueue {
         mut serve: impl FnMut(&mut M, &DescChain) -> Result<(u32, u64), DeviceError>,
     ) -> Result<bool, DeviceError> {
         let mut used = false;
+        // The available index this pass read. Without EVENT_IDX, once its entries are taken
+        // the pass ends without reading the index again: the device never suppresses
+        // notifications then, so the driver notifies again for anything it made available
+        // since (and that notification starts the next pass). Under EVENT_IDX the index is
+        // read again (and `avail_event` written) as `pop` does.
+        let mut known: Option<u16> = None;
         for _ in 0..self.size() {
             if budget.is_spent() {
                 break;
             }
-            let Some(chain) = self.pop(mem)? else {
+            if !self.event_idx && known == Some(self.last_avail_idx) {
+                break;
+            }
+            let Some((chain, seen)) = self.take(mem, known)? else {
                 break;
             };
+            known = Some(seen);
             let (len, work) = serve(mem, &chain)?;
             self.push_used(mem, chain.head, len)?;
+            self.spare = chain;
             budget.spend_chain(work);
             used = true;
         }

@@ -75,14 +75,24 @@ fn share(
 fn the_partition_refuses_what_it_cannot_allocate_and_recovers() {
     let sys = SimSystem::start_entering(BusConfig::default(), mark_partition_thread).unwrap();
     let mut served = sys.connect(1, Dialect::G3, false).unwrap();
+    // A block device set up, and never used, on another endpoint.
+    let mut cold = sys.connect(7, Dialect::G3, false).unwrap();
+    let mut blk = cold.blk().unwrap();
     let mut rng = served.rng().unwrap();
     assert_eq!(rng.read(4096).unwrap().len(), 4096);
 
     EXHAUSTED.store(true, Ordering::Relaxed);
-    // I/O on the running device needs a descriptor-chain list: the device fails the request
-    // (DEVICE_NEEDS_RESET) and the driver sees an error, not a hang.
-    assert!(rng.read(4096).is_err(), "I/O succeeded with no memory");
+    // I/O on the running device allocates nothing once its queue has served a chain of the
+    // same shape (the chain lists are kept for the next chain): it goes on with no memory.
+    assert_eq!(rng.read(4096).unwrap().len(), 4096, "I/O with no memory");
     drop(rng);
+    // A queue's first chain needs its lists: the device fails the request (DEVICE_NEEDS_RESET)
+    // and the driver sees an error, not a hang.
+    assert!(
+        blk.read(0, 512).is_err(),
+        "first I/O succeeded with no memory"
+    );
+    drop(blk);
     // A new area needs a table row.
     assert!(share(&mut served, 1).is_err(), "AREA_SHARE with no memory");
     // A new endpoint needs its bus instance and devices: refused, in either dialect.

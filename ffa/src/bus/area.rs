@@ -2,6 +2,8 @@
 //! (`area_id << 48 | offset`) and the [`SharedMem`] view through them that devices use.
 //! AREA_SHARE and AREA_UNSHARE, which fill and empty the table, are in `area_share`.
 
+use core::cell::Cell;
+
 use virtio_msg::{MemError, SharedMem};
 
 use super::services::{BusServices, RetrievedArea};
@@ -167,16 +169,30 @@ impl AreaTable {
 
     /// The usable area holding `[addr, addr + len)` and the offset of `addr` in it.
     fn locate(&self, addr: u64, len: u64) -> Option<(&RetrievedArea, u64)> {
-        let id = u16::try_from(addr >> AREA_SHIFT).ok()?;
-        let offset = addr & AREA_OFFSET_MASK;
-        let entry = self.entry(id)?;
-        if entry.state != AreaState::Live {
-            return None;
-        }
-        let area = &entry.area;
-        let end = offset.checked_add(len)?;
-        (end <= area.len).then_some((area, offset))
+        let (id, offset) = split_address(addr)?;
+        within(self.live(id)?, offset, len)
     }
+
+    /// Area `id` if it is usable.
+    fn live(&self, id: u16) -> Option<&RetrievedArea> {
+        self.entry(id)
+            .filter(|e| e.state == AreaState::Live)
+            .map(|e| &e.area)
+    }
+}
+
+/// The area id and the offset in it of bus address `addr`.
+fn split_address(addr: u64) -> Option<(u16, u64)> {
+    Some((
+        u16::try_from(addr >> AREA_SHIFT).ok()?,
+        addr & AREA_OFFSET_MASK,
+    ))
+}
+
+/// `(area, offset)` if `[offset, offset + len)` lies inside `area`.
+fn within(area: &RetrievedArea, offset: u64, len: u64) -> Option<(&RetrievedArea, u64)> {
+    let end = offset.checked_add(len)?;
+    (end <= area.len).then_some((area, offset))
 }
 
 /// [`SharedMem`] over an [`AreaTable`]: bus address `area << 48 | offset` reaches byte
@@ -185,12 +201,41 @@ impl AreaTable {
 pub struct AreaMem<'a> {
     areas: &'a AreaTable,
     services: &'a dyn BusServices,
+    /// The two areas most recently reached, most recent first (a queue's rings and its
+    /// buffers are usually in two areas): found again without a table search. The table is
+    /// borrowed for the view's lifetime, so what was usable stays usable.
+    recent: [Cell<Option<(u16, &'a RetrievedArea)>>; 2],
 }
 
 impl<'a> AreaMem<'a> {
     /// A view of `areas` whose bytes are reached through `services`.
     pub fn new(areas: &'a AreaTable, services: &'a dyn BusServices) -> Self {
-        Self { areas, services }
+        Self {
+            areas,
+            services,
+            recent: [Cell::new(None), Cell::new(None)],
+        }
+    }
+
+    /// As [`AreaTable::locate`], through the two most recent areas first.
+    fn locate(&self, addr: u64, len: u64) -> Option<(&'a RetrievedArea, u64)> {
+        let (id, offset) = split_address(addr)?;
+        let [first, second] = &self.recent;
+        let area = match (first.get(), second.get()) {
+            (Some((hit, area)), _) if hit == id => area,
+            (recent, Some((hit, area))) if hit == id => {
+                second.set(recent);
+                first.set(Some((id, area)));
+                area
+            }
+            (recent, _) => {
+                let area = self.areas.live(id)?;
+                second.set(recent);
+                first.set(Some((id, area)));
+                area
+            }
+        };
+        within(area, offset, len)
     }
 
     /// Calls `f(segment address, start, end)` for each piece of `[addr, addr + len)`, where
@@ -206,7 +251,7 @@ impl<'a> AreaMem<'a> {
             addr,
             len: len as u64,
         };
-        let (area, mut offset) = self.areas.locate(addr, len as u64).ok_or(oob)?;
+        let (area, mut offset) = self.locate(addr, len as u64).ok_or(oob)?;
         if write && !area.writable {
             return Err(MemError::ReadOnly { addr });
         }
