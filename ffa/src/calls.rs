@@ -347,11 +347,23 @@ impl<C: Conduit> Ffa<C> {
     /// FFA_MSG_WAIT64 exists from FF-A v1.3 only, so at v1.2 this is the 32-bit form. The RX
     /// buffer is not retained (the call releases it).
     pub fn msg_wait(&mut self) -> Result<Interface, Error> {
-        let is_32bit = self.version < FuncId::MsgWait64.minimum_ffa_version();
-        self.call(&Interface::MsgWait {
-            flags: MsgWaitFlags::default(),
-            is_32bit,
+        self.msg_wait_with(MsgWaitFlags::default())
+    }
+
+    /// [`msg_wait`](Self::msg_wait) keeping the RX buffer as it is (flag "retain RX buffer
+    /// ownership"): for a partition that releases its RX buffer itself (FFA_RX_RELEASE after
+    /// each use), and whose other execution contexts may be using the buffer meanwhile — a
+    /// plain FFA_MSG_WAIT from one context would release it under another's retrieve (Hafnium
+    /// `api_ffa_msg_wait`).
+    pub fn msg_wait_retaining_rx(&mut self) -> Result<Interface, Error> {
+        self.msg_wait_with(MsgWaitFlags {
+            retain_rx_buffer: true,
         })
+    }
+
+    fn msg_wait_with(&mut self, flags: MsgWaitFlags) -> Result<Interface, Error> {
+        let is_32bit = self.version < FuncId::MsgWait64.minimum_ffa_version();
+        self.call(&Interface::MsgWait { flags, is_32bit })
     }
 
     /// FFA_MSG_SEND_DIRECT_REQ2 from `src` to `dst` for service `uuid`; returns x4..x17 of

@@ -695,7 +695,9 @@ fn fallback(own_id: u16, msg: &Interface) -> Option<Interface> {
 fn wait<C: Conduit>(ffa: &mut Ffa<C>) -> Result<Interface, ffa::Error> {
     let mut failures = 0u32;
     loop {
-        match ffa.msg_wait() {
+        // The RX buffer is released where it is used (FFA_RX_RELEASE): a release here could
+        // come under another execution context's retrieve.
+        match ffa.msg_wait_retaining_rx() {
             Ok(msg) => return Ok(msg),
             Err(e) => {
                 // Below MAX_WAIT_FAILURES before the increment: cannot saturate.
@@ -1103,6 +1105,8 @@ mod tests {
             );
             // The 32-bit response: ids swapped, zero payload.
             assert_eq!(calls[1][1], 0x8001 << 16 | 1);
+            // FFA_MSG_WAIT keeps the RX buffer (w2 bit 0): it is released where it is used.
+            assert_eq!(calls[0][2], 1, "retain RX buffer ownership");
             // The DIRECT_RESP2 answers endpoint 2 with its VERSION response.
             let answer: [u64; bus::PAYLOAD_REGS] = calls[3][4..18].try_into().unwrap();
             assert_eq!(calls[3][1], 0x8001 << 16 | 2);
