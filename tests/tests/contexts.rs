@@ -124,3 +124,31 @@ fn a_cpu_without_a_context_is_refused_and_the_others_go_on() {
     assert_eq!(read, 64 * 16 * 1024);
     assert_eq!(busy.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn four_cpus_share_and_unshare_at_once_through_the_one_rx_tx_pair() {
+    // Every AREA_SHARE is a retrieve through the partition's one RX/TX pair (request in TX,
+    // response in RX, FFA_RX_RELEASE): four contexts doing it at once must take turns, or the
+    // SPMC answers a retrieve BUSY while another context's response holds the RX buffer.
+    let sys = SimSystem::start_with_contexts(BusConfig::default(), 4).unwrap();
+    let threads: Vec<_> = (0..4u16)
+        .map(|cpu| {
+            let endpoint = sys.world().add_vm(20 + cpu);
+            let conduit = endpoint.conduit_on(cpu);
+            std::thread::spawn(move || {
+                let modes = Modes::from_notify(Dialect::G3, false);
+                let mut conn = open_over(conduit, endpoint, SP_ID, Dialect::G3, modes).unwrap();
+                let pa = conn.platform().alloc(1);
+                for _ in 0..300 {
+                    let area = conn.session().share(pa, 1).unwrap();
+                    conn.session().unshare(&area).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    sys.world().assert_no_faults();
+    assert!(sys.world().outstanding_handles().is_empty());
+}

@@ -151,7 +151,7 @@ impl Conduit for SimConduit {
     // Out of line: the benchmark takes the simulator's cost out by function.
     #[inline(never)]
     fn call(&mut self, regs: Regs) -> Regs {
-        simulating(|| {
+        let answer = simulating(|| {
             dispatch::call(
                 &self.inner,
                 (self.id, self.vcpu),
@@ -159,7 +159,14 @@ impl Conduit for SimConduit {
                 &self.tx,
                 &mut self.rx,
             )
-        })
+        });
+        if self.vcpu != 0 {
+            // A secondary context: let the others run between its calls, as CPUs do, so that
+            // the contexts' calls interleave (a context that uses the shared RX buffer
+            // without holding it for the whole exchange then meets another's BUSY).
+            std::thread::yield_now();
+        }
+        answer
     }
 
     fn tx(&mut self) -> &mut [u8] {
