@@ -56,7 +56,8 @@
 //! [`Transport::notify`] panics if the device returns nothing after `MAX_WAITS` (64) waits:
 //! virtio-drivers spins on its used ring after a notify and would otherwise never return. It
 //! does not wait on a queue whose buffers the device keeps until it has something to put there
-//! (vsock's rx and event queues: virtio-drivers posts them, notifies, and polls later).
+//! (vsock's rx and event queues, the console's receiveq: virtio-drivers posts them, notifies,
+//! and polls later).
 
 use std::{
     cell::{Cell, RefCell},
@@ -699,11 +700,15 @@ impl<C: Conduit + 'static> Drop for VmsgTransport<C> {
 }
 
 /// Whether queue `queue` of a `device_type` device is one whose buffers the device keeps until
-/// it has something to put there (vsock's rx and event queues): virtio-drivers posts them and
+/// it has something to put there (vsock's rx and event queues; the console's receiveq, which
+/// `VirtIOConsole` refills whenever its buffer is used up): virtio-drivers posts them and
 /// notifies without waiting, and the device rightly returns nothing, so a notify of such a
 /// queue does not wait for the device either.
 fn holds_buffers(device_type: DeviceType, queue: u16) -> bool {
-    matches!((device_type, queue), (DeviceType::Socket, 0 | 2))
+    matches!(
+        (device_type, queue),
+        (DeviceType::Socket, 0 | 2) | (DeviceType::Console, 0)
+    )
 }
 
 /// A config access error as virtio-drivers names it (`config_size` from GET_DEVICE_INFO).
@@ -768,7 +773,8 @@ impl<C: Conduit + 'static> Transport for VmsgTransport<C> {
     /// EVENT_AVAIL; then, if the device has not used a buffer yet, the dialect's wait (G3:
     /// EVENT_POLL, after the notification if one is configured; G2: another kick), until it
     /// has — except for a queue whose buffers the device holds until it has something to
-    /// say (vsock's rx and event queues), where the driver does not wait either.
+    /// say (vsock's rx and event queues, the console's receiveq), where the driver does not
+    /// wait either.
     ///
     /// # Panics
     ///

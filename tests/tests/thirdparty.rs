@@ -1,6 +1,7 @@
 //! The third-party `virtio-drivers` crate (rcore-os) as the driver of our devices, in the inline
-//! simulated world: its `VirtIORng` on device 0, its `VirtIOBlk` on device 1 and its
-//! `VirtIOSocket` with `VsockConnectionManager` on device 3, over
+//! simulated world: its `VirtIORng` on device 0, its `VirtIOBlk` on device 1, its
+//! `VirtIOConsole` on device 2 and its `VirtIOSocket` with `VsockConnectionManager` on device 3,
+//! over
 //! `vmsg_host::thirdparty` (its `Transport` over the virtio-msg client, its `Hal` over shared
 //! areas), in both driver dialects. Every test ends with zero simulator faults, no adapter
 //! failure and every shared region given back.
@@ -17,6 +18,7 @@ use vmsg_host::{
             device::{
                 blk::VirtIOBlk,
                 common::Feature,
+                console::VirtIOConsole,
                 rng::VirtIORng,
                 socket::{
                     DisconnectReason, VMADDR_CID_HOST, VirtIOSocket, VsockAddr,
@@ -419,6 +421,76 @@ fn virtio_socket_echoes_shuts_down_and_is_refused_on_an_unknown_port() {
         // virtio-drivers drops its rx queue with its eight buffers still posted, never
         // unsharing them; the device was reset with the transport, so they are freed here.
         assert_eq!(tp.free_stranded_bounce_buffers(), 8, "{what}");
+        assert_clean(&sys, &tp, &what);
+    }
+}
+
+/// Everything the console has for the driver now: the bytes `recv` returns until it has none.
+/// Each call of `recv` looks at the receive buffer; once one is used up, virtio-drivers posts
+/// the next and notifies, and the partition fills it at once from its outbox if the outbox
+/// holds more (the answer to a line comes within the transmit request that carried it).
+fn drain_console<T: Transport>(console: &mut VirtIOConsole<VmsgHal, T>) -> Vec<u8> {
+    let mut got = Vec::new();
+    while let Some(byte) = console.recv(true).unwrap() {
+        got.push(byte);
+        assert!(got.len() <= 8192, "the console never stops: {got:?}");
+    }
+    got
+}
+
+#[test]
+fn virtio_console_runs_the_partition_shell() {
+    let version = format!("vmsg-sp {}\n> ", env!("CARGO_PKG_VERSION"));
+    let lines: [(&[u8], &[u8]); 5] = [
+        (b"help\n", b"commands: help, version, devices\n> "),
+        (b"version\n", version.as_bytes()),
+        (
+            b"devices\n",
+            b"0 virtio-rng (id 4)\n1 virtio-blk (id 2)\n2 virtio-console (id 3)\n\
+              3 virtio-vsock (id 19)\n> ",
+        ),
+        (b"what\n", b"unknown command\n> "),
+        // A line in two writes, ended by CR LF: one answer.
+        (b"hel", b""),
+    ];
+    for (dialect, notify) in SESSIONS {
+        let what = format!("{dialect:?} notify={notify}");
+        let (sys, tp) = open(dialect, notify, 2, virtio_ids::CONSOLE);
+        let transport = tp.transport(2).unwrap();
+        assert_eq!(transport.device_type(), DeviceType::Console, "{what}");
+        let mut console = VirtIOConsole::<VmsgHal, _>::new(transport).unwrap();
+        // No SIZE feature: the device has no configuration space.
+        assert_eq!(console.size(), Ok(None), "{what}");
+        let ring = VIRTIO_F_INDIRECT_DESC | VIRTIO_F_EVENT_IDX;
+        assert_eq!(tp.driver_features(2).unwrap() & ring, ring, "{what}");
+        // The shell greets a started device with its prompt, received by the buffer
+        // virtio-drivers posted at probe.
+        assert_eq!(drain_console(&mut console), b"> ", "{what}");
+        for (line, answer) in lines {
+            console.send_bytes(line).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&drain_console(&mut console)),
+                String::from_utf8_lossy(answer),
+                "{what}: {:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        // The rest of the split line, a byte at a time (`send`), then CR LF.
+        for &byte in b"p\r\n" {
+            console.send(byte).unwrap();
+        }
+        assert_eq!(
+            drain_console(&mut console),
+            b"commands: help, version, devices\n> ",
+            "{what}"
+        );
+        // Nothing more to say: no byte, and the receive buffer stays posted.
+        assert_eq!(console.recv(true).unwrap(), None, "{what}");
+        assert!(tp.failures().is_empty(), "{what}: {:?}", tp.failures());
+        drop(console);
+        // virtio-drivers drops the console with its receive buffer still posted, never
+        // unsharing it; the device was reset with the transport, so it is freed here.
+        assert_eq!(tp.free_stranded_bounce_buffers(), 1, "{what}");
         assert_clean(&sys, &tp, &what);
     }
 }
