@@ -164,22 +164,20 @@ impl<F: DeviceFactory> Partition<F> {
     /// Runs `f` on the bus instance of endpoint `vm`, if it has talked to us (waits while
     /// another context serves it).
     pub fn with_instance<R>(&self, vm: u16, f: impl FnOnce(&BusInstance) -> R) -> Option<R> {
-        let slot = self.table.lock().find(vm)?;
-        let guard = self.slots.get(slot)?.lock();
-        guard
-            .as_ref()
-            .filter(|e| e.instance.vm() == vm)
-            .map(|e| f(&e.instance))
+        self.with_endpoint(vm, |e| f(&e.instance))
     }
 
     /// What endpoint `vm` has mapped now (bytes, mappings), if it has talked to us.
     pub fn mapped(&self, vm: u16) -> Option<(u64, usize)> {
+        self.with_endpoint(vm, |e| (e.quota.bytes(), e.quota.mappings()))
+    }
+
+    /// Runs `f` on the state of endpoint `vm`, if it has talked to us (waits while another
+    /// context serves it).
+    fn with_endpoint<R>(&self, vm: u16, f: impl FnOnce(&Endpoint) -> R) -> Option<R> {
         let slot = self.table.lock().find(vm)?;
         let guard = self.slots.get(slot)?.lock();
-        guard
-            .as_ref()
-            .filter(|e| e.instance.vm() == vm)
-            .map(|e| (e.quota.bytes(), e.quota.mappings()))
+        guard.as_ref().filter(|e| e.instance.vm() == vm).map(f)
     }
 
     /// The slot of endpoint `src`, locked, for a request for service `uuid`; or the answer
