@@ -9,7 +9,7 @@ use ffa::{
     bus::{BusConfig, Dialect},
     sim::{Fault, SimConduit, SpHandle, SpInfo, VmEndpoint, World, props},
 };
-use sp::startup::StartError;
+use sp::{registry::DiskProvider, startup::StartError};
 
 use virtio_msg::MemError;
 
@@ -20,6 +20,7 @@ use crate::{
     virtqueue::DriverMem,
 };
 
+pub mod disk;
 pub mod inline;
 pub mod partition;
 
@@ -60,20 +61,28 @@ impl SimSystem {
     /// partition's own thread (a test marks the thread with it, to fail the partition's heap
     /// allocations and nobody else's).
     pub fn start_entering(config: BusConfig, enter: fn()) -> Result<Self, SessionError> {
-        Self::start_partition(config, 1, enter)
+        Self::start_partition(config, 1, enter, None)
+    }
+
+    /// Starts the world with a given bus configuration, the block device of the endpoint
+    /// `disk` names over its host file instead of a RAM disk (once: see
+    /// [`disk`](self::disk)).
+    pub fn start_with_disk(config: BusConfig, disk: disk::HostDisk) -> Result<Self, SessionError> {
+        Self::start_partition(config, 1, || {}, Some(Box::new(disk)))
     }
 
     /// Starts the world with an MP partition of `contexts` execution contexts (one per CPU:
     /// a driver calling from CPU `k` is served by context `k`), as its manifest's
     /// `execution-ctx-count` says; 1 is the standard UP partition.
     pub fn start_with_contexts(config: BusConfig, contexts: u16) -> Result<Self, SessionError> {
-        Self::start_partition(config, contexts, || {})
+        Self::start_partition(config, contexts, || {}, None)
     }
 
     fn start_partition(
         config: BusConfig,
         contexts: u16,
         enter: fn(),
+        disks: Option<Box<dyn DiskProvider>>,
     ) -> Result<Self, SessionError> {
         let world = World::new();
         let mut info = partition_info();
@@ -89,6 +98,9 @@ impl SimSystem {
             let mut platform =
                 HostPartition::new(conduit, mapper, PackageHead::with_contexts(contexts))
                     .with_contexts(starter);
+            if let Some(disks) = disks {
+                platform = platform.with_disks(disks);
+            }
             match sp::startup::start(&mut platform, config) {
                 // The world shut down: the partition's next call failed.
                 StartError::Loop(_) => {}

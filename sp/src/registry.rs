@@ -38,13 +38,25 @@ pub trait DeviceFactory {
     fn create(&mut self, vm: u16) -> Vec<Box<dyn VirtioDevice + Send>>;
 }
 
+/// Block devices for some endpoints in place of their RAM disks: the simulated world's host
+/// file (`vmsg --disk`). The image has none.
+///
+/// Isolation is the provider's to keep: a device it hands out serves the one endpoint it was
+/// made for, and no later endpoint may be handed the same store (the RAM disk dies with its
+/// endpoint; a persistent store must not outlive it into another VM's hands).
+pub trait DiskProvider: Send {
+    /// A virtio-blk device for endpoint `vm` (created when the endpoint is admitted), or
+    /// `None` for the standard RAM disk.
+    fn blk(&mut self, vm: u16) -> Option<Box<dyn VirtioDevice + Send>>;
+}
+
 /// The partition's standard device set, one fresh instance per endpoint, in device-number
 /// order:
 ///
 /// | dev | device | present when |
 /// |---|---|---|
 /// | 0 | virtio-rng (id 4) | an entropy source exists (no source, no rng: never fake randomness) |
-/// | 1 | virtio-blk (id 2), a [`RAM_DISK_BYTES`] RAM disk of the endpoint's own | the heap has room for the disk (otherwise the endpoint is served without it, and a log line says so) |
+/// | 1 | virtio-blk (id 2), a [`RAM_DISK_BYTES`] RAM disk of the endpoint's own, or what the [`DiskProvider`] gives the endpoint | the heap has room for the disk (otherwise the endpoint is served without it, and a log line says so) |
 /// | 2 | virtio-console (id 3), one port, the [`Shell`] | always |
 /// | 3 | virtio-vsock (id 19), guest CID 3: the echo on port 7, the [`Shell`] on port 23 ([`StandardServices`]) | always |
 ///
@@ -53,6 +65,7 @@ pub trait DeviceFactory {
 pub struct StandardDevices<E> {
     entropy: Option<E>,
     disk_bytes: usize,
+    disks: Option<Box<dyn DiskProvider>>,
 }
 
 impl<E> StandardDevices<E> {
@@ -61,7 +74,15 @@ impl<E> StandardDevices<E> {
         Self {
             entropy,
             disk_bytes: RAM_DISK_BYTES,
+            disks: None,
         }
+    }
+
+    /// The same set, with the block device of the endpoints `disks` gives one in place of
+    /// their RAM disks.
+    pub fn with_disks(mut self, disks: Box<dyn DiskProvider>) -> Self {
+        self.disks = Some(disks);
+        self
     }
 
     /// The same set with RAM disks of `bytes` each (a whole number of 512-byte sectors), or
@@ -142,11 +163,20 @@ impl<E: EntropySource + Clone + Send + 'static> DeviceFactory for StandardDevice
             devices.push(Box::new(Rng::new(source.clone())));
         }
         let rng = !devices.is_empty();
-        let disk = self.disk(vm);
-        let blk = disk.is_some();
-        if let Some(disk) = disk {
-            devices.push(Box::new(Blk::new(disk)));
-        }
+        let provided = self.disks.as_mut().and_then(|d| d.blk(vm));
+        let blk = match provided {
+            Some(device) => {
+                devices.push(device);
+                true
+            }
+            None => match self.disk(vm) {
+                Some(disk) => {
+                    devices.push(Box::new(Blk::new(disk)));
+                    true
+                }
+                None => false,
+            },
+        };
         let list = device_list(rng, blk);
         devices.push(Box::new(Console::new(Shell::new(list))));
         devices.push(Box::new(Vsock::new(StandardServices::new(list))));
@@ -224,6 +254,37 @@ mod tests {
         );
         // The connection buffers are one block, no bigger than what they hold.
         assert_eq!(block(BUFFER_BYTES), BUFFER_BYTES);
+    }
+
+    #[test]
+    fn a_disk_provider_replaces_the_ram_disk_of_the_endpoints_it_serves() {
+        /// Endpoint 2 gets a read-only 8-sector RAM store, once.
+        struct One(Option<RamStore>);
+        impl DiskProvider for One {
+            fn blk(&mut self, vm: u16) -> Option<Box<dyn VirtioDevice + Send>> {
+                let store = self.0.take_if(|_| vm == 2)?;
+                Some(Box::new(Blk::new(store.with_read_only(true))))
+            }
+        }
+        let store = RamStore::new(8 * 512, disk_id(0xf00d)).unwrap();
+        let mut set = StandardDevices::new(Some(CountingEntropy::default()))
+            .with_disks(Box::new(One(Some(store))));
+        let capacity = |devices: &[Box<dyn VirtioDevice + Send>]| {
+            let mut bytes = [0u8; 8];
+            devices[1].read_config(0, &mut bytes);
+            (devices[1].device_id(), u64::from_le_bytes(bytes))
+        };
+        let ram = (2, (RAM_DISK_BYTES / 512) as u64);
+        assert_eq!(capacity(&set.create(1)), ram);
+        let served = set.create(2);
+        assert_eq!(served.len(), 4);
+        assert_eq!(capacity(&served), (2, 8));
+        assert_ne!(
+            served[1].features() & crate::devices::blk::VIRTIO_BLK_F_RO,
+            0
+        );
+        // Handed out once: the same endpoint id admitted again gets a RAM disk.
+        assert_eq!(capacity(&set.create(2)), ram);
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //!
 //! Lines logged before step 4 are held by the console until it knows where to send them.
 
-use alloc::sync::Arc;
+use alloc::{boxed::Box, sync::Arc};
 use core::fmt;
 
 use ffa::{Conduit, Ffa, arm_ffa::Version, bus::BusConfig, memory::NsMapper};
@@ -31,7 +31,7 @@ use crate::{
     bootinfo::{BootInfoError, Manifest, RxTxRegions},
     devices::rng::EntropySource,
     partition::{self, Partition, SharedMapper},
-    registry::StandardDevices,
+    registry::{DiskProvider, StandardDevices},
 };
 
 /// Most execution contexts a partition runs (one per CPU; Hafnium's `MAX_CPUS` on QEMU is 8).
@@ -100,6 +100,11 @@ pub trait Platform {
             "contexts",
             format_args!("{count} execution contexts, and this platform starts only one"),
         ))
+    }
+    /// Block devices for some endpoints in place of their RAM disks (the simulated world's
+    /// host file); the default, and the image, have none.
+    fn disks(&mut self) -> Option<Box<dyn DiskProvider>> {
+        None
     }
     /// The partition leaves start-up: its next FF-A call is the first `FFA_MSG_WAIT`.
     fn running(&mut self) {}
@@ -236,7 +241,10 @@ fn run<P: Platform>(
         "partition {own_id:#x} initialised; entropy: {}",
         entropy.as_ref().map_or("none (no rng device)", |e| e.1)
     );
-    let factory = StandardDevices::new(entropy.map(|e| e.0));
+    let mut factory = StandardDevices::new(entropy.map(|e| e.0));
+    if let Some(disks) = platform.disks() {
+        factory = factory.with_disks(disks);
+    }
     let mut config = config;
     // Indirect messages need the manifest to declare them (Hafnium refuses FFA_MSG_SEND2 from
     // a partition that does not: DENIED) and the SPMC to implement them. A manifest without

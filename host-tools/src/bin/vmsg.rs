@@ -7,10 +7,11 @@ use std::{
 };
 
 use clap::{Parser, Subcommand, ValueEnum};
-use ffa::bus::Dialect;
+use ffa::bus::{BusConfig, Dialect};
 use vmsg_host::{
     SimConnection, SimSystem,
     session::{Events, Messaging, Modes},
+    sim::disk::{FileStore, HostDisk},
 };
 
 /// Drives the virtio-msg FF-A secure partition: lists its devices, pings its bus, reads its
@@ -40,6 +41,14 @@ struct Cli {
     /// per completed request where the command counts them.
     #[arg(long, global = true)]
     stats: bool,
+    /// A host file as the virtio-blk disk of this run's endpoint instead of its RAM disk: its
+    /// length (a positive whole number of 512-byte sectors) is the capacity, and what is
+    /// written stays in the file. Only this endpoint, once, ever gets it.
+    #[arg(long, global = true, value_name = "PATH")]
+    disk: Option<std::path::PathBuf>,
+    /// With `--disk`: opens the file read-only (the device offers VIRTIO_BLK_F_RO).
+    #[arg(long, global = true, requires = "disk")]
+    read_only: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -114,7 +123,7 @@ enum Command {
         #[command(subcommand)]
         op: VsockOp,
     },
-    /// Uses the virtio-blk device (the endpoint's own RAM disk).
+    /// Uses the virtio-blk device (the endpoint's own RAM disk, or the `--disk` file).
     Blk {
         #[command(subcommand)]
         op: BlkOp,
@@ -201,6 +210,9 @@ enum BlkOp {
     },
 }
 
+/// The normal-world endpoint id a run's session comes from.
+const VM: u16 = 1;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
@@ -213,6 +225,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
+    if cli.disk.is_some()
+        && matches!(
+            cli.command,
+            Command::Conformance { .. } | Command::Bench { .. }
+        )
+    {
+        return Err(
+            "--disk: conformance and bench run endpoints of their own, on RAM disks".into(),
+        );
+    }
     if let Command::Conformance { json } = cli.command {
         return conformance(cli.dialect.unwrap_or(DialectArg::Both), json);
     }
@@ -237,12 +259,18 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
         DialectArg::G2 => Dialect::G2,
         DialectArg::Both => return Err("--dialect both is for `conformance` only".into()),
     };
-    let system = SimSystem::start()?;
+    let system = match &cli.disk {
+        Some(path) => {
+            let store = FileStore::open(path, cli.read_only)?;
+            SimSystem::start_with_disk(BusConfig::default(), HostDisk::new(VM, store))?
+        }
+        None => SimSystem::start()?,
+    };
     let modes = modes(cli, dialect);
     modes
         .check(dialect)
         .map_err(|why| format!("--messaging/--events: {why}"))?;
-    let mut conn = system.connect_modes(1, dialect, modes)?;
+    let mut conn = system.connect_modes(VM, dialect, modes)?;
     system.world().reset_calls();
     let requests = command(cli, &system, &mut conn)?;
     if cli.stats {

@@ -12,6 +12,7 @@ use ffa::{Conduit, Ffa, arm_ffa::FfaError, memory::NsMapper};
 use sp::{
     bootinfo::{self, BootInfoError, Manifest, RxTxRegions},
     layout::Layout,
+    registry::DiskProvider,
     startup::{Buffers, ContextEntry, Platform, StartError},
 };
 use zerocopy::IntoBytes;
@@ -162,6 +163,7 @@ pub struct HostPartition<C, M> {
     head: PackageHead,
     entropy: Option<OsEntropy>,
     contexts: Option<ContextStarter<C>>,
+    disks: Option<Box<dyn DiskProvider>>,
 }
 
 impl<C: Conduit, M: NsMapper> HostPartition<C, M> {
@@ -173,7 +175,15 @@ impl<C: Conduit, M: NsMapper> HostPartition<C, M> {
             head,
             entropy: Some(OsEntropy),
             contexts: None,
+            disks: None,
         }
+    }
+
+    /// Endpoints `disks` gives a block device get it in place of their RAM disks (a host
+    /// file: [`super::disk::HostDisk`]).
+    pub fn with_disks(mut self, disks: Box<dyn DiskProvider>) -> Self {
+        self.disks = Some(disks);
+        self
     }
 
     /// Secondary execution contexts are started with `starter` (an MP manifest needs it).
@@ -229,6 +239,10 @@ impl<C: Conduit + Send + 'static, M: NsMapper + Send + Sync + 'static> Platform
 
     fn entropy(&mut self) -> Option<(OsEntropy, &'static str)> {
         self.entropy.take().map(|e| (e, "host OS"))
+    }
+
+    fn disks(&mut self) -> Option<Box<dyn DiskProvider>> {
+        self.disks.take()
     }
 
     fn start_contexts(
