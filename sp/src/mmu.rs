@@ -19,7 +19,7 @@
 //! [`crate::arch`]), so map/unmap and the window accounting have host tests; only the accesses
 //! to mapped normal-world memory need the real MMU.
 
-use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 use core::ops::Range;
 
 use aarch64_paging::{
@@ -113,10 +113,21 @@ const NS_RW: El1Attributes = DATA.union(El1Attributes::NS);
 const NS_RO: El1Attributes = NS_RW.union(El1Attributes::READ_ONLY);
 
 /// One mapping in the normal-world window.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 struct NsMapping {
-    pages: u64,
+    /// Virtual base address.
+    base: usize,
+    /// Length in pages.
+    pages: u32,
     writable: bool,
+}
+
+impl NsMapping {
+    /// One past the mapping's last byte (`map` checked that it ends inside the window).
+    fn end(&self) -> Option<usize> {
+        let len = usize::try_from(u64::from(self.pages).checked_mul(PAGE_SIZE)?).ok()?;
+        self.base.checked_add(len)
+    }
 }
 
 /// Why the runtime tables could not be built.
@@ -137,8 +148,9 @@ pub enum SetupError {
 /// [`NS_WINDOW_BASE`]`..+`[`NS_WINDOW_SIZE`], and unmapped again on request.
 pub struct StageOneMapper {
     tables: Mapping<IdTranslation<El1Attributes>, El1And0>,
-    /// Mappings in the normal-world window, by virtual base address.
-    ns: BTreeMap<usize, NsMapping>,
+    /// Mappings in the normal-world window, sorted by virtual base address (at most
+    /// [`MAX_NS_MAPPINGS`]; found by binary search, grown fallibly before a mapping is made).
+    ns: Vec<NsMapping>,
 }
 
 impl StageOneMapper {
@@ -197,7 +209,7 @@ impl StageOneMapper {
 
         Ok(Self {
             tables,
-            ns: BTreeMap::new(),
+            ns: Vec::new(),
         })
     }
 
@@ -222,25 +234,27 @@ impl StageOneMapper {
     /// The first free range of `len` bytes in the normal-world window.
     fn find_free(&self, len: usize) -> Option<Range<usize>> {
         let mut candidate = NS_WINDOW_BASE;
-        for (&base, mapping) in &self.ns {
-            if base.checked_sub(candidate)? >= len {
+        for mapping in &self.ns {
+            if mapping.base.checked_sub(candidate)? >= len {
                 break;
             }
-            let size = usize::try_from(mapping.pages.checked_mul(PAGE_SIZE)?).ok()?;
-            candidate = base.checked_add(size)?;
+            candidate = mapping.end()?;
         }
         let end = candidate.checked_add(len)?;
         (end <= NS_WINDOW_BASE + NS_WINDOW_SIZE).then_some(candidate..end)
     }
 
     /// The mapping holding `[addr, addr + len)`, if one does entirely.
-    fn covering(&self, addr: u64, len: usize) -> Option<(usize, NsMapping)> {
+    fn covering(&self, addr: u64, len: usize) -> Option<NsMapping> {
         let start = usize::try_from(addr).ok()?;
         let end = start.checked_add(len)?;
-        // Cannot panic (`range`): a `..=start` range is never inverted.
-        let (&base, mapping) = self.ns.range(..=start).next_back()?;
-        let size = usize::try_from(mapping.pages.checked_mul(PAGE_SIZE)?).ok()?;
-        (end <= base.checked_add(size)?).then_some((base, *mapping))
+        // The last mapping that starts at or below `start`.
+        let at = self
+            .ns
+            .partition_point(|m| m.base <= start)
+            .checked_sub(1)?;
+        let mapping = *self.ns.get(at)?;
+        (end <= mapping.end()?).then_some(mapping)
     }
 
     /// The physical address and security of what `va` translates to for an EL1 read, as the
@@ -261,8 +275,8 @@ impl StageOneMapper {
 }
 
 /// Heap a mapping of `len` bytes may take: one last-level table per 2 MiB it spans (plus one
-/// for a range that straddles a boundary), one next-level table, and a node of the mapping
-/// list.
+/// for a range that straddles a boundary) and one next-level table. (The mapping list's room
+/// is reserved fallibly before.)
 fn map_heap_bytes(len: usize) -> usize {
     const TABLE: usize = 4096;
     const LAST_LEVEL_SPAN: usize = 2 * 1024 * 1024;
@@ -270,7 +284,6 @@ fn map_heap_bytes(len: usize) -> usize {
     len.div_ceil(LAST_LEVEL_SPAN)
         .saturating_add(2)
         .saturating_mul(TABLE)
-        .saturating_add(1024)
 }
 
 impl NsMapper for StageOneMapper {
@@ -292,12 +305,12 @@ impl NsMapper for StageOneMapper {
             );
             return Err(MapError::NoSpace);
         }
-        if self.ns.len() >= MAX_NS_MAPPINGS {
+        if self.ns.len() >= MAX_NS_MAPPINGS || self.ns.try_reserve(1).is_err() {
             return Err(MapError::NoSpace);
         }
         let va = self.find_free(len).ok_or(MapError::NoSpace)?;
-        // aarch64-paging allocates the tables it needs (and aborts if it cannot), and the
-        // mapping list a node: check the heap has room for all of them first.
+        // aarch64-paging allocates the tables it needs (and aborts if it cannot): check the
+        // heap has room for them first.
         if !crate::headroom::available(map_heap_bytes(len)) {
             log::warn!("no heap for the page tables of {len:#x} bytes: mapping refused");
             return Err(MapError::NoSpace);
@@ -315,7 +328,16 @@ impl NsMapper for StageOneMapper {
                 log::warn!("stage-1 map of {len:#x} bytes at {pa:#x}: {e}");
                 MapError::NoSpace
             })?;
-        self.ns.insert(va.start, NsMapping { pages, writable });
+        // `find_free` kept the list sorted: nothing starts inside `va`, so `at` is where it goes.
+        let at = self.ns.partition_point(|m| m.base < va.start);
+        self.ns.insert(
+            at,
+            NsMapping {
+                base: va.start,
+                pages: range.page_count,
+                writable,
+            },
+        );
         u64::try_from(va.start).map_err(|_| MapError::NoSpace)
     }
 
@@ -323,13 +345,13 @@ impl NsMapper for StageOneMapper {
         let Some(va) = usize::try_from(base).ok() else {
             return;
         };
-        match self.ns.get(&va) {
-            Some(mapping) if mapping.pages == u64::from(page_count) => {}
+        let at = match self.ns.binary_search_by_key(&va, |m| m.base) {
+            Ok(at) if self.ns.get(at).is_some_and(|m| m.pages == page_count) => at,
             _ => {
                 log::warn!("unmap of {page_count} pages at {base:#x}: no such mapping");
                 return;
             }
-        }
+        };
         // `map` checked that the mapping ends inside the window.
         let Some(end) = usize::try_from(u64::from(page_count) * PAGE_SIZE)
             .ok()
@@ -345,7 +367,7 @@ impl NsMapper for StageOneMapper {
             Constraints::empty(),
         ) {
             Ok(()) => {
-                self.ns.remove(&va);
+                self.ns.remove(at);
             }
             Err(e) => log::error!("stage-1 unmap at {va:#x}: {e}"),
         }
@@ -364,7 +386,7 @@ impl NsMapper for StageOneMapper {
     }
 
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), MapError> {
-        let (_, mapping) = self.covering(addr, data.len()).ok_or(MapError::NotMapped)?;
+        let mapping = self.covering(addr, data.len()).ok_or(MapError::NotMapped)?;
         if !mapping.writable {
             return Err(MapError::NotMapped);
         }

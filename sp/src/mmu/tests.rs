@@ -141,6 +141,31 @@ fn accesses_outside_mappings_or_to_read_only_ones_are_refused() {
 }
 
 #[test]
+fn a_mapping_made_in_a_hole_is_found_in_its_place() {
+    let mut m = mapper();
+    let mut byte = [0u8; 1];
+    let a = m.map(range(0x4000_0000, 2), true).unwrap();
+    let b = m.map(range(0x4100_0000, 1), false).unwrap();
+    let c = m.map(range(0x4200_0000, 1), true).unwrap();
+    m.unmap(a, 2);
+    // First fit: the new read-only page goes first in the window, before b and c.
+    let d = m.map(range(0x4300_0000, 1), false).unwrap();
+    assert_eq!(d, a);
+    assert_eq!(m.ns_mappings(), 3);
+    // Each access is judged by the mapping that holds it: d and b are read-only, the page
+    // after d is a hole, and nothing spans two mappings.
+    assert_eq!(m.write(d, &byte), Err(MapError::NotMapped));
+    assert_eq!(m.write(b, &byte), Err(MapError::NotMapped));
+    assert_eq!(m.read(d + PAGE as u64, &mut byte), Err(MapError::NotMapped));
+    let mut two_pages = vec![0u8; 2 * PAGE];
+    assert_eq!(m.read(b, &mut two_pages), Err(MapError::NotMapped));
+    m.unmap(b, 1);
+    m.unmap(c, 1);
+    m.unmap(d, 1);
+    assert_eq!(m.ns_mappings(), 0);
+}
+
+#[test]
 fn activation_invalidates_the_tlb_and_translate_reads_par() {
     let mut m = mapper();
     let before = fake::with(|cpu| cpu.tlb_invalidations);
