@@ -131,16 +131,37 @@ impl NsMapping {
 }
 
 /// Why the runtime tables could not be built.
-#[derive(Clone, Debug, thiserror::Error)]
+#[derive(Clone, Debug)]
 pub enum SetupError {
     /// `aarch64-paging` refused a region.
-    #[error("mapping {what}: {error}")]
     Map {
         /// Which region.
         what: &'static str,
         /// The error.
         error: PagingError,
     },
+}
+
+impl core::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Map { what, error } => write!(f, "mapping {what}: {}", paging_error(error)),
+        }
+    }
+}
+
+/// What `aarch64-paging` refused, for the log: the kind of error, not its payload (the
+/// callers log the addresses). Formatting the payload would put the crate's `Display` and
+/// `Debug` of addresses, regions and descriptors in the image, 1.7 KiB of it.
+fn paging_error(error: &PagingError) -> &'static str {
+    match error {
+        PagingError::AddressRange(_) => "virtual address out of range",
+        PagingError::InvalidVirtualAddress(_) => "invalid virtual address",
+        PagingError::RegionBackwards(_) => "region ends before it starts",
+        PagingError::PteUpdateFault(_) => "page table entry update failed",
+        PagingError::InvalidFlags(_) => "unsupported flags",
+        PagingError::BreakBeforeMakeViolation(_) => "remap of a live region (break-before-make)",
+    }
 }
 
 /// The partition's stage-1 tables, and [`NsMapper`] over them: normal-world memory is mapped
@@ -325,7 +346,11 @@ impl NsMapper for StageOneMapper {
                 Constraints::empty(),
             )
             .map_err(|e| {
-                log::warn!("stage-1 map of {len:#x} bytes at {pa:#x}: {e}");
+                log::warn!(
+                    "stage-1 map of {len:#x} bytes at {pa:#x} to {:#x}: {}",
+                    va.start,
+                    paging_error(&e)
+                );
                 MapError::NoSpace
             })?;
         // `find_free` kept the list sorted: nothing starts inside `va`, so `at` is where it goes.
@@ -369,7 +394,7 @@ impl NsMapper for StageOneMapper {
             Ok(()) => {
                 self.ns.remove(at);
             }
-            Err(e) => log::error!("stage-1 unmap at {va:#x}: {e}"),
+            Err(e) => log::error!("stage-1 unmap at {va:#x}: {}", paging_error(&e)),
         }
     }
 
