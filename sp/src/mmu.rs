@@ -1,10 +1,12 @@
 //! Stage-1 translation for the partition (EL1&0 regime, 4 KiB granule, 39-bit VA).
 //!
 //! Two tables, in order:
-//! 1. [`initial_table`]: a static level-1 table that aarch64-rt's entry code switches on
-//!    before any Rust code runs (so before any atomic, lock or allocation): the 1 GiB block(s)
-//!    holding the partition's window as normal write-back memory. Its entries are non-global
-//!    and used with ASID 0.
+//! 1. [`initial_table`]: a static level-1 table that the entry code switches on before any
+//!    Rust code runs (so before any atomic, lock or allocation): the 1 GiB block(s) holding the
+//!    partition's window as normal write-back memory. Its entries are non-global and used with
+//!    ASID 0. It covers the low 4 GiB only ([`INITIAL_T0SZ`]), so it is 4 entries (32 bytes of
+//!    the image) where a 39-bit table would be a 4 KiB page of them, 508 of them zero; the
+//!    window must lie below 4 GiB (the platform crate checks it at build time).
 //! 2. The runtime tables ([`StageOneMapper::new`], built with `aarch64-paging` on the heap,
 //!    ASID 1): the package head read-only, text read-only executable, rodata read-only, data
 //!    and stack and heap read-write, a guard page below the stack unmapped, the RX/TX buffers,
@@ -12,7 +14,9 @@
 //!    mapped on demand (non-secure, never executable).
 //!
 //! Switching from the first to the second changes the ASID, so no TLB entry of the initial
-//! table can match a lookup afterwards; the initial entries are then invalidated.
+//! table can match a lookup afterwards; then TCR_EL1.T0SZ widens the VA space to 39 bits (the
+//! runtime root has 512 entries: its first four, all the CPU walks before, translate the low
+//! 4 GiB either way) and the TLBs are invalidated.
 
 //!
 //! The mapper builds on every target (the CPU accessors it needs are faked on the host, see
@@ -44,35 +48,49 @@ const INITIAL_BLOCK_NORMAL: usize = El1Attributes::VALID
     .union(El1Attributes::NON_GLOBAL)
     .bits();
 
+/// TCR_EL1.T0SZ while the initial table is active: a 32-bit (4 GiB) VA space, whose level-1
+/// table has [`INITIAL_ENTRIES`] entries.
+pub const INITIAL_T0SZ: u64 = 32;
+/// Entries of the initial level-1 table (one per GiB of the 4 GiB VA space).
+pub const INITIAL_ENTRIES: usize = 4;
+/// TCR_EL1.T0SZ for the runtime tables: a 39-bit VA space (level-1 root of 512 entries).
+pub const RUNTIME_T0SZ: u64 = 25;
+
+/// The initial level-1 table: 32 bytes, aligned as a TTBR needs (64 bytes at least), and the
+/// image's linker script puts it at the start of a page (the entry code finds it with `adrp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(64))]
+pub struct InitialTable(pub [usize; INITIAL_ENTRIES]);
+
 /// The entries of the initial level-1 table: the 1 GiB block(s) covering `[window_start,
 /// window_start + window_size)`, identity-mapped as normal memory; nothing else. An empty
-/// window, or one that wraps the address space, maps nothing.
+/// window, one that wraps the address space, or the part of one above 4 GiB maps nothing.
 ///
 /// Device memory (the PL011) is not needed before the runtime tables replace this one.
-pub const fn initial_table(window_start: u64, window_size: u64) -> [usize; 512] {
-    let mut table = [0usize; 512];
+pub const fn initial_table(window_start: u64, window_size: u64) -> InitialTable {
+    let mut table = [0usize; INITIAL_ENTRIES];
     // The window's last byte.
     let last_byte = match window_size.checked_sub(1) {
         Some(extent) => window_start.checked_add(extent),
         None => None,
     };
     let Some(last_byte) = last_byte else {
-        return table;
+        return InitialTable(table);
     };
     let last = last_byte / GIB;
     let mut gib = window_start / GIB;
-    while gib <= last && gib < 512 {
+    while gib <= last && gib < INITIAL_ENTRIES as u64 {
         // The const assertion below guarantees usize is 64 bits, so these casts are lossless;
-        // `gib < 512` bounds the index (`get_mut` is not usable in a const fn).
+        // `gib < INITIAL_ENTRIES` bounds the index (`get_mut` is not usable in a const fn).
         #[allow(clippy::cast_possible_truncation, clippy::indexing_slicing)]
         {
-            // `gib < 512`: the product is below 2^39 and never saturates.
+            // `gib < 4`: the product is below 2^32 and never saturates.
             table[gib as usize] = gib.saturating_mul(GIB) as usize | INITIAL_BLOCK_NORMAL;
         }
-        // `gib < 512`: never saturates.
+        // `gib < 4`: never saturates.
         gib = gib.saturating_add(1);
     }
-    table
+    InitialTable(table)
 }
 
 const _: () = assert!(usize::BITS == 64);
@@ -234,7 +252,8 @@ impl StageOneMapper {
         })
     }
 
-    /// Switches this CPU to these tables, and drops the initial table's entries from the TLBs.
+    /// Switches this CPU to these tables, widens its VA space to theirs ([`RUNTIME_T0SZ`]), and
+    /// drops the initial table's entries from the TLBs.
     ///
     /// # Safety
     ///
@@ -247,6 +266,9 @@ impl StageOneMapper {
         unsafe {
             self.tables.activate();
         }
+        // Under the initial T0SZ the CPU walks only the first four entries of the new root,
+        // which translate the low 4 GiB as they will under the wider one.
+        arch::set_t0sz_el1(RUNTIME_T0SZ);
         // The initial table's entries are non-global and tagged with ASID 0: none matches a
         // lookup with ASID 1. Drop them (and everything else) from the TLBs.
         arch::tlb_invalidate_el1();

@@ -172,6 +172,12 @@ fn activation_invalidates_the_tlb_and_translate_reads_par() {
     // SAFETY: on the host, activation only marks the tables active (no TTBR is written).
     unsafe { m.activate() };
     assert_eq!(fake::with(|cpu| cpu.tlb_invalidations), before + 1);
+    assert_eq!(
+        fake::with(|cpu| cpu.t0sz),
+        Some(RUNTIME_T0SZ),
+        "the VA space widened to the runtime tables' 39 bits"
+    );
+    assert_eq!(RUNTIME_T0SZ, 64 - 39);
     fake::with(|cpu| cpu.translations = vec![(0x4000_0000..0x4000_2000, true)]);
     assert_eq!(m.translate(0x4000_1008), Some((0x4000_1008, true)));
     assert_eq!(m.translate(0x4000_2000), None);
@@ -181,25 +187,38 @@ fn activation_invalidates_the_tlb_and_translate_reads_par() {
 
 #[test]
 fn the_initial_table_maps_the_window_s_gib_blocks_only() {
-    let t = initial_table(0x0e30_0000, 0x20_0000);
-    assert_eq!(t[0], INITIAL_BLOCK_NORMAL);
-    assert!(t[1..].iter().all(|&e| e == 0));
+    let InitialTable(t) = initial_table(0x0e30_0000, 0x20_0000);
+    assert_eq!(t, [INITIAL_BLOCK_NORMAL, 0, 0, 0]);
     // Valid block (not a table), AttrIndx 1, inner shareable, AF, nG.
     assert_eq!(
         INITIAL_BLOCK_NORMAL,
         0b01 | (1 << 2) | (0b11 << 8) | (1 << 10) | (1 << 11)
     );
-    let t = initial_table((1 << 30) - 0x1000, 0x2000);
-    assert_eq!(t[0], INITIAL_BLOCK_NORMAL);
-    assert_eq!(t[1], (1 << 30) | INITIAL_BLOCK_NORMAL);
-    assert!(t[2..].iter().all(|&e| e == 0));
+    let InitialTable(t) = initial_table((1 << 30) - 0x1000, 0x2000);
+    assert_eq!(
+        t,
+        [INITIAL_BLOCK_NORMAL, (1 << 30) | INITIAL_BLOCK_NORMAL, 0, 0]
+    );
+    // The last GiB of the 4 GiB the table covers, and a window reaching past it.
+    let InitialTable(t) = initial_table((4 << 30) - 0x1000, 0x2000);
+    assert_eq!(t, [0, 0, 0, (3 << 30) | INITIAL_BLOCK_NORMAL]);
+    // One entry per GiB of a 2^(64 - INITIAL_T0SZ)-byte VA space; a TTBR needs 64-byte
+    // alignment at least.
+    assert_eq!(INITIAL_ENTRIES, 1 << (64 - INITIAL_T0SZ - 30));
+    assert_eq!(core::mem::align_of::<InitialTable>(), 64);
+    assert_eq!(core::mem::size_of::<InitialTable>(), 64);
 }
 
 #[test]
-fn the_initial_table_of_an_empty_or_wrapping_window_maps_nothing() {
-    for (start, size) in [(0, 0), (1 << 30, 0), (!0xfff, 0x2000)] {
-        assert!(initial_table(start, size).iter().all(|&e| e == 0));
+fn the_initial_table_of_an_empty_wrapping_or_high_window_maps_nothing() {
+    for (start, size) in [(0, 0), (1 << 30, 0), (!0xfff, 0x2000), (4 << 30, 0x1000)] {
+        assert_eq!(
+            initial_table(start, size),
+            InitialTable([0; INITIAL_ENTRIES])
+        );
     }
-    // The last GiB below 2^64 is beyond the 512 GiB the table covers: nothing either.
-    assert!(initial_table(!0xfff, 0x1000).iter().all(|&e| e == 0));
+    assert_eq!(
+        initial_table(!0xfff, 0x1000),
+        InitialTable([0; INITIAL_ENTRIES])
+    );
 }
