@@ -4,9 +4,10 @@
 //! 1. [`initial_table`]: a static level-1 table that the entry code switches on before any
 //!    Rust code runs (so before any atomic, lock or allocation): the 1 GiB block(s) holding the
 //!    partition's window as normal write-back memory. Its entries are non-global and used with
-//!    ASID 0. It covers the low 4 GiB only ([`INITIAL_T0SZ`]), so it is 4 entries (32 bytes of
-//!    the image) where a 39-bit table would be a 4 KiB page of them, 508 of them zero; the
-//!    window must lie below 4 GiB (the platform crate checks it at build time).
+//!    ASID 0. It covers the low 4 GiB only ([`INITIAL_T0SZ`]), so it is 4 entries (64 bytes of
+//!    the image with their alignment) where a 39-bit table would be a 4 KiB page of 512, 508
+//!    of them zero; the window must lie below 4 GiB (the platform crate checks it at build
+//!    time).
 //! 2. The runtime tables ([`StageOneMapper::new`], built with `aarch64-paging` on the heap,
 //!    ASID 1): the package head read-only, text read-only executable, rodata read-only, data
 //!    and stack and heap read-write, a guard page below the stack unmapped, the RX/TX buffers,
@@ -56,7 +57,7 @@ pub const INITIAL_ENTRIES: usize = 4;
 /// TCR_EL1.T0SZ for the runtime tables: a 39-bit VA space (level-1 root of 512 entries).
 pub const RUNTIME_T0SZ: u64 = 25;
 
-/// The initial level-1 table: 32 bytes, aligned as a TTBR needs (64 bytes at least), and the
+/// The initial level-1 table: 4 entries, aligned as a TTBR needs (64 bytes at least), and the
 /// image's linker script puts it at the start of a page (the entry code finds it with `adrp`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C, align(64))]

@@ -65,7 +65,7 @@ pub const INITIAL_TCR: u64 = (aarch64_rt::DEFAULT_TCR_EL1 & !0x3f) | crate::mmu:
 
 /// Defines the image's initial page table for the window `[$start, $start + $size)` and the
 /// `enable_mmu` routine aarch64-rt's entry code calls first (the binary invokes this once):
-/// as `aarch64_rt::initial_pagetable!`, but with the 32-byte table of
+/// as `aarch64_rt::initial_pagetable!`, but with the 4-entry table of
 /// [`crate::mmu::initial_table`] under [`INITIAL_TCR`] instead of a 4 KiB one. The table goes
 /// to the section `.rodata.initial_pagetable`, which the linker script must put at the start
 /// of a page (`enable_mmu` takes its address with `adrp`; the script checks it).
@@ -203,6 +203,9 @@ fn with_static_buffers() -> Option<SmcConduit> {
 
 /// Brings the partition up on this image and runs it; never returns (see the module docs).
 pub fn main(platform: &Platform, boot_info: u64) -> ! {
+    // SAFETY: the first thing the partition does: nothing has used .data yet, and the initial
+    // table maps the whole window read-write.
+    unsafe { linker::copy_data() };
     let layout = linker::layout();
     // SAFETY: the heap range is the part of the partition's window after the stack, mapped
     // read-write normal memory by the initial table (and later by the runtime tables), used by

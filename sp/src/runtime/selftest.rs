@@ -1,5 +1,5 @@
-//! Start-up self-test, after the MMU and heap are up and before any FF-A call: the heap
-//! allocates, holds and frees memory; `RNDR` (if present) delivers; the stage-1 mapper maps a
+//! Start-up self-test, after the MMU and heap are up and before any FF-A call: .data holds
+//! its initial values; the heap allocates, holds and frees memory; `RNDR` (if present) delivers; the stage-1 mapper maps a
 //! normal-world page where the MMU sees it as non-secure and unmaps it again. Each check is
 //! cut to what it proves about the partition (a few hundred instructions, not the 100,000 a
 //! word-by-word fill of the heap block took).
@@ -7,7 +7,10 @@
 //! Each check logs one `selftest: ...` line; the last line is `selftest: ok` or the failure.
 
 use alloc::{boxed::Box, vec::Vec};
-use core::fmt;
+use core::{
+    fmt,
+    sync::atomic::{AtomicU32, Ordering},
+};
 
 use ffa::memory::{MapError, MemRange, NsMapper, PAGE_SIZE};
 
@@ -28,8 +31,17 @@ impl fmt::Display for Failure {
 /// is only translated, never accessed).
 const PROBE_PA: u64 = 0x4000_0000;
 
+/// A static with an initial value (in .data): the image stores it after .rodata and
+/// `runtime::linker::copy_data` puts it in place.
+static DATA_PROBE: AtomicU32 = AtomicU32::new(DATA_PROBE_VALUE);
+const DATA_PROBE_VALUE: u32 = 0x5eed_da7a;
+
 /// Runs every check; `Err` names the first that failed.
 pub fn run(mapper: &mut StageOneMapper) -> Result<(), Failure> {
+    // Through `black_box`, or the compiler reads the initializer instead of the memory.
+    if core::hint::black_box(&DATA_PROBE).load(Ordering::Relaxed) != DATA_PROBE_VALUE {
+        return Err(Failure(".data: initial values not copied from the image"));
+    }
     check_heap()?;
     check_rndr()?;
     check_mapper(mapper)?;
