@@ -12,8 +12,9 @@
 //!    line saying so), anything else with SMCCC NOT_SUPPORTED. Each answer's own instructions
 //!    are bracketed by two counter reads and added up.
 //! 3. At the first `FFA_MSG_WAIT` prints `el3-standin: FFA_MSG_WAIT after N instructions, S
-//!    SMCs, counter F Hz` and ends QEMU (semihosting `SYS_EXIT`, status 0). Any other exception
-//!    prints `el3-standin: FAILED` with its syndrome and ends QEMU with status 1.
+//!    SMCs, counter F Hz` and ends QEMU (semihosting `SYS_EXIT`, status 0). `FFA_ERROR` from
+//!    the partition (its start-up failed) or any exception but an `SMC` prints `el3-standin:
+//!    FAILED` and ends QEMU with status 1.
 //!
 //! With `-icount shift=0` every instruction advances QEMU's virtual clock by 1 ns, and the
 //! generic counter runs at 1 GHz (QEMU's `max` CPU), so the counter counts instructions
@@ -149,6 +150,9 @@ mod image {
         "    mov_addr w2, 0x8400006b",
         "    cmp w1, w2",
         "    b.eq msg_wait",
+        "    mov_addr w2, 0x84000060",
+        "    cmp w0, w2",
+        "    b.eq aborted",
         "    mov_addr w2, 0x84000063",
         "    cmp w0, w2",
         "    b.eq version",
@@ -291,6 +295,13 @@ mod image {
         "    mov x1, #0",
         "    b exit_qemu",
         //
+        // FFA_ERROR from the partition: its start-up failed (it stops).
+        "aborted:",
+        "    adr x9, msg_failed",
+        "    bl puts",
+        "    adr x9, msg_aborted",
+        "    bl puts",
+        "    b halt",
         "unexpected:",
         "    mov_addr x4, {uart}",
         "    adr x9, msg_failed",
@@ -366,6 +377,7 @@ mod image {
         "msg_hz: .asciz \" Hz\\n\"",
         concat!("msg_failed: .asciz \"\\n", el3_standin::failure!(), "\""),
         "msg_params: .asciz \"bad parameters\\n\"",
+        "msg_aborted: .asciz \"the partition answered FFA_ERROR: its start-up failed\\n\"",
         "msg_exception: .asciz \"exception ESR \"",
         "msg_elr: .asciz \" ELR \"",
         "msg_refused: .asciz \"el3-standin: NOT_SUPPORTED for \"",
