@@ -89,6 +89,12 @@ clean:
 # The SP image: built for aarch64-unknown-none at opt-level "z" (size; the workspace release
 # profile says "s"), turned into a raw binary, packaged with its manifest (SPKG v2).
 SP_TARGET := aarch64-unknown-none
+# The file names of panic locations in the aarch64 images (the SP's and the payload's) name
+# crates.io dependencies without the registry's directory (`arm-ffa-0.5.0/src/lib.rs`, not
+# `$$CARGO_HOME/registry/src/index.crates.io-<hash>/arm-ffa-0.5.0/src/lib.rs`): 0.5 KiB of
+# the SP image, and nothing of the build machine in it. RUSTFLAGS, if set, replace this.
+REGISTRY_SRC := $(wildcard $(or $(CARGO_HOME),$(HOME)/.cargo)/registry/src/*/)
+export CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUSTFLAGS ?= $(foreach d,$(REGISTRY_SRC),--remap-path-prefix=$(d)=)
 SP_TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 OUT ?= out
 DTC ?= dtc
