@@ -19,7 +19,8 @@
 //! then `no SPMC answered FFA_VERSION` and `stopped`, within [`TIMEOUT`]; QEMU is killed after.
 //! The test is skipped (with a message) only when `qemu-system-aarch64` is not installed.
 //!
-//! A last test boots the image against the benchmark's EL3 stand-in (`host-tools/el3-standin`),
+//! Two budgets of issue 8 hold: the image's size, and the instructions to its first
+//! `FFA_MSG_WAIT`. A last test boots the image against the benchmark's EL3 stand-in (`host-tools/el3-standin`),
 //! which answers FF-A like an SPMC: the image takes its SPMC path to its first `FFA_MSG_WAIT`,
 //! and the instruction count the benchmark reports equals a trace's.
 //!
@@ -291,6 +292,20 @@ fn sp_without_valid_boot_info_falls_back_to_its_own_buffers() {
 /// Most instructions the image may execute from its entry to its first `FFA_MSG_WAIT` (issue
 /// 8: the boot cut to what proves something).
 const BOOT_BUDGET: u64 = 200_000;
+/// Largest SP image (`out/sp.bin`, all four devices) issue 8 allows.
+const IMAGE_BUDGET: u64 = 128 * 1024;
+
+/// The image (`make sp`) fits [`IMAGE_BUDGET`]. (`vmsg bench` prints its size.)
+#[test]
+fn the_image_fits_its_budget() {
+    let bytes = std::fs::metadata(build_sp().join("sp.bin"))
+        .expect("out/sp.bin")
+        .len();
+    assert!(
+        bytes <= IMAGE_BUDGET,
+        "out/sp.bin is {bytes} bytes, over the budget of {IMAGE_BUDGET}"
+    );
+}
 
 /// The benchmark's boot count (`vmsg bench`, `vmsg_host::bench::boot`): against the EL3
 /// stand-in the image takes the path it takes under an SPMC (FF-A 1.2, the console over
