@@ -31,11 +31,14 @@ test: toolchain lint sp
 	$(MAKE) --no-print-directory fuzz-smoke
 
 # The benchmark (host-tools/src/bench.rs): exact counts, never asserted on time. Partition
-# instructions need valgrind (callgrind); without it the column says "-".
-bench: toolchain sp
+# instructions need valgrind (callgrind); without it the column says "-". The boot count
+# (host-tools/src/bench/boot.rs) boots the package on qemu-system-aarch64 against the EL3
+# stand-in; without QEMU it says "-".
+bench: toolchain sp standin
 	$(CARGO) build -q --release -p host-tools --bin vmsg
 	@mkdir -p $(OUT)
-	./target/release/vmsg bench --json $(OUT)/bench.json --image $(OUT)/sp.bin \
+	$(SP_TARGET_DIR)/release/vmsg bench --json $(OUT)/bench.json --image $(OUT)/sp.bin \
+		--package $(OUT)/virtio-msg-sp.pkg --standin $(OUT)/el3-standin.bin \
 		$$(command -v valgrind >/dev/null && echo --callgrind)
 
 # Fuzzing (fuzz/, outside the workspace): cargo-fuzz needs a nightly toolchain. `make test` runs
@@ -75,6 +78,7 @@ lint:
 	$(CARGO) clippy -q --workspace --all-targets --all-features -- -D warnings
 	$(CARGO) clippy -q --target $(SP_TARGET) -p sp -p sp-qemu -- -D warnings
 	$(CARGO) clippy -q --target $(SP_TARGET) -p nwd-payload -- -D warnings
+	$(CARGO) clippy -q --target $(SP_TARGET) -p el3-standin -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
@@ -85,6 +89,12 @@ clean:
 # The SP image: built for aarch64-unknown-none at opt-level "z" (size; the workspace release
 # profile says "s"), turned into a raw binary, packaged with its manifest (SPKG v2).
 SP_TARGET := aarch64-unknown-none
+# The file names of panic locations in the aarch64 images (the SP's and the payload's) name
+# crates.io dependencies without the registry's directory (`arm-ffa-0.5.0/src/lib.rs`, not
+# `$$CARGO_HOME/registry/src/index.crates.io-<hash>/arm-ffa-0.5.0/src/lib.rs`): 0.5 KiB of
+# the SP image, and nothing of the build machine in it. RUSTFLAGS, if set, replace this.
+REGISTRY_SRC := $(wildcard $(or $(CARGO_HOME),$(HOME)/.cargo)/registry/src/*/)
+export CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUSTFLAGS ?= $(foreach d,$(REGISTRY_SRC),--remap-path-prefix=$(d)=)
 SP_TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 OUT ?= out
 DTC ?= dtc
@@ -100,6 +110,15 @@ sp: toolchain
 	$(OBJCOPY) -O binary $(SP_TARGET_DIR)/$(SP_TARGET)/release/sp-qemu $(OUT)/sp.bin
 	$(DTC) -q -I dts -O dtb -o $(OUT)/virtio-msg-sp.dtb manifests/virtio-msg-sp.dts
 	$(SP_TARGET_DIR)/debug/spkg --manifest $(OUT)/virtio-msg-sp.dtb --image $(OUT)/sp.bin --output $(OUT)/virtio-msg-sp.pkg
+
+# The EL3 stand-in of the benchmark's boot count (host-tools/el3-standin): assembled by rustc,
+# a raw binary like the SP image.
+.PHONY: standin
+standin: toolchain
+	@test -n "$(OBJCOPY)" || { echo "make standin: no objcopy (install llvm or binutils-aarch64-linux-gnu)" >&2; exit 1; }
+	$(CARGO) build -q --release --target $(SP_TARGET) -p el3-standin
+	@mkdir -p $(OUT)
+	$(OBJCOPY) -O binary $(SP_TARGET_DIR)/$(SP_TARGET)/release/el3-standin $(OUT)/el3-standin.bin
 
 # The normal-world test payload: a BL33 image for QEMU virt (entered at NS-EL2 at 0x60000000)
 # that drives the partition over real FF-A calls; built and converted like the SP image.

@@ -16,6 +16,8 @@
 //!   mapper cost inside it (`ffa::sim::*`), from callgrind's own inclusive call costs;
 //! - wall-clock throughput in the simulator (printed for orientation; never asserted).
 
+pub mod boot;
+
 use std::{collections::BTreeMap, time::Instant};
 
 use ffa::bus::{BusConfig, Dialect};
@@ -92,6 +94,11 @@ pub struct Report {
     pub scenarios: Vec<Measured>,
     /// Size of the SP image (`out/sp.bin`), if given.
     pub image_bytes: Option<u64>,
+    /// Instructions the SP image executes from its first to its first `FFA_MSG_WAIT`
+    /// ([`boot`]), if counted.
+    pub boot_instructions: Option<u64>,
+    /// The `SMC`s it makes before that one, if counted.
+    pub boot_smcs: Option<u64>,
 }
 
 /// The scenarios `vmsg bench` runs, with `requests` requests each (rounded up to whole

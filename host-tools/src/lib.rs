@@ -12,6 +12,7 @@
 //! - [`sim`] (std): the default backend, the simulated FF-A world with the partition
 //!   in-process.
 //! - [`spkg`] (std): the SP package writer.
+//! - [`qemu`] (std): running QEMU and reading the UART of what it boots.
 //! - [`thirdparty`] (std): the third-party `virtio-drivers` crate's transport and HAL over a
 //!   bus session, so its drivers run against our devices.
 //!
@@ -32,6 +33,8 @@ mod driver;
 #[cfg(feature = "std")]
 pub mod entropy;
 pub mod platform;
+#[cfg(feature = "std")]
+pub mod qemu;
 pub mod rng;
 pub mod session;
 #[cfg(feature = "std")]

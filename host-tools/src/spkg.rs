@@ -211,6 +211,35 @@ pub fn parse(bytes: &[u8]) -> Result<Package<'_>, Error> {
     })
 }
 
+/// What Hafnium leaves at the load address of `package` (at `load_address`): the package with
+/// a boot-info blob written over its header page, padded to a multiple of 8 bytes. The blob is
+/// a header (signature 0x0FFA, version 1.2, blob size, descriptor size 32, one descriptor at
+/// offset 32) and one standard FDT descriptor whose contents are the manifest's address.
+pub fn loaded(package: &[u8], load_address: u64) -> Result<Vec<u8>, Error> {
+    let pkg = parse(package)?;
+    let manifest_at = load_address
+        .checked_add(u64::from(pkg.header.pm_offset))
+        .ok_or(Error::TooLarge)?;
+    let blob_size = PAGE
+        .checked_add(pkg.header.pm_size)
+        .ok_or(Error::TooLarge)?;
+    let mut out = package.to_vec();
+    let page = out.get_mut(..to_usize(PAGE)).ok_or(Error::Truncated)?;
+    page.fill(0);
+    for (chunk, word) in page
+        .chunks_exact_mut(4)
+        .zip([0x0ffa, 0x0001_0002, blob_size, 32, 1, 32])
+    {
+        chunk.copy_from_slice(&u32::to_le_bytes(word));
+    }
+    // The descriptor: name[16] = 0, type 0 (standard, FDT), reserved 0, flags 0 (contents are
+    // an address), size, contents.
+    page[52..56].copy_from_slice(&pkg.header.pm_size.to_le_bytes());
+    page[56..64].copy_from_slice(&manifest_at.to_le_bytes());
+    out.resize(out.len().next_multiple_of(8), 0);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +278,28 @@ mod tests {
             "zero fill"
         );
         assert_eq!(&pkg[0x4000..], &image[..]);
+    }
+
+    #[test]
+    fn the_loaded_package_has_boot_info_over_its_header() {
+        let manifest = dtb(100);
+        let pkg = build(&manifest, &[0xaa; 5001]).unwrap();
+        let head = loaded(&pkg, 0x0e30_0000).unwrap();
+        assert_eq!(head.len(), 0x4000 + 5008, "padded to 8 bytes");
+        let words: Vec<u32> = (0..6).map(|i| le32(&head, i * 4)).collect();
+        assert_eq!(words, [0x0ffa, 0x0001_0002, 0x1000 + 104, 32, 1, 32]);
+        assert!(
+            head[24..52].iter().all(|&b| b == 0),
+            "FDT descriptor, no name"
+        );
+        assert_eq!(le32(&head, 52), 104);
+        assert_eq!(
+            u64::from_le_bytes(head[56..64].try_into().unwrap()),
+            0x0e30_1000
+        );
+        assert!(head[64..0x1000].iter().all(|&b| b == 0));
+        assert_eq!(&head[0x1000..0x4000 + 5001], &pkg[0x1000..]);
+        assert_eq!(loaded(&pkg[..100], 0), Err(Error::Truncated));
     }
 
     #[test]

@@ -6,14 +6,16 @@
 //! in the package. The header version is the SPMC's choice (Hafnium v2.11 writes 1.1, newer
 //! Hafnium the manifest's `ffa-version`), so it is read first and handed to the parser.
 
+mod fdt;
+
 use core::ops::Range;
 
-use dtoolkit::{Node, Property, fdt::Fdt};
 use ffa::arm_ffa::{
     Version,
     boot_info::{BootInfoContents, BootInfoIterator, BootInfoStdId, BootInfoType},
 };
 
+use self::fdt::{Fdt, Token, base_name};
 use crate::layout::Layout;
 
 /// Bytes of the boot-info header read before parsing (signature, version, blob size).
@@ -139,18 +141,46 @@ pub fn parse(head: &[u8], x0: u64, layout: &Layout) -> Result<Manifest, BootInfo
         }
     }
     let fdt_bytes = fdt.ok_or(BootInfoError::NoManifest)?;
-    let fdt = Fdt::new(fdt_bytes).map_err(|_| BootInfoError::Fdt)?;
-    let root = fdt.root();
-    let ffa_version = root.property("ffa-version").and_then(|p| cells(p.value()));
+    let fdt = Fdt::new(fdt_bytes).ok_or(BootInfoError::Fdt)?;
+    // One walk over the whole structure block (which validates it): the root's properties
+    // and the first `rx_tx-info` node's.
+    let mut root = RootProps::default();
+    let mut in_rxtx = false;
+    fdt.walk(|depth, token| {
+        match (depth, token) {
+            (1, Token::Prop(name, value)) => root.take(name, value),
+            (2, Token::Begin(name)) if root.rxtx.is_none() && base_name(name) == b"rx_tx-info" => {
+                root.rxtx = Some((None, None));
+                in_rxtx = true;
+            }
+            (2, Token::Prop(name, value)) if in_rxtx => {
+                if let Some((rx, tx)) = root.rxtx.as_mut() {
+                    match name {
+                        b"rx-buffer" => first(rx, value),
+                        b"tx-buffer" => first(tx, value),
+                        _ => {}
+                    }
+                }
+            }
+            (2, Token::End) => in_rxtx = false,
+            _ => {}
+        }
+        true
+    })
+    .ok_or(BootInfoError::Fdt)?;
+    let ffa_version = root.ffa_version.and_then(cells);
     let ffa_version = ffa_version.and_then(|v| u32::try_from(v).ok());
-    let rxtx = read_rxtx(&fdt, layout)?;
+    let rxtx = match root.rxtx {
+        Some((rx, tx)) => Some(read_rxtx(&fdt, rx, tx, layout)?),
+        None => None,
+    };
     let messaging_method = root
-        .property("messaging-method")
-        .and_then(|p| cells(p.value()))
+        .messaging_method
+        .and_then(cells)
         .and_then(|v| u32::try_from(v).ok());
     let exec_ctx_count = root
-        .property("execution-ctx-count")
-        .and_then(|p| cells(p.value()))
+        .exec_ctx_count
+        .and_then(cells)
         .and_then(|v| u16::try_from(v).ok());
     Ok(Manifest {
         boot_info_version,
@@ -162,6 +192,35 @@ pub fn parse(head: &[u8], x0: u64, layout: &Layout) -> Result<Manifest, BootInfo
     })
 }
 
+/// A property value, if the node has the property.
+type Value<'a> = Option<&'a [u8]>;
+
+/// The root properties the partition reads (each the first of its name), and the
+/// `rx-buffer` and `tx-buffer` values of the first `rx_tx-info` node, if there is one.
+#[derive(Default)]
+struct RootProps<'a> {
+    ffa_version: Value<'a>,
+    messaging_method: Value<'a>,
+    exec_ctx_count: Value<'a>,
+    rxtx: Option<(Value<'a>, Value<'a>)>,
+}
+
+impl<'a> RootProps<'a> {
+    fn take(&mut self, name: &[u8], value: &'a [u8]) {
+        match name {
+            b"ffa-version" => first(&mut self.ffa_version, value),
+            b"messaging-method" => first(&mut self.messaging_method, value),
+            b"execution-ctx-count" => first(&mut self.exec_ctx_count, value),
+            _ => {}
+        }
+    }
+}
+
+/// Keeps the first value seen.
+fn first<'a>(slot: &mut Option<&'a [u8]>, value: &'a [u8]) {
+    slot.get_or_insert(value);
+}
+
 /// A 1- or 2-cell big-endian integer property value.
 fn cells(value: &[u8]) -> Option<u64> {
     match value.len() {
@@ -171,51 +230,98 @@ fn cells(value: &[u8]) -> Option<u64> {
     }
 }
 
-/// The memory region (child of `/memory-regions`) with `phandle`, as an address range.
-fn region_by_phandle(fdt: &Fdt<'_>, phandle: u64, layout: &Layout) -> Option<Range<usize>> {
-    let regions = fdt.root().child("memory-regions")?;
-    let node = regions.children().find(|n| {
-        n.property("phandle")
-            .and_then(|p| cells(p.value()))
-            .is_some_and(|p| p == phandle)
-    })?;
-    let base = match node.property("base-address").and_then(|p| cells(p.value())) {
-        Some(base) => base,
-        None => {
-            // Relative to the load address: `load-address-relative-offset` (Hafnium >= 2.12)
-            // or `relative-address` (older).
-            let offset = node
-                .property("load-address-relative-offset")
-                .or_else(|| node.property("relative-address"))
-                .and_then(|p| cells(p.value()))?;
-            u64::try_from(layout.window.start)
-                .ok()?
-                .checked_add(offset)?
-        }
-    };
-    let pages = node
-        .property("pages-count")
-        .and_then(|p| cells(p.value()))?;
-    if pages == 0 || pages > MAX_RXTX_PAGES || base % 4096 != 0 {
-        return None;
-    }
-    let start = usize::try_from(base).ok()?;
-    let end = start.checked_add(usize::try_from(pages.checked_mul(4096)?).ok()?)?;
-    Some(start..end)
+/// The properties of one `memory-regions` child that say where it is (each the first of its
+/// name).
+#[derive(Clone, Copy, Default)]
+struct Region<'a> {
+    phandle: Option<&'a [u8]>,
+    base_address: Option<&'a [u8]>,
+    load_offset: Option<&'a [u8]>,
+    relative_address: Option<&'a [u8]>,
+    pages_count: Option<&'a [u8]>,
 }
 
-fn read_rxtx(fdt: &Fdt<'_>, layout: &Layout) -> Result<Option<RxTxRegions>, BootInfoError> {
-    let Some(info) = fdt.root().child("rx_tx-info") else {
-        return Ok(None);
-    };
-    let phandle = |name| {
-        info.property(name)
-            .and_then(|p| cells(p.value()))
-            .ok_or(BootInfoError::RxTx("missing rx-buffer/tx-buffer phandle"))
-    };
-    let (rx, tx) = (phandle("rx-buffer")?, phandle("tx-buffer")?);
-    let rx = region_by_phandle(fdt, rx, layout).ok_or(BootInfoError::RxTx("bad RX region"))?;
-    let tx = region_by_phandle(fdt, tx, layout).ok_or(BootInfoError::RxTx("bad TX region"))?;
+impl<'a> Region<'a> {
+    fn take(&mut self, name: &[u8], value: &'a [u8]) {
+        match name {
+            b"phandle" => first(&mut self.phandle, value),
+            b"base-address" => first(&mut self.base_address, value),
+            b"load-address-relative-offset" => first(&mut self.load_offset, value),
+            b"relative-address" => first(&mut self.relative_address, value),
+            b"pages-count" => first(&mut self.pages_count, value),
+            _ => {}
+        }
+    }
+
+    /// The region as an address range, if it is a usable RX/TX buffer: page-aligned, 1 to
+    /// [`MAX_RXTX_PAGES`] pages.
+    fn range(&self, layout: &Layout) -> Option<Range<usize>> {
+        let base = match self.base_address.and_then(cells) {
+            Some(base) => base,
+            None => {
+                // Relative to the load address: `load-address-relative-offset` (Hafnium >= 2.12)
+                // or `relative-address` (older).
+                let offset = self.load_offset.or(self.relative_address).and_then(cells)?;
+                u64::try_from(layout.window.start)
+                    .ok()?
+                    .checked_add(offset)?
+            }
+        };
+        let pages = self.pages_count.and_then(cells)?;
+        if pages == 0 || pages > MAX_RXTX_PAGES || base % 4096 != 0 {
+            return None;
+        }
+        let start = usize::try_from(base).ok()?;
+        let end = start.checked_add(usize::try_from(pages.checked_mul(4096)?).ok()?)?;
+        Some(start..end)
+    }
+}
+
+/// The RX and TX buffers `rx_tx-info` names (its phandle values `rx` and `tx`): the first
+/// children of the first `memory-regions` node with those phandles.
+fn read_rxtx(
+    fdt: &Fdt<'_>,
+    rx: Option<&[u8]>,
+    tx: Option<&[u8]>,
+    layout: &Layout,
+) -> Result<RxTxRegions, BootInfoError> {
+    let missing = BootInfoError::RxTx("missing rx-buffer/tx-buffer phandle");
+    let rx = rx.and_then(cells).ok_or(missing.clone())?;
+    let tx = tx.and_then(cells).ok_or(missing)?;
+    let (mut rx_region, mut tx_region) = (None, None);
+    // 0: before `memory-regions`; 1: inside it; 2: after it.
+    let mut regions_node = 0u8;
+    let mut current = Region::default();
+    fdt.walk(|depth, token| {
+        match (depth, token) {
+            (2, Token::Begin(name))
+                if regions_node == 0 && base_name(name) == b"memory-regions" =>
+            {
+                regions_node = 1;
+            }
+            (2, Token::End) if regions_node == 1 => regions_node = 2,
+            (3, Token::Begin(_)) if regions_node == 1 => current = Region::default(),
+            (3, Token::Prop(name, value)) if regions_node == 1 => current.take(name, value),
+            (3, Token::End) if regions_node == 1 => {
+                let phandle = current.phandle.and_then(cells);
+                if phandle == Some(rx) && rx_region.is_none() {
+                    rx_region = Some(current);
+                }
+                if phandle == Some(tx) && tx_region.is_none() {
+                    tx_region = Some(current);
+                }
+            }
+            _ => {}
+        }
+        regions_node < 2
+    })
+    .ok_or(BootInfoError::Fdt)?;
+    let rx = rx_region
+        .and_then(|r| r.range(layout))
+        .ok_or(BootInfoError::RxTx("bad RX region"))?;
+    let tx = tx_region
+        .and_then(|r| r.range(layout))
+        .ok_or(BootInfoError::RxTx("bad TX region"))?;
     let overlaps = |a: &Range<usize>, b: &Range<usize>| a.start < b.end && b.start < a.end;
     if rx.len() != tx.len() {
         return Err(BootInfoError::RxTx("RX and TX differ in size"));
@@ -223,7 +329,7 @@ fn read_rxtx(fdt: &Fdt<'_>, layout: &Layout) -> Result<Option<RxTxRegions>, Boot
     if overlaps(&rx, &tx) || overlaps(&rx, &layout.window) || overlaps(&tx, &layout.window) {
         return Err(BootInfoError::RxTx("RX/TX overlap each other or the image"));
     }
-    Ok(Some(RxTxRegions { rx, tx }))
+    Ok(RxTxRegions { rx, tx })
 }
 
 #[cfg(test)]

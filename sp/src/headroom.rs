@@ -1,8 +1,8 @@
 //! Heap headroom: whether the heap can give a block of a given size now.
 //!
 //! Some allocations cannot be made fallible — a `Box` of a device model, a page table that
-//! `aarch64-paging` allocates, a `BTreeMap` node — and an allocation that fails aborts the
-//! image (`handle_alloc_error`). Where such allocations follow normal-world input (a new
+//! `aarch64-paging` allocates — and an allocation that fails aborts the image
+//! (`handle_alloc_error`). Where such allocations follow normal-world input (a new
 //! endpoint, a new mapping), the partition first checks that the heap has room for all of them
 //! in one free block, and refuses the request with the protocol's answer if it has not. The
 //! partition is single-threaded and the buddy allocator splits a free block for smaller

@@ -1,10 +1,13 @@
 //! Stage-1 translation for the partition (EL1&0 regime, 4 KiB granule, 39-bit VA).
 //!
 //! Two tables, in order:
-//! 1. [`initial_table`]: a static level-1 table that aarch64-rt's entry code switches on
-//!    before any Rust code runs (so before any atomic, lock or allocation): the 1 GiB block(s)
-//!    holding the partition's window as normal write-back memory. Its entries are non-global
-//!    and used with ASID 0.
+//! 1. [`initial_table`]: a static level-1 table that the entry code switches on before any
+//!    Rust code runs (so before any atomic, lock or allocation): the 1 GiB block(s) holding the
+//!    partition's window as normal write-back memory. Its entries are non-global and used with
+//!    ASID 0. It covers the low 4 GiB only ([`INITIAL_T0SZ`]), so it is 4 entries (64 bytes of
+//!    the image with their alignment) where a 39-bit table would be a 4 KiB page of 512, 508
+//!    of them zero; the window must lie below 4 GiB (the platform crate checks it at build
+//!    time).
 //! 2. The runtime tables ([`StageOneMapper::new`], built with `aarch64-paging` on the heap,
 //!    ASID 1): the package head read-only, text read-only executable, rodata read-only, data
 //!    and stack and heap read-write, a guard page below the stack unmapped, the RX/TX buffers,
@@ -12,14 +15,16 @@
 //!    mapped on demand (non-secure, never executable).
 //!
 //! Switching from the first to the second changes the ASID, so no TLB entry of the initial
-//! table can match a lookup afterwards; the initial entries are then invalidated.
+//! table can match a lookup afterwards; then TCR_EL1.T0SZ widens the VA space to 39 bits (the
+//! runtime root has 512 entries: its first four, all the CPU walks before, translate the low
+//! 4 GiB either way) and the TLBs are invalidated.
 
 //!
 //! The mapper builds on every target (the CPU accessors it needs are faked on the host, see
 //! [`crate::arch`]), so map/unmap and the window accounting have host tests; only the accesses
 //! to mapped normal-world memory need the real MMU.
 
-use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 use core::ops::Range;
 
 use aarch64_paging::{
@@ -44,35 +49,65 @@ const INITIAL_BLOCK_NORMAL: usize = El1Attributes::VALID
     .union(El1Attributes::NON_GLOBAL)
     .bits();
 
+/// TCR_EL1.T0SZ while the initial table is active: a 32-bit (4 GiB) VA space, whose level-1
+/// table has [`INITIAL_ENTRIES`] entries.
+pub const INITIAL_T0SZ: u64 = 32;
+/// Entries of the initial level-1 table (one per GiB of the 4 GiB VA space).
+pub const INITIAL_ENTRIES: usize = 4;
+/// TCR_EL1.T0SZ for the runtime tables: a 39-bit VA space (level-1 root of 512 entries).
+pub const RUNTIME_T0SZ: u64 = 25;
+
+/// Switches a secondary CPU, still on the initial table, to the runtime tables another CPU
+/// [activated](StageOneMapper::activate) (`ttbr0`: that CPU's TTBR0_EL1), as `activate` does:
+/// TTBR0, then the runtime VA size, then the initial table's entries out of the local TLB.
+///
+/// # Safety
+///
+/// `ttbr0` must be the value of a CPU on which the runtime tables are active, whose tables
+/// are never freed, and they must map everything this CPU uses as its current table does.
+pub unsafe fn join(ttbr0: u64) {
+    arch::set_ttbr0_el1(ttbr0);
+    // As in `activate`: the new root's first four entries translate the low 4 GiB as the
+    // initial table does, so the narrow VA size is correct until the next line.
+    arch::set_t0sz_el1(RUNTIME_T0SZ);
+    arch::tlb_invalidate_el1();
+}
+
+/// The initial level-1 table: 4 entries, aligned as a TTBR needs (64 bytes at least), and the
+/// image's linker script puts it at the start of a page (the entry code finds it with `adrp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(64))]
+pub struct InitialTable(pub [usize; INITIAL_ENTRIES]);
+
 /// The entries of the initial level-1 table: the 1 GiB block(s) covering `[window_start,
 /// window_start + window_size)`, identity-mapped as normal memory; nothing else. An empty
-/// window, or one that wraps the address space, maps nothing.
+/// window, one that wraps the address space, or the part of one above 4 GiB maps nothing.
 ///
 /// Device memory (the PL011) is not needed before the runtime tables replace this one.
-pub const fn initial_table(window_start: u64, window_size: u64) -> [usize; 512] {
-    let mut table = [0usize; 512];
+pub const fn initial_table(window_start: u64, window_size: u64) -> InitialTable {
+    let mut table = [0usize; INITIAL_ENTRIES];
     // The window's last byte.
     let last_byte = match window_size.checked_sub(1) {
         Some(extent) => window_start.checked_add(extent),
         None => None,
     };
     let Some(last_byte) = last_byte else {
-        return table;
+        return InitialTable(table);
     };
     let last = last_byte / GIB;
     let mut gib = window_start / GIB;
-    while gib <= last && gib < 512 {
+    while gib <= last && gib < INITIAL_ENTRIES as u64 {
         // The const assertion below guarantees usize is 64 bits, so these casts are lossless;
-        // `gib < 512` bounds the index (`get_mut` is not usable in a const fn).
+        // `gib < INITIAL_ENTRIES` bounds the index (`get_mut` is not usable in a const fn).
         #[allow(clippy::cast_possible_truncation, clippy::indexing_slicing)]
         {
-            // `gib < 512`: the product is below 2^39 and never saturates.
+            // `gib < 4`: the product is below 2^32 and never saturates.
             table[gib as usize] = gib.saturating_mul(GIB) as usize | INITIAL_BLOCK_NORMAL;
         }
-        // `gib < 512`: never saturates.
+        // `gib < 4`: never saturates.
         gib = gib.saturating_add(1);
     }
-    table
+    InitialTable(table)
 }
 
 const _: () = assert!(usize::BITS == 64);
@@ -113,17 +148,27 @@ const NS_RW: El1Attributes = DATA.union(El1Attributes::NS);
 const NS_RO: El1Attributes = NS_RW.union(El1Attributes::READ_ONLY);
 
 /// One mapping in the normal-world window.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 struct NsMapping {
-    pages: u64,
+    /// Virtual base address.
+    base: usize,
+    /// Length in pages.
+    pages: u32,
     writable: bool,
 }
 
+impl NsMapping {
+    /// One past the mapping's last byte (`map` checked that it ends inside the window).
+    fn end(&self) -> Option<usize> {
+        let len = usize::try_from(u64::from(self.pages).checked_mul(PAGE_SIZE)?).ok()?;
+        self.base.checked_add(len)
+    }
+}
+
 /// Why the runtime tables could not be built.
-#[derive(Clone, Debug, thiserror::Error)]
+#[derive(Clone, Debug)]
 pub enum SetupError {
     /// `aarch64-paging` refused a region.
-    #[error("mapping {what}: {error}")]
     Map {
         /// Which region.
         what: &'static str,
@@ -132,13 +177,36 @@ pub enum SetupError {
     },
 }
 
+impl core::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Map { what, error } => write!(f, "mapping {what}: {}", paging_error(error)),
+        }
+    }
+}
+
+/// What `aarch64-paging` refused, for the log: the kind of error, not its payload (the
+/// callers log the addresses). Formatting the payload would put the crate's `Display` and
+/// `Debug` of addresses, regions and descriptors in the image, 1.7 KiB of it.
+fn paging_error(error: &PagingError) -> &'static str {
+    match error {
+        PagingError::AddressRange(_) => "virtual address out of range",
+        PagingError::InvalidVirtualAddress(_) => "invalid virtual address",
+        PagingError::RegionBackwards(_) => "region ends before it starts",
+        PagingError::PteUpdateFault(_) => "page table entry update failed",
+        PagingError::InvalidFlags(_) => "unsupported flags",
+        PagingError::BreakBeforeMakeViolation(_) => "remap of a live region (break-before-make)",
+    }
+}
+
 /// The partition's stage-1 tables, and [`NsMapper`] over them: normal-world memory is mapped
 /// non-secure, never executable, read-write or read-only, at virtual addresses chosen in
 /// [`NS_WINDOW_BASE`]`..+`[`NS_WINDOW_SIZE`], and unmapped again on request.
 pub struct StageOneMapper {
     tables: Mapping<IdTranslation<El1Attributes>, El1And0>,
-    /// Mappings in the normal-world window, by virtual base address.
-    ns: BTreeMap<usize, NsMapping>,
+    /// Mappings in the normal-world window, sorted by virtual base address (at most
+    /// [`MAX_NS_MAPPINGS`]; found by binary search, grown fallibly before a mapping is made).
+    ns: Vec<NsMapping>,
 }
 
 impl StageOneMapper {
@@ -197,11 +265,12 @@ impl StageOneMapper {
 
         Ok(Self {
             tables,
-            ns: BTreeMap::new(),
+            ns: Vec::new(),
         })
     }
 
-    /// Switches this CPU to these tables, and drops the initial table's entries from the TLBs.
+    /// Switches this CPU to these tables, widens its VA space to theirs ([`RUNTIME_T0SZ`]), and
+    /// drops the initial table's entries from the TLBs.
     ///
     /// # Safety
     ///
@@ -214,6 +283,9 @@ impl StageOneMapper {
         unsafe {
             self.tables.activate();
         }
+        // Under the initial T0SZ the CPU walks only the first four entries of the new root,
+        // which translate the low 4 GiB as they will under the wider one.
+        arch::set_t0sz_el1(RUNTIME_T0SZ);
         // The initial table's entries are non-global and tagged with ASID 0: none matches a
         // lookup with ASID 1. Drop them (and everything else) from the TLBs.
         arch::tlb_invalidate_el1();
@@ -222,25 +294,27 @@ impl StageOneMapper {
     /// The first free range of `len` bytes in the normal-world window.
     fn find_free(&self, len: usize) -> Option<Range<usize>> {
         let mut candidate = NS_WINDOW_BASE;
-        for (&base, mapping) in &self.ns {
-            if base.checked_sub(candidate)? >= len {
+        for mapping in &self.ns {
+            if mapping.base.checked_sub(candidate)? >= len {
                 break;
             }
-            let size = usize::try_from(mapping.pages.checked_mul(PAGE_SIZE)?).ok()?;
-            candidate = base.checked_add(size)?;
+            candidate = mapping.end()?;
         }
         let end = candidate.checked_add(len)?;
         (end <= NS_WINDOW_BASE + NS_WINDOW_SIZE).then_some(candidate..end)
     }
 
     /// The mapping holding `[addr, addr + len)`, if one does entirely.
-    fn covering(&self, addr: u64, len: usize) -> Option<(usize, NsMapping)> {
+    fn covering(&self, addr: u64, len: usize) -> Option<NsMapping> {
         let start = usize::try_from(addr).ok()?;
         let end = start.checked_add(len)?;
-        // Cannot panic (`range`): a `..=start` range is never inverted.
-        let (&base, mapping) = self.ns.range(..=start).next_back()?;
-        let size = usize::try_from(mapping.pages.checked_mul(PAGE_SIZE)?).ok()?;
-        (end <= base.checked_add(size)?).then_some((base, *mapping))
+        // The last mapping that starts at or below `start`.
+        let at = self
+            .ns
+            .partition_point(|m| m.base <= start)
+            .checked_sub(1)?;
+        let mapping = *self.ns.get(at)?;
+        (end <= mapping.end()?).then_some(mapping)
     }
 
     /// The physical address and security of what `va` translates to for an EL1 read, as the
@@ -261,8 +335,8 @@ impl StageOneMapper {
 }
 
 /// Heap a mapping of `len` bytes may take: one last-level table per 2 MiB it spans (plus one
-/// for a range that straddles a boundary), one next-level table, and a node of the mapping
-/// list.
+/// for a range that straddles a boundary) and one next-level table. (The mapping list's room
+/// is reserved fallibly before.)
 fn map_heap_bytes(len: usize) -> usize {
     const TABLE: usize = 4096;
     const LAST_LEVEL_SPAN: usize = 2 * 1024 * 1024;
@@ -270,7 +344,6 @@ fn map_heap_bytes(len: usize) -> usize {
     len.div_ceil(LAST_LEVEL_SPAN)
         .saturating_add(2)
         .saturating_mul(TABLE)
-        .saturating_add(1024)
 }
 
 impl NsMapper for StageOneMapper {
@@ -292,12 +365,12 @@ impl NsMapper for StageOneMapper {
             );
             return Err(MapError::NoSpace);
         }
-        if self.ns.len() >= MAX_NS_MAPPINGS {
+        if self.ns.len() >= MAX_NS_MAPPINGS || self.ns.try_reserve(1).is_err() {
             return Err(MapError::NoSpace);
         }
         let va = self.find_free(len).ok_or(MapError::NoSpace)?;
-        // aarch64-paging allocates the tables it needs (and aborts if it cannot), and the
-        // mapping list a node: check the heap has room for all of them first.
+        // aarch64-paging allocates the tables it needs (and aborts if it cannot): check the
+        // heap has room for them first.
         if !crate::headroom::available(map_heap_bytes(len)) {
             log::warn!("no heap for the page tables of {len:#x} bytes: mapping refused");
             return Err(MapError::NoSpace);
@@ -312,10 +385,23 @@ impl NsMapper for StageOneMapper {
                 Constraints::empty(),
             )
             .map_err(|e| {
-                log::warn!("stage-1 map of {len:#x} bytes at {pa:#x}: {e}");
+                log::warn!(
+                    "stage-1 map of {len:#x} bytes at {pa:#x} to {:#x}: {}",
+                    va.start,
+                    paging_error(&e)
+                );
                 MapError::NoSpace
             })?;
-        self.ns.insert(va.start, NsMapping { pages, writable });
+        // `find_free` kept the list sorted: nothing starts inside `va`, so `at` is where it goes.
+        let at = self.ns.partition_point(|m| m.base < va.start);
+        self.ns.insert(
+            at,
+            NsMapping {
+                base: va.start,
+                pages: range.page_count,
+                writable,
+            },
+        );
         u64::try_from(va.start).map_err(|_| MapError::NoSpace)
     }
 
@@ -323,13 +409,13 @@ impl NsMapper for StageOneMapper {
         let Some(va) = usize::try_from(base).ok() else {
             return;
         };
-        match self.ns.get(&va) {
-            Some(mapping) if mapping.pages == u64::from(page_count) => {}
+        let at = match self.ns.binary_search_by_key(&va, |m| m.base) {
+            Ok(at) if self.ns.get(at).is_some_and(|m| m.pages == page_count) => at,
             _ => {
                 log::warn!("unmap of {page_count} pages at {base:#x}: no such mapping");
                 return;
             }
-        }
+        };
         // `map` checked that the mapping ends inside the window.
         let Some(end) = usize::try_from(u64::from(page_count) * PAGE_SIZE)
             .ok()
@@ -345,9 +431,9 @@ impl NsMapper for StageOneMapper {
             Constraints::empty(),
         ) {
             Ok(()) => {
-                self.ns.remove(&va);
+                self.ns.remove(at);
             }
-            Err(e) => log::error!("stage-1 unmap at {va:#x}: {e}"),
+            Err(e) => log::error!("stage-1 unmap at {va:#x}: {}", paging_error(&e)),
         }
     }
 
@@ -364,7 +450,7 @@ impl NsMapper for StageOneMapper {
     }
 
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), MapError> {
-        let (_, mapping) = self.covering(addr, data.len()).ok_or(MapError::NotMapped)?;
+        let mapping = self.covering(addr, data.len()).ok_or(MapError::NotMapped)?;
         if !mapping.writable {
             return Err(MapError::NotMapped);
         }

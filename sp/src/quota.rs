@@ -8,7 +8,7 @@
 //! beyond that its AREA_SHARE is refused (the FF-A memory is relinquished and the driver gets
 //! the refusal), whatever the others hold. So every endpoint always finds its share free.
 
-use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 use ffa::memory::{MapError, MemRange, NsMapper, PAGE_SIZE};
 
@@ -17,10 +17,11 @@ pub const ENDPOINT_MAX_BYTES: u64 = 16 << 20;
 /// Most mappings one endpoint may hold at once (an area takes one per FF-A address range).
 pub const ENDPOINT_MAX_MAPPINGS: usize = 256;
 
-/// What one endpoint has mapped: base → page count.
+/// What one endpoint has mapped: (base, page count), sorted by base (at most
+/// [`ENDPOINT_MAX_MAPPINGS`]; grown fallibly before a mapping is made).
 #[derive(Debug, Default)]
 pub struct EndpointQuota {
-    held: BTreeMap<u64, u32>,
+    held: Vec<(u64, u32)>,
     bytes: u64,
 }
 
@@ -59,20 +60,31 @@ impl<M: NsMapper + ?Sized> NsMapper for QuotaMapper<'_, M> {
             );
             return Err(MapError::NoSpace);
         }
+        // Room for the entry first: once mapped, it must be recorded.
+        self.quota
+            .held
+            .try_reserve(1)
+            .map_err(|_| MapError::NoSpace)?;
         let base = self.inner.map(range, writable)?;
-        self.quota.held.insert(base, range.page_count);
+        let at = self.quota.held.partition_point(|&(b, _)| b < base);
+        self.quota.held.insert(at, (base, range.page_count));
         self.quota.bytes = bytes;
         Ok(base)
     }
 
     fn unmap(&mut self, base: u64, page_count: u32) {
         // Only what this endpoint mapped is unmapped for it (and counted back).
-        if self.quota.held.get(&base) != Some(&page_count) {
-            log::warn!("endpoint quota: unmap of {page_count} pages at {base:#x} it never mapped");
-            return;
-        }
+        let at = match self.quota.held.binary_search_by_key(&base, |&(b, _)| b) {
+            Ok(at) if self.quota.held.get(at) == Some(&(base, page_count)) => at,
+            _ => {
+                log::warn!(
+                    "endpoint quota: unmap of {page_count} pages at {base:#x} it never mapped"
+                );
+                return;
+            }
+        };
         self.inner.unmap(base, page_count);
-        self.quota.held.remove(&base);
+        self.quota.held.remove(at);
         self.quota.bytes = self
             .quota
             .bytes

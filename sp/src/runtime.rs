@@ -3,7 +3,7 @@
 //!
 //! Boot, as Hafnium runs an S-EL1 partition: entered at the image's first instruction with the
 //! MMU and caches off and x0 = the boot-info blob (whose FDT descriptor points at the manifest).
-//! aarch64-rt's entry code switches on the [initial page table](initial_pagetable) first, then
+//! aarch64-rt's entry code switches on the [initial page table](initial_pagetable!) first, then
 //! clears .bss, sets the stack and the [exception vectors](exceptions), and calls the binary's
 //! `main`, which calls [`main`]: heap ([`heap`]) and logger ([`console`]; lines are held until
 //! the console is known), then [`startup::start`] on this [`Image`]:
@@ -34,7 +34,6 @@ use core::{
     sync::atomic::{AtomicBool, Ordering},
 };
 
-use aarch64_rt::InitialPagetable;
 use ffa::{
     arch::smc::{SmcCalls, SmcConduit},
     bus::BusConfig,
@@ -44,7 +43,7 @@ use crate::{
     bootinfo::{self, BootInfoError, Manifest, RxTxRegions},
     entropy::Entropy,
     layout::Layout,
-    mmu::StageOneMapper,
+    mmu::{InitialTable, StageOneMapper},
     startup::{self, Buffers, StartError},
 };
 
@@ -55,10 +54,37 @@ pub struct Platform {
     pub uart_base: u64,
 }
 
-/// The initial page table aarch64-rt switches on before any Rust code runs (see
+/// The initial page table the entry code switches on before any Rust code runs (see
 /// [`crate::mmu::initial_table`]).
-pub const fn initial_pagetable(window_start: u64, window_size: u64) -> InitialPagetable {
-    InitialPagetable(crate::mmu::initial_table(window_start, window_size))
+pub const fn initial_pagetable(window_start: u64, window_size: u64) -> InitialTable {
+    crate::mmu::initial_table(window_start, window_size)
+}
+
+/// TCR_EL1 while the initial table is active: aarch64-rt's default with the 4 GiB VA space of
+/// the initial table ([`crate::mmu::INITIAL_T0SZ`]).
+pub const INITIAL_TCR: u64 = (aarch64_rt::DEFAULT_TCR_EL1 & !0x3f) | crate::mmu::INITIAL_T0SZ;
+
+/// Defines the image's initial page table for the window `[$start, $start + $size)` and the
+/// `enable_mmu` routine aarch64-rt's entry code calls first (the binary invokes this once):
+/// as `aarch64_rt::initial_pagetable!`, but with the 4-entry table of
+/// [`crate::mmu::initial_table`] under [`INITIAL_TCR`] instead of a 4 KiB one. The table goes
+/// to the section `.rodata.initial_pagetable`, which the linker script must put at the start
+/// of a page (`enable_mmu` takes its address with `adrp`; the script checks it).
+#[macro_export]
+macro_rules! initial_pagetable {
+    ($start:expr, $size:expr) => {
+        #[unsafe(link_section = ".rodata.initial_pagetable")]
+        #[unsafe(export_name = "initial_pagetable")]
+        static INITIAL_PAGETABLE: $crate::mmu::InitialTable =
+            $crate::runtime::initial_pagetable($start, $size);
+
+        aarch64_rt::enable_mmu!(
+            INITIAL_PAGETABLE,
+            aarch64_rt::DEFAULT_MAIR,
+            aarch64_rt::DEFAULT_SCTLR,
+            $crate::runtime::INITIAL_TCR
+        );
+    };
 }
 
 /// The partition image as a [`startup::Platform`].
@@ -190,6 +216,9 @@ fn with_static_buffers() -> Option<SmcConduit> {
 
 /// Brings the partition up on this image and runs it; never returns (see the module docs).
 pub fn main(platform: &Platform, boot_info: u64) -> ! {
+    // SAFETY: the first thing the partition does: nothing has used .data yet, and the initial
+    // table maps the whole window read-write.
+    unsafe { linker::copy_data() };
     let layout = linker::layout();
     // SAFETY: the heap range is the part of the partition's window after the stack, mapped
     // read-write normal memory by the initial table (and later by the runtime tables), used by

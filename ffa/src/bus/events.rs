@@ -7,6 +7,7 @@
 //! further hard bound.
 
 use alloc::collections::VecDeque;
+use core::fmt;
 
 use virtio_msg::{bus::BusEvent, device::DeviceTransport, transport::DeviceEvent};
 use zerocopy::IntoBytes;
@@ -45,6 +46,19 @@ pub enum PendingEvent {
         /// Area id.
         area: u16,
     },
+}
+
+/// For the log: the bus message and its fields (`Debug`, derived, would put the formatting of
+/// every field's type in the image).
+impl fmt::Display for PendingEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Used { dev, vq } => write!(f, "EVENT_USED (dev {dev}, vq {vq})"),
+            Self::Config { dev } => write!(f, "EVENT_CONFIG (dev {dev})"),
+            Self::Device { dev, state } => write!(f, "EVENT_DEVICE (dev {dev}, state {state})"),
+            Self::AreaRelease { area } => write!(f, "AREA_RELEASE (area {area})"),
+        }
+    }
 }
 
 impl PendingEvent {
@@ -89,7 +103,7 @@ impl EventQueue {
         }
         if self.queue.len() >= self.capacity || self.queue.try_reserve(1).is_err() {
             self.dropped = self.dropped.saturating_add(1);
-            log::warn!("event queue full or out of memory, dropping {event:?}");
+            log::warn!("event queue full or out of memory, dropping {event}");
             return false;
         }
         self.queue.push_back(event);
@@ -288,7 +302,7 @@ impl Events {
                 Ok(()) => {
                     if self.pushed == 0 {
                         log::info!(
-                            "vm {:#x}: events pushed by FFA_MSG_SEND2 from now on (first: {event:?})",
+                            "vm {:#x}: events pushed by FFA_MSG_SEND2 from now on (first: {event})",
                             endpoint.vm
                         );
                     }
@@ -296,7 +310,7 @@ impl Events {
                     sent = sent.saturating_add(1);
                 }
                 Err(ServiceError::Busy) => break,
-                Err(e) => log::warn!("vm {:#x}: {event:?} not pushed ({e}); dropped", endpoint.vm),
+                Err(e) => log::warn!("vm {:#x}: {event} not pushed ({e}); dropped", endpoint.vm),
             }
             self.queue.pop();
         }

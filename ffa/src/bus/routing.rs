@@ -194,7 +194,7 @@ impl Raised {
     fn push(&mut self, e: EngineEvent) {
         match self.events.iter_mut().find(|slot| slot.is_none()) {
             Some(slot) => *slot = Some(e),
-            None => log::warn!("more than {MAX_RAISED} events for one request: {e:?} dropped"),
+            None => log::warn!("more than {MAX_RAISED} events for one request: {e} dropped"),
         }
     }
 

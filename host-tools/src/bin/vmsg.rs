@@ -149,6 +149,14 @@ enum Command {
         /// The SP image whose size to report (`make sp` writes out/sp.bin).
         #[arg(long)]
         image: Option<std::path::PathBuf>,
+        /// The SP package to boot on QEMU for the boot count: instructions from its first to
+        /// its first FFA_MSG_WAIT (`make sp` writes out/virtio-msg-sp.pkg; needs --standin).
+        #[arg(long, requires = "standin")]
+        package: Option<std::path::PathBuf>,
+        /// The EL3 stand-in the package boots against (`make bench` writes
+        /// out/el3-standin.bin).
+        #[arg(long, requires = "package")]
+        standin: Option<std::path::PathBuf>,
     },
     /// Runs the conformance suite (every check in each dialect, a fresh endpoint per check)
     /// and prints a table ending in `N passed, N failed`; fails if a check failed.
@@ -244,14 +252,18 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
         json,
         callgrind,
         image,
+        package,
+        standin,
     } = &cli.command
     {
+        let boot = package.as_deref().zip(standin.as_deref());
         return bench(
             *requests,
             only.as_deref(),
             json.as_deref(),
             *callgrind,
             image.as_deref(),
+            boot,
         );
     }
     let dialect = match cli.dialect.unwrap_or(DialectArg::G3) {
@@ -583,13 +595,15 @@ fn blk(conn: &mut SimConnection, op: &BlkOp) -> Result<(), Box<dyn std::error::E
     Ok(())
 }
 
-/// `vmsg bench`: every scenario (or `only`), a table on stdout, JSON to `json`.
+/// `vmsg bench`: every scenario (or `only`), a table on stdout, JSON to `json`; the image's
+/// size and the boot count (`boot`: package and stand-in) after the table.
 fn bench(
     requests: usize,
     only: Option<&str>,
     json: Option<&std::path::Path>,
     callgrind: bool,
     image: Option<&std::path::Path>,
+    boot: Option<(&std::path::Path, &std::path::Path)>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use vmsg_host::bench;
     let scenarios: Vec<_> = bench::scenarios(requests)
@@ -620,15 +634,44 @@ fn bench(
         }
         None => None,
     };
+    let boot = match boot {
+        Some((package, standin)) => boot_count(package, standin)?,
+        None => None,
+    };
     if let Some(path) = json {
         let report = bench::Report {
             scenarios: results,
             image_bytes,
+            boot_instructions: boot.as_ref().map(|b| b.instructions),
+            boot_smcs: boot.as_ref().map(|b| b.smcs),
         };
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
         println!("written: {}", path.display());
     }
     Ok(())
+}
+
+/// The boot count of `package` against `standin` on QEMU (printed); `None`, saying why, when
+/// QEMU is not installed.
+fn boot_count(
+    package: &std::path::Path,
+    standin: &std::path::Path,
+) -> Result<Option<vmsg_host::bench::boot::BootCount>, Box<dyn std::error::Error>> {
+    let Some(qemu) = vmsg_host::qemu::find() else {
+        println!("boot: - (qemu-system-aarch64 is not installed; Debian: qemu-system-arm)");
+        return Ok(None);
+    };
+    let count =
+        vmsg_host::bench::boot::count(&qemu, &std::fs::read(package)?, &std::fs::read(standin)?)
+            .map_err(|e| format!("boot count: {e}"))?;
+    println!(
+        "boot {}: {} instructions from entry to the first FFA_MSG_WAIT ({} SMCs before it; \
+         QEMU -icount, the EL3 stand-in's instructions excluded)",
+        package.display(),
+        count.instructions,
+        count.smcs
+    );
+    Ok(Some(count))
 }
 
 /// The partition's instructions per request in scenario `s`: callgrind counts what runs inside

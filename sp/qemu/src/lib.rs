@@ -20,6 +20,13 @@
 
 include!("layout.rs");
 
-// `sp::mmu::initial_table` maps nothing for an empty window or one that wraps the address
-// space: such a layout fails the build instead of an image that faults at its first fetch.
-const _: () = assert!(MEM_SIZE > 0 && LOAD_ADDRESS.checked_add(MEM_SIZE).is_some());
+// `sp::mmu::initial_table` maps nothing for an empty window, one that wraps the address
+// space, or the part of one above 4 GiB (its VA space): such a layout fails the build instead
+// of an image that faults at its first fetch.
+const _: () = assert!(
+    MEM_SIZE > 0
+        && match LOAD_ADDRESS.checked_add(MEM_SIZE) {
+            Some(end) => end <= 1 << 32,
+            None => false,
+        }
+);

@@ -30,7 +30,7 @@ mod image {
     use sp_qemu::{LOAD_ADDRESS, MEM_SIZE, STACK_PAGES, UART0_BASE};
 
     aarch64_rt::entry!(main, STACK_PAGES);
-    aarch64_rt::initial_pagetable!(runtime::initial_pagetable(LOAD_ADDRESS, MEM_SIZE));
+    sp::initial_pagetable!(LOAD_ADDRESS, MEM_SIZE);
     sp::panic_handler!();
 
     /// What the runtime needs to know about QEMU `virt`.

@@ -17,6 +17,10 @@ pub struct FakeCpu {
     pub rndr: VecDeque<Option<u64>>,
     /// Number of `TLBI VMALLE1` issued.
     pub tlb_invalidations: usize,
+    /// TCR_EL1.T0SZ as last set (`None`: never set).
+    pub t0sz: Option<u64>,
+    /// TTBR0_EL1 as last set (`None`: never set).
+    pub ttbr0: Option<u64>,
     /// Identity translations `AT S1E1R` reports: `(va range, non-secure)`; anything else fails.
     pub translations: std::vec::Vec<(core::ops::Range<usize>, bool)>,
 }
@@ -51,6 +55,16 @@ pub fn rndr() -> Option<u64> {
 /// Fake of [`super::real::tlb_invalidate_el1`].
 pub fn tlb_invalidate_el1() {
     with(|cpu| cpu.tlb_invalidations = cpu.tlb_invalidations.saturating_add(1));
+}
+
+/// Fake of [`super::real::set_t0sz_el1`].
+pub fn set_t0sz_el1(t0sz: u64) {
+    with(|cpu| cpu.t0sz = Some(t0sz));
+}
+
+/// Fake of [`super::real::set_ttbr0_el1`].
+pub fn set_ttbr0_el1(value: u64) {
+    with(|cpu| cpu.ttbr0 = Some(value));
 }
 
 /// Fake of [`super::real::translate_el1_read`].

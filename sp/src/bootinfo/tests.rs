@@ -169,6 +169,36 @@ fn a_hafnium_blob_gives_the_manifest_and_its_buffers() {
 }
 
 #[test]
+fn the_buffers_are_found_whatever_the_node_order_and_unit_addresses() {
+    let mut tree = DeviceTree::new();
+    tree.root.add_property(prop("ffa-version", 0x0001_0002u32));
+    let mut regions = DeviceTreeNode::new_unchecked("memory-regions@0");
+    // A node without a phandle, and the TX region before the RX one.
+    regions.add_child(region("other", 7, &[("base-address", 0x0e60_0000)]));
+    for r in rxtx(RX, TX, 1).into_iter().rev() {
+        regions.add_child(r);
+    }
+    tree.root.add_child(regions);
+    let mut info = DeviceTreeNode::new_unchecked("rx_tx-info@1");
+    info.add_property(prop("rx-buffer", 1u32));
+    info.add_property(prop("tx-buffer", 2u32));
+    tree.root.add_child(info);
+    // A second rx_tx-info is not looked at.
+    tree.root
+        .add_child(DeviceTreeNode::new_unchecked("rx_tx-info"));
+    let head = Head::new().with_manifest(&tree.to_dtb());
+    let m = head.parse().unwrap();
+    assert_eq!(m.messaging_method, None);
+    assert_eq!(
+        m.rxtx,
+        Some(RxTxRegions {
+            rx: 0x0e50_0000..0x0e50_1000,
+            tx: 0x0e50_1000..0x0e50_2000,
+        })
+    );
+}
+
+#[test]
 fn without_rx_tx_info_there_are_no_buffers() {
     let head = Head::new().with_manifest(&manifest(None));
     assert_eq!(head.parse().unwrap().rxtx, None);

@@ -141,12 +141,43 @@ fn accesses_outside_mappings_or_to_read_only_ones_are_refused() {
 }
 
 #[test]
+fn a_mapping_made_in_a_hole_is_found_in_its_place() {
+    let mut m = mapper();
+    let mut byte = [0u8; 1];
+    let a = m.map(range(0x4000_0000, 2), true).unwrap();
+    let b = m.map(range(0x4100_0000, 1), false).unwrap();
+    let c = m.map(range(0x4200_0000, 1), true).unwrap();
+    m.unmap(a, 2);
+    // First fit: the new read-only page goes first in the window, before b and c.
+    let d = m.map(range(0x4300_0000, 1), false).unwrap();
+    assert_eq!(d, a);
+    assert_eq!(m.ns_mappings(), 3);
+    // Each access is judged by the mapping that holds it: d and b are read-only, the page
+    // after d is a hole, and nothing spans two mappings.
+    assert_eq!(m.write(d, &byte), Err(MapError::NotMapped));
+    assert_eq!(m.write(b, &byte), Err(MapError::NotMapped));
+    assert_eq!(m.read(d + PAGE as u64, &mut byte), Err(MapError::NotMapped));
+    let mut two_pages = vec![0u8; 2 * PAGE];
+    assert_eq!(m.read(b, &mut two_pages), Err(MapError::NotMapped));
+    m.unmap(b, 1);
+    m.unmap(c, 1);
+    m.unmap(d, 1);
+    assert_eq!(m.ns_mappings(), 0);
+}
+
+#[test]
 fn activation_invalidates_the_tlb_and_translate_reads_par() {
     let mut m = mapper();
     let before = fake::with(|cpu| cpu.tlb_invalidations);
     // SAFETY: on the host, activation only marks the tables active (no TTBR is written).
     unsafe { m.activate() };
     assert_eq!(fake::with(|cpu| cpu.tlb_invalidations), before + 1);
+    assert_eq!(
+        fake::with(|cpu| cpu.t0sz),
+        Some(RUNTIME_T0SZ),
+        "the VA space widened to the runtime tables' 39 bits"
+    );
+    assert_eq!(RUNTIME_T0SZ, 64 - 39);
     fake::with(|cpu| cpu.translations = vec![(0x4000_0000..0x4000_2000, true)]);
     assert_eq!(m.translate(0x4000_1008), Some((0x4000_1008, true)));
     assert_eq!(m.translate(0x4000_2000), None);
@@ -155,26 +186,53 @@ fn activation_invalidates_the_tlb_and_translate_reads_par() {
 }
 
 #[test]
+fn a_secondary_cpu_joins_with_the_ttbr0_the_runtime_va_size_and_a_clean_tlb() {
+    let before = fake::with(|cpu| cpu.tlb_invalidations);
+    // SAFETY: on the host, joining only records what the CPU would be set to.
+    unsafe { join(0x0001_0000_0e40_0000) };
+    fake::with(|cpu| {
+        assert_eq!(cpu.ttbr0, Some(0x0001_0000_0e40_0000));
+        // Without the wider VA size a secondary faults at the first shared area (the
+        // normal-world window lies above 4 GiB).
+        assert_eq!(cpu.t0sz, Some(RUNTIME_T0SZ));
+        assert_eq!(cpu.tlb_invalidations, before + 1);
+    });
+}
+
+#[test]
 fn the_initial_table_maps_the_window_s_gib_blocks_only() {
-    let t = initial_table(0x0e30_0000, 0x20_0000);
-    assert_eq!(t[0], INITIAL_BLOCK_NORMAL);
-    assert!(t[1..].iter().all(|&e| e == 0));
+    let InitialTable(t) = initial_table(0x0e30_0000, 0x20_0000);
+    assert_eq!(t, [INITIAL_BLOCK_NORMAL, 0, 0, 0]);
     // Valid block (not a table), AttrIndx 1, inner shareable, AF, nG.
     assert_eq!(
         INITIAL_BLOCK_NORMAL,
         0b01 | (1 << 2) | (0b11 << 8) | (1 << 10) | (1 << 11)
     );
-    let t = initial_table((1 << 30) - 0x1000, 0x2000);
-    assert_eq!(t[0], INITIAL_BLOCK_NORMAL);
-    assert_eq!(t[1], (1 << 30) | INITIAL_BLOCK_NORMAL);
-    assert!(t[2..].iter().all(|&e| e == 0));
+    let InitialTable(t) = initial_table((1 << 30) - 0x1000, 0x2000);
+    assert_eq!(
+        t,
+        [INITIAL_BLOCK_NORMAL, (1 << 30) | INITIAL_BLOCK_NORMAL, 0, 0]
+    );
+    // The last GiB of the 4 GiB the table covers, and a window reaching past it.
+    let InitialTable(t) = initial_table((4 << 30) - 0x1000, 0x2000);
+    assert_eq!(t, [0, 0, 0, (3 << 30) | INITIAL_BLOCK_NORMAL]);
+    // One entry per GiB of a 2^(64 - INITIAL_T0SZ)-byte VA space; a TTBR needs 64-byte
+    // alignment at least.
+    assert_eq!(INITIAL_ENTRIES, 1 << (64 - INITIAL_T0SZ - 30));
+    assert_eq!(core::mem::align_of::<InitialTable>(), 64);
+    assert_eq!(core::mem::size_of::<InitialTable>(), 64);
 }
 
 #[test]
-fn the_initial_table_of_an_empty_or_wrapping_window_maps_nothing() {
-    for (start, size) in [(0, 0), (1 << 30, 0), (!0xfff, 0x2000)] {
-        assert!(initial_table(start, size).iter().all(|&e| e == 0));
+fn the_initial_table_of_an_empty_wrapping_or_high_window_maps_nothing() {
+    for (start, size) in [(0, 0), (1 << 30, 0), (!0xfff, 0x2000), (4 << 30, 0x1000)] {
+        assert_eq!(
+            initial_table(start, size),
+            InitialTable([0; INITIAL_ENTRIES])
+        );
     }
-    // The last GiB below 2^64 is beyond the 512 GiB the table covers: nothing either.
-    assert!(initial_table(!0xfff, 0x1000).iter().all(|&e| e == 0));
+    assert_eq!(
+        initial_table(!0xfff, 0x1000),
+        InitialTable([0; INITIAL_ENTRIES])
+    );
 }

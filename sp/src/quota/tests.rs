@@ -1,5 +1,7 @@
 //! The per-endpoint share of the mapping window.
 
+use alloc::collections::BTreeMap;
+
 use super::*;
 
 /// A mapper that hands out consecutive bases and counts what it holds.

@@ -140,19 +140,9 @@ extern "C" fn secondary_main(cpu: u64) -> ! {
     let ttbr0 = RUNTIME_TTBR0.load(Ordering::Acquire);
     // SAFETY: the runtime tables map everything this context uses (image, its stack, heap,
     // the tables themselves) at the same addresses with the same memory types as the initial
-    // table it runs on now, and they are never freed (the primary leaked them). The local TLB
-    // drops the initial table's ASID-0 entries, as on the primary.
-    unsafe {
-        core::arch::asm!(
-            "msr ttbr0_el1, {ttbr0}",
-            "isb",
-            "tlbi vmalle1",
-            "dsb nsh",
-            "isb",
-            ttbr0 = in(reg) ttbr0,
-            options(nostack, preserves_flags),
-        );
-    }
+    // table it runs on now, and they are never freed (the primary leaked them); `ttbr0` is
+    // the primary's value with them active.
+    unsafe { crate::mmu::join(ttbr0) };
     let (Some(entry), Some(&(rx, tx, len))) = (ENTRY.get(), BUFFERS.get()) else {
         stop::fatal(format_args!(
             "context {cpu}: started before it was registered"

@@ -11,11 +11,33 @@ unsafe extern "C" {
     static rodata_begin: u8;
     static rodata_end: u8;
     static data_begin: u8;
+    static data_contents_end: u8;
+    static data_load: u8;
     static data_end: u8;
     static stack_guard_begin: u8;
     static boot_stack_begin: u8;
     static boot_stack_end: u8;
     static heap_begin: u8;
+}
+
+/// Copies the initial contents of .data from where the image stores them (after .rodata) to
+/// where .data is linked.
+///
+/// # Safety
+///
+/// Must run once, before anything reads or writes a static in .data (the first thing the
+/// image does), with the initial table active (it maps both places read-write).
+pub unsafe fn copy_data() {
+    let src = (&raw const data_load).cast::<u8>();
+    let dst = (&raw const data_begin).cast_mut();
+    let len = (&raw const data_contents_end)
+        .addr()
+        .saturating_sub(dst.addr());
+    // SAFETY: the linker script puts `len` bytes of .data's contents at `data_load`, after
+    // .rodata, and links .data at `data_begin` in the read-write pages after them: two
+    // disjoint ranges of the image's window, mapped read-write by the initial table. By the
+    // caller's contract nothing uses .data yet.
+    unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
 }
 
 /// The image layout from the linker symbols.

@@ -1,5 +1,12 @@
-//! The panic handler: the message goes to the console, then the partition stops (answering
-//! FF-A with `FFA_ERROR`, see [`super::stop::stop`]); never a silent hang.
+//! The panic handler: where the panic happened goes to the console, then the partition stops
+//! (answering FF-A with `FFA_ERROR`, see [`super::stop::stop`]); never a silent hang.
+//!
+//! Only the location (file, line, column) is reported, not the message: a handler that reads
+//! the message keeps every panic site's formatting (the `Debug` of each unwrapped error, the
+//! message strings and the code that builds their `fmt::Arguments`) in the image, 16 KiB of it.
+//! With the handler inlined into `core::panicking::panic_fmt` and the message unread, LTO drops
+//! the message argument and all that hangs on it. A panic is a bug (the partition's crates deny
+//! every panic path on normal-world input); the location finds it.
 
 use core::{
     panic::PanicInfo,
@@ -8,12 +15,23 @@ use core::{
 
 static PANICKING: AtomicBool = AtomicBool::new(false);
 
-/// Reports `info` and stops the partition. A panic while reporting one stops at once.
+/// Reports where `info` happened and stops the partition. A panic while reporting one stops
+/// at once. Inlined into the handler, so that the message is visibly unused (see the module
+/// docs).
+#[inline(always)]
 pub fn handle(info: &PanicInfo) -> ! {
     if PANICKING.swap(true, Ordering::AcqRel) {
         ffa::arch::halt();
     }
-    super::console::emergency(format_args!("ERROR panic: {info}"));
+    match info.location() {
+        Some(at) => super::console::emergency(format_args!(
+            "ERROR panic at {}:{}:{}",
+            at.file(),
+            at.line(),
+            at.column()
+        )),
+        None => super::console::emergency(format_args!("ERROR panic")),
+    }
     super::stop::stop()
 }
 
@@ -23,6 +41,7 @@ pub fn handle(info: &PanicInfo) -> ! {
 macro_rules! panic_handler {
     () => {
         #[panic_handler]
+        #[inline(always)]
         fn panic(info: &core::panic::PanicInfo) -> ! {
             $crate::runtime::panic::handle(info)
         }

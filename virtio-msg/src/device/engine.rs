@@ -90,6 +90,16 @@ pub enum Event {
     Config,
 }
 
+/// For the log (`Debug`, derived, would put the formatting of its fields in the image).
+impl core::fmt::Display for Event {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Self::Used { vq } => write!(f, "EVENT_USED (vq {vq})"),
+            Self::Config => f.write_str("EVENT_CONFIG"),
+        }
+    }
+}
+
 /// One virtqueue as the transport sees it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Queue {
