@@ -8,7 +8,7 @@
 //!    `ERET`.
 //! 2. Answers every `SMC` as an SPMC would at boot: `FFA_VERSION` with 1.2, `FFA_ID_GET` with
 //!    0x8001, `FFA_CONSOLE_LOG` (both widths) by printing the characters on UART0,
-//!    `FFA_RXTX_MAP` with success, any other FF-A call with `FFA_ERROR(NOT_SUPPORTED)` (and a
+//!    `FFA_RXTX_MAP` and `FFA_SECONDARY_EP_REGISTER` with success, any other FF-A call with `FFA_ERROR(NOT_SUPPORTED)` (and a
 //!    line saying so), anything else with SMCCC NOT_SUPPORTED. Each answer's own instructions
 //!    are bracketed by two counter reads and added up.
 //! 3. At the first `FFA_MSG_WAIT` prints `el3-standin: FFA_MSG_WAIT after N instructions, S
@@ -163,6 +163,11 @@ mod image {
         "    cmp w1, w2",
         "    b.eq console_log",
         "    mov_addr w2, 0x84000066",
+        "    cmp w1, w2",
+        "    b.eq success",
+        // FFA_SECONDARY_EP_REGISTER: taken, as Hafnium takes it at boot (the stand-in starts
+        // no secondary context).
+        "    mov_addr w2, 0x84000087",
         "    cmp w1, w2",
         "    b.eq success",
         // The rest of the FF-A range (0x84000060..0x840000ff, either width): NOT_SUPPORTED.
