@@ -23,6 +23,7 @@ use crate::{
 pub mod disk;
 pub mod inline;
 pub mod partition;
+pub mod partition_log;
 
 use partition::{HostPartition, PackageHead};
 

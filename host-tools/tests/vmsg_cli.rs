@@ -103,8 +103,43 @@ fn console_runs_shell_lines() {
     );
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
-        "> help\ncommands: help, version, devices\n> bogus\nunknown command\n"
+        "> help\ncommands: help, version, devices, stats, log\n> bogus\nunknown command\n"
     );
+}
+
+/// `-v` shows the simulated partition's log lines on stderr (none without it); the shell's
+/// `stats` and `log` answer over the console and over vsock.
+#[test]
+fn verbose_shows_the_partition_log_and_the_shell_reports() {
+    let out = Command::new(VMSG)
+        .args(["-v", "console", "stats", "log"])
+        .output()
+        .expect("vmsg runs");
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("[sp] INFO  entering the message loop (FFA_MSG_WAIT)"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("> stats\nendpoint: "), "{stdout}");
+    assert!(stdout.contains("\ndev 2: "), "{stdout}");
+    assert!(
+        stdout.contains("> log\n") && stdout.contains("INFO  endpoint 0x1: new bus instance"),
+        "{stdout}"
+    );
+    let quiet = Command::new(VMSG)
+        .args(["console", "version"])
+        .output()
+        .expect("vmsg runs");
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("[sp]"));
+    let vsock = Command::new(VMSG)
+        .args(["vsock", "connect", "23", "--send", "stats"])
+        .output()
+        .expect("vmsg runs");
+    let text = String::from_utf8(vsock.stdout).unwrap();
+    assert!(text.starts_with("> endpoint: "), "{text}");
+    assert!(text.contains("\ndev 3: "), "{text}");
 }
 
 #[test]
@@ -120,7 +155,7 @@ fn vsock_send_prints_the_shell_answer_and_the_echo() {
     };
     assert_eq!(
         run(&["vsock", "connect", "23", "--send", "help", "--send", "nope"]),
-        "> commands: help, version, devices\n> unknown command\n> "
+        "> commands: help, version, devices, stats, log\n> unknown command\n> "
     );
     assert_eq!(
         run(&["--dialect", "g2", "vsock", "connect", "7", "--send", "ping"]),

@@ -5,7 +5,8 @@
 //! call, the last call ending in `\n`; Hafnium prints a line per newline, prefixed with the
 //! partition id); without one, the image writes them to its PL011 (`runtime::console`). Lines
 //! logged before `FFA_VERSION` answered (which must be the first FF-A call) wait in an
-//! [`EarlyLog`].
+//! [`EarlyLog`]. The most recent lines are kept as well ([`RecentLog`], [`RECENT`]) for the
+//! partition shell's `log` command.
 
 use core::fmt;
 
@@ -149,6 +150,86 @@ impl EarlyLog {
             );
             emit(line.bytes());
         }
+    }
+}
+
+/// Bytes of recent log lines kept for the shell's `log` (newline-separated, oldest first).
+pub const RECENT_BYTES: usize = 2048;
+
+/// The most recent log lines, up to [`RECENT_BYTES`]: a new line pushes out the oldest whole
+/// lines it needs room for.
+pub struct RecentLog {
+    buf: [u8; RECENT_BYTES],
+    len: usize,
+}
+
+impl Default for RecentLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RecentLog {
+    /// No lines.
+    pub const fn new() -> Self {
+        Self {
+            buf: [0; RECENT_BYTES],
+            len: 0,
+        }
+    }
+
+    /// Keeps `line` (without its newline; cut to [`LINE_MAX`]), dropping the oldest lines
+    /// until it fits.
+    pub fn push(&mut self, line: &[u8]) {
+        let line = line.get(..LINE_MAX).unwrap_or(line);
+        let need = line.len().saturating_add(1);
+        let mut start = 0;
+        while self.len.saturating_sub(start) > RECENT_BYTES.saturating_sub(need) {
+            // Past the oldest remaining line and its newline (every kept line ends in one).
+            let held = self.buf.get(start..self.len).unwrap_or_default();
+            start = match held.iter().position(|&b| b == b'\n') {
+                Some(at) => start.saturating_add(at).saturating_add(1),
+                None => self.len,
+            };
+        }
+        self.buf.copy_within(start..self.len, 0);
+        self.len = self.len.saturating_sub(start);
+        let end = self.len.saturating_add(need);
+        if let Some((last, body)) = self
+            .buf
+            .get_mut(self.len..end)
+            .and_then(<[u8]>::split_last_mut)
+        {
+            // `body` is `line.len()` bytes: `end` is `self.len + line.len() + 1`.
+            body.copy_from_slice(line);
+            *last = b'\n';
+            self.len = end;
+        }
+    }
+
+    /// The most recent whole lines that fit in `max` bytes, each ending in a newline.
+    pub fn tail(&self, max: usize) -> &[u8] {
+        let held = self.buf.get(..self.len).unwrap_or_default();
+        let mut from = self.len.saturating_sub(max);
+        // Start at a line's beginning: after the newline before `from` (none: the first line).
+        if from > 0 {
+            from = held
+                .get(from.saturating_sub(1)..)
+                .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+                .map_or(self.len, |at| from.saturating_add(at));
+        }
+        held.get(from..).unwrap_or_default()
+    }
+}
+
+/// The partition's recent log lines (what the logger keeps with [`record`]).
+pub static RECENT: spin::Mutex<RecentLog> = spin::Mutex::new(RecentLog::new());
+
+/// Keeps `line` in [`RECENT`], unless another context holds it this instant (a logger never
+/// waits: the line still goes to the console).
+pub fn record(line: &[u8]) {
+    if let Some(mut recent) = RECENT.try_lock() {
+        recent.push(line);
     }
 }
 

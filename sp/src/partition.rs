@@ -4,7 +4,9 @@
 //! only talks FF-A through [`ffa::Ffa`] and reaches normal-world memory through an
 //! [`ffa::memory::NsMapper`].
 
-use alloc::vec::Vec;
+use alloc::{sync::Arc, vec::Vec};
+
+use virtio_msg::device::EndpointStats;
 
 use crate::{
     quota::{EndpointQuota, QuotaMapper},
@@ -274,13 +276,14 @@ impl<F: DeviceFactory> Partition<F> {
             log::warn!("no heap for a bus instance for endpoint {src:#x}: refused");
             return None;
         }
-        let devices = self.factory.lock().create(src);
+        let stats = Arc::new(EndpointStats::new());
+        let devices = self.factory.lock().create(src, &stats);
         log::info!(
             "endpoint {src:#x}: new bus instance with {} devices",
             devices.len()
         );
         *guard = Some(Endpoint {
-            instance: BusInstance::new(src, devices, self.config),
+            instance: BusInstance::new(src, devices, self.config).with_stats(stats),
             quota: EndpointQuota::default(),
             indirect_requests: 0,
         });

@@ -1,8 +1,8 @@
 //! The device registry: which devices each driver endpoint gets.
 
-use alloc::{boxed::Box, vec::Vec};
+use alloc::{boxed::Box, sync::Arc, vec::Vec};
 
-use virtio_msg::device::VirtioDevice;
+use virtio_msg::device::{EndpointStats, VirtioDevice};
 
 use crate::{
     devices::{
@@ -34,8 +34,9 @@ pub const RAM_DISK_BYTES: usize = 64 * 1024;
 /// so fallibly and leave that much free after it (the bus instance is allocated infallibly
 /// after the devices).
 pub trait DeviceFactory {
-    /// The devices for endpoint `vm`, in device-number order.
-    fn create(&mut self, vm: u16) -> Vec<Box<dyn VirtioDevice + Send>>;
+    /// The devices for endpoint `vm`, in device-number order. `stats` are the endpoint's
+    /// counters (the bus counts into them); a device may report them (the shell's `stats`).
+    fn create(&mut self, vm: u16, stats: &Arc<EndpointStats>) -> Vec<Box<dyn VirtioDevice + Send>>;
 }
 
 /// Block devices for some endpoints in place of their RAM disks: the simulated world's host
@@ -157,7 +158,7 @@ fn device_list(rng: bool, blk: bool) -> &'static str {
 }
 
 impl<E: EntropySource + Clone + Send + 'static> DeviceFactory for StandardDevices<E> {
-    fn create(&mut self, vm: u16) -> Vec<Box<dyn VirtioDevice + Send>> {
+    fn create(&mut self, vm: u16, stats: &Arc<EndpointStats>) -> Vec<Box<dyn VirtioDevice + Send>> {
         let mut devices: Vec<Box<dyn VirtioDevice + Send>> = Vec::new();
         if let Some(source) = &self.entropy {
             devices.push(Box::new(Rng::new(source.clone())));
@@ -178,8 +179,10 @@ impl<E: EntropySource + Clone + Send + 'static> DeviceFactory for StandardDevice
             },
         };
         let list = device_list(rng, blk);
-        devices.push(Box::new(Console::new(Shell::new(list))));
-        devices.push(Box::new(Vsock::new(StandardServices::new(list))));
+        let shell = Shell::new(list).with_stats(Arc::clone(stats));
+        devices.push(Box::new(Console::new(shell)));
+        let services = StandardServices::new(list).with_stats(Arc::clone(stats));
+        devices.push(Box::new(Vsock::new(services)));
         devices
     }
 }
@@ -192,7 +195,7 @@ mod tests {
     #[test]
     fn rng_blk_and_console_with_an_entropy_source() {
         let mut with = StandardDevices::new(Some(CountingEntropy::default()));
-        let devices = with.create(1);
+        let devices = with.create(1, &Arc::default());
         assert_eq!(devices.len(), 4);
         assert_eq!(devices[0].device_id(), 4);
         assert_eq!(devices[1].device_id(), 2);
@@ -208,7 +211,7 @@ mod tests {
         assert_eq!(u64::from_le_bytes(capacity), (RAM_DISK_BYTES / 512) as u64);
         // No source, no rng: the block device is device 0, the console device 1, vsock 2.
         let mut without = StandardDevices::<CountingEntropy>::new(None);
-        let devices = without.create(1);
+        let devices = without.create(1, &Arc::default());
         assert_eq!(devices.len(), 3);
         assert_eq!(devices[0].device_id(), 2);
         assert_eq!(devices[1].device_id(), 3);
@@ -221,13 +224,13 @@ mod tests {
         // aborts.
         let mut huge = StandardDevices::new(Some(CountingEntropy::default()))
             .with_disk_bytes(usize::MAX & !511);
-        let devices = huge.create(1);
+        let devices = huge.create(1, &Arc::default());
         assert_eq!(devices.len(), 3);
         assert_eq!(devices[0].device_id(), 4);
         assert_eq!(devices[1].device_id(), 3);
         assert_eq!(devices[2].device_id(), 19);
         let mut none = StandardDevices::new(Some(CountingEntropy::default())).with_disk_bytes(0);
-        assert_eq!(none.create(1).len(), 3);
+        assert_eq!(none.create(1, &Arc::default()).len(), 3);
     }
 
     #[test]
@@ -275,8 +278,8 @@ mod tests {
             (devices[1].device_id(), u64::from_le_bytes(bytes))
         };
         let ram = (2, (RAM_DISK_BYTES / 512) as u64);
-        assert_eq!(capacity(&set.create(1)), ram);
-        let served = set.create(2);
+        assert_eq!(capacity(&set.create(1, &Arc::default())), ram);
+        let served = set.create(2, &Arc::default());
         assert_eq!(served.len(), 4);
         assert_eq!(capacity(&served), (2, 8));
         assert_ne!(
@@ -284,7 +287,7 @@ mod tests {
             0
         );
         // Handed out once: the same endpoint id admitted again gets a RAM disk.
-        assert_eq!(capacity(&set.create(2)), ram);
+        assert_eq!(capacity(&set.create(2, &Arc::default())), ram);
     }
 
     #[test]

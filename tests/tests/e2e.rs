@@ -119,6 +119,58 @@ fn reading_more_than_memory_holds_is_refused_not_aborted() {
     assert!(sizes.iter().all(|&n| n <= vmsg_host::rng::BUFFER_BYTES));
 }
 
+/// The shell's `stats` reports this endpoint's own counters, as they grow: after a 4 KiB
+/// rng read, device 0 returned one chain of 4096 bytes; the blk device (never used) nothing;
+/// another endpoint's 8 KiB are not in them. `log` answers the partition's recent lines
+/// (through the simulated partition's logger): the console's own areas were just shared.
+#[test]
+fn console_stats_and_log_report_the_endpoint() {
+    vmsg_host::sim::partition_log::install(log::LevelFilter::Info, false);
+    let sys = system();
+    let mut other = sys.connect(2, Dialect::G3, false).unwrap();
+    other.rng().unwrap().read(8192).unwrap();
+    let mut conn = sys.connect(1, Dialect::G3, false).unwrap();
+    let mut console = conn.console().unwrap();
+    console.read_until("> ").unwrap();
+    let dev0 = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("dev 0: "))
+            .unwrap_or_else(|| panic!("no dev 0 line in {text:?}"))
+            .to_owned()
+    };
+    let before = console.command("stats").unwrap();
+    assert!(before.starts_with("endpoint: "), "{before}");
+    assert_eq!(before.lines().count(), 5, "{before}");
+    assert!(dev0(&before).contains(" 0 chains, 0 bytes,"), "{before}");
+    drop(console);
+    conn.rng().unwrap().read(4096).unwrap();
+    let mut console = conn.console().unwrap();
+    console.read_until("> ").unwrap_or_default();
+    let after = console.command("stats").unwrap();
+    assert!(
+        dev0(&after).contains(" 1 chains, 4096 bytes, 0 failures"),
+        "{after}"
+    );
+    assert!(
+        after
+            .lines()
+            .nth(2)
+            .unwrap()
+            .contains(" 0 chains, 0 bytes,"),
+        "blk untouched: {after}"
+    );
+    let log = console.command("log").unwrap();
+    assert!(log.len() <= 768, "{}", log.len());
+    assert!(log.lines().all(|l| l.len() > 6), "{log}");
+    assert!(log.contains("INFO  vm 0x1: AREA_UNSHARE area"), "{log}");
+    assert!(
+        log.ends_with(" pages\n"),
+        "the console's areas, last: {log}"
+    );
+    drop(console);
+    assert!(sys.faults().is_empty(), "{:?}", sys.faults());
+}
+
 /// The console shell (device 2) answers line by line in both dialects, with and without the
 /// notification; the transmit notify's answer lands in receive buffers already posted.
 #[test]
@@ -134,7 +186,7 @@ fn console_shell_in_both_dialects() {
             assert_eq!(console.read_until("> ").unwrap(), "> ", "{dialect:?}");
             assert_eq!(
                 console.command("help").unwrap(),
-                "commands: help, version, devices\n"
+                "commands: help, version, devices, stats, log\n"
             );
             assert!(
                 console.command("version").unwrap().starts_with("vmsg-sp "),

@@ -442,7 +442,10 @@ fn drain_console<T: Transport>(console: &mut VirtIOConsole<VmsgHal, T>) -> Vec<u
 fn virtio_console_runs_the_partition_shell() {
     let version = format!("vmsg-sp {}\n> ", env!("CARGO_PKG_VERSION"));
     let lines: [(&[u8], &[u8]); 5] = [
-        (b"help\n", b"commands: help, version, devices\n> "),
+        (
+            b"help\n",
+            b"commands: help, version, devices, stats, log\n> ",
+        ),
         (b"version\n", version.as_bytes()),
         (
             b"devices\n",
@@ -481,7 +484,7 @@ fn virtio_console_runs_the_partition_shell() {
         }
         assert_eq!(
             drain_console(&mut console),
-            b"commands: help, version, devices\n> ",
+            b"commands: help, version, devices, stats, log\n> ",
             "{what}"
         );
         // Nothing more to say: no byte, and the receive buffer stays posted.

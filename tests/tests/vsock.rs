@@ -66,7 +66,7 @@ fn echo_and_shell_in_both_dialects() {
         vsock.send(shell, b"help\n").unwrap();
         assert_eq!(
             vsock.read_until(shell, b"> ").unwrap(),
-            b"commands: help, version, devices\n> ",
+            b"commands: help, version, devices, stats, log\n> ",
             "{what}"
         );
         vsock.send(shell, b"devices\n").unwrap();

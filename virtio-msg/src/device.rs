@@ -4,12 +4,14 @@
 //! - `model`: [`VirtioDevice`], its errors, [`QueueConfig`] and the transport feature bits,
 //!   re-exported here.
 //! - `engine`: [`DeviceTransport`], re-exported here.
+//! - `stats`: [`EndpointStats`], the counters of an endpoint's session.
 //! - `mock` (tests and the `test-utils` feature): a configurable mock device.
 
 mod engine;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod mock;
 mod model;
+pub mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -19,3 +21,4 @@ pub use model::{
     VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1,
     VirtioDevice, need_event,
 };
+pub use stats::EndpointStats;

@@ -1,11 +1,12 @@
 //! One bus instance: the state the partition keeps for one driver endpoint, and the dispatch of
 //! each incoming frame to the concern that serves it (negotiation, areas, events, routing).
 
-use alloc::{boxed::Box, vec::Vec};
+use alloc::{boxed::Box, sync::Arc, vec::Vec};
 
 use virtio_msg::{
     Layout,
-    device::{Budget, DeviceTransport, VirtioDevice},
+    device::{Budget, DeviceTransport, EndpointStats, VirtioDevice},
+    header::TYPE_BUS,
     ids,
 };
 
@@ -35,6 +36,8 @@ pub struct BusInstance {
     log: Lifecycle,
     /// The last area whose pending relinquish was retried.
     retry_cursor: u16,
+    /// Where the endpoint's messages and its devices' work are counted.
+    stats: Option<Arc<EndpointStats>>,
 }
 
 impl BusInstance {
@@ -62,7 +65,19 @@ impl BusInstance {
             events: Events::new(capacity),
             log: Lifecycle::new(vm),
             retry_cursor: 0,
+            stats: None,
         }
+    }
+
+    /// The same, counting the endpoint's messages and its devices' work in `stats`.
+    pub fn with_stats(mut self, stats: Arc<EndpointStats>) -> Self {
+        self.devices = core::mem::take(&mut self.devices)
+            .into_iter()
+            .enumerate()
+            .map(|(dev, d)| d.with_stats(Arc::clone(&stats), dev))
+            .collect();
+        self.stats = Some(stats);
+        self
     }
 
     /// The endpoint this instance serves.
@@ -158,6 +173,12 @@ impl BusInstance {
             services,
             &mut self.log,
         );
+        if let Some(stats) = &self.stats {
+            let error = matches!(reply, Reply::Frame(_))
+                && out.first().is_some_and(|t| t & TYPE_BUS != 0)
+                && out.get(1) == Some(&msg::ERROR);
+            stats.message(error, self.areas.len());
+        }
         reply
     }
 

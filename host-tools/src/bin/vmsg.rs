@@ -49,6 +49,10 @@ struct Cli {
     /// With `--disk`: opens the file read-only (the device offers VIRTIO_BLK_F_RO).
     #[arg(long, global = true, requires = "disk")]
     read_only: bool,
+    /// Prints the simulated partition's log lines on stderr (`[sp] INFO  ...`): -v its info,
+    /// warnings and errors, -vv its debug lines as well. Its shell's `log` keeps them either way.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -223,6 +227,12 @@ const VM: u16 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let level = if cli.verbose >= 2 {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    };
+    vmsg_host::sim::partition_log::install(level, cli.verbose > 0);
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -110,3 +110,38 @@ fn early_lines_come_out_in_order_and_overflow_is_counted() {
     assert_eq!(out.len(), EARLY_MAX / 100 + 1);
     assert_eq!(out.last().unwrap(), "WARN  5 early log lines dropped");
 }
+
+#[test]
+fn recent_log_keeps_the_newest_whole_lines() {
+    let mut recent = RecentLog::new();
+    assert_eq!(recent.tail(100), b"");
+    recent.push(b"one");
+    recent.push(b"two");
+    assert_eq!(recent.tail(100), b"one\ntwo\n");
+    // A tail starts at a line's beginning: "two\n" fits in 5 bytes, "one\ntwo\n" does not.
+    assert_eq!(recent.tail(5), b"two\n");
+    assert_eq!(recent.tail(4), b"two\n");
+    assert_eq!(recent.tail(3), b"");
+    // Filling it pushes out the oldest lines, whole.
+    let long = [b'x'; 200];
+    for _ in 0..20 {
+        recent.push(&long);
+    }
+    recent.push(b"last");
+    let all = recent.tail(RECENT_BYTES);
+    assert!(all.len() <= RECENT_BYTES);
+    assert!(all.ends_with(b"\nlast\n"));
+    assert!(
+        all.split(|&b| b == b'\n')
+            .all(|l| l.is_empty() || l == b"last" || l == long)
+    );
+    assert_eq!(
+        all.len(),
+        10 * 201 + 5,
+        "as many 200-byte lines as fit beside the last"
+    );
+    // A line longer than a console line is cut to LINE_MAX.
+    recent.push(&[b'y'; 400]);
+    let tail = recent.tail(LINE_MAX + 1);
+    assert_eq!(tail.len(), LINE_MAX + 1);
+}

@@ -3,12 +3,21 @@
 //! ([`vsock::StandardServices`](super::vsock::StandardServices)) both drive, through
 //! [`Output`].
 //!
-//! Commands: `help`, `version`, `devices`; anything else is an `unknown command`. A line ends
+//! Commands: `help`, `version`, `devices`, `stats` (the endpoint's counters: its bus messages,
+//! the ERROR answers, the areas it has shared, and per device its messages, notifications,
+//! chains, bytes and failures; [`Shell::with_stats`]), `log` (the partition's most recent log
+//! lines, [`crate::console::RECENT`]); anything else is an `unknown command`. A line ends
 //! at `\n` or `\r` (`\r\n` counts once); it is answered, then the prompt follows. No echo: the
 //! peer sees only answers and prompts. A line longer than [`LINE_MAX`] is refused whole at its
 //! end.
 
+use alloc::sync::Arc;
+use core::fmt::{self, Write as _};
+
+use virtio_msg::device::{EndpointStats, stats::COUNTED_DEVICES};
+
 use super::stream::Output;
+use crate::console::RECENT;
 
 /// Longest command line the [`Shell`] keeps; a longer line is refused whole.
 pub const LINE_MAX: usize = 128;
@@ -16,7 +25,12 @@ pub const LINE_MAX: usize = 128;
 pub const PROMPT: &[u8] = b"> ";
 
 /// The answer to `help`.
-const HELP: &[u8] = b"commands: help, version, devices\n";
+const HELP: &[u8] = b"commands: help, version, devices, stats, log\n";
+/// The answer to `stats` where nothing is counted.
+const NO_STATS: &[u8] = b"no counters here\n";
+/// The longest answer to `stats` or `log`: what is formatted beyond it is cut (`log` keeps
+/// whole lines). It fits a vsock connection's send buffer with the prompt.
+pub const REPORT_MAX: usize = 768;
 /// The answer to an overlong line.
 const TOO_LONG: &[u8] = b"line too long\n";
 /// The answer to anything else.
@@ -34,7 +48,10 @@ const fn max(a: usize, b: usize) -> usize {
 /// The longest answer to a line other than `devices` (without the prompt after it).
 const FIXED_ANSWER_MAX: usize = max(
     max(HELP.len(), TOO_LONG.len()),
-    max(UNKNOWN.len(), VERSION_PREFIX.len() + VERSION.len() + 1),
+    max(
+        max(UNKNOWN.len(), VERSION_PREFIX.len() + VERSION.len() + 1),
+        REPORT_MAX,
+    ),
 );
 
 /// A tiny line-based shell (see the [module docs](self)).
@@ -46,6 +63,8 @@ pub struct Shell {
     overlong: bool,
     /// The last byte was `\r` (a `\n` right after it ends nothing).
     after_cr: bool,
+    /// What `stats` reports: the counters of the endpoint the shell serves.
+    stats: Option<Arc<EndpointStats>>,
 }
 
 impl Shell {
@@ -58,7 +77,16 @@ impl Shell {
             len: 0,
             overlong: false,
             after_cr: false,
+            stats: None,
         }
+    }
+
+    /// The same shell, whose `stats` reports `stats` (the counters of the endpoint it serves;
+    /// no other endpoint's).
+    #[must_use]
+    pub fn with_stats(mut self, stats: Arc<EndpointStats>) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     /// The most bytes one line's answer and the prompt after it take.
@@ -131,6 +159,10 @@ impl Shell {
                     out.push(VERSION.as_bytes());
                     out.push(b"\n");
                 }
+                b"stats" => self.report_stats(out),
+                b"log" => {
+                    out.push(RECENT.lock().tail(REPORT_MAX));
+                }
                 b"devices" => {
                     out.push(self.devices.as_bytes());
                     if !self.devices.ends_with('\n') {
@@ -145,6 +177,87 @@ impl Shell {
         self.len = 0;
         self.overlong = false;
         out.push(PROMPT);
+    }
+}
+
+impl Shell {
+    /// Answers `stats` (out of line: `take` stays small): one line for the endpoint, one per device it has (as many as
+    /// `devices` lists, at most [`COUNTED_DEVICES`]).
+    #[inline(never)]
+    fn report_stats(&self, out: &mut dyn Output) {
+        let Some(stats) = &self.stats else {
+            out.push(NO_STATS);
+            return;
+        };
+        let s = stats.endpoint();
+        let mut report = Report::default();
+        report.counts(
+            format_args!("endpoint:"),
+            &[
+                (s.messages, "messages"),
+                (s.errors, "errors"),
+                (s.areas, "areas held"),
+            ],
+        );
+        let present = self.devices.lines().count().min(COUNTED_DEVICES);
+        for (dev, d) in (0..present).filter_map(|dev| Some((dev, stats.device(dev)?))) {
+            report.counts(
+                format_args!("dev {dev}:"),
+                &[
+                    (d.messages, "messages"),
+                    (d.kicks, "kicks"),
+                    (d.chains, "chains"),
+                    (d.bytes, "bytes"),
+                    (d.failures, "failures"),
+                ],
+            );
+        }
+        out.push(report.bytes());
+    }
+}
+
+/// A [`REPORT_MAX`]-byte answer being formatted; what does not fit is cut.
+struct Report {
+    buf: [u8; REPORT_MAX],
+    len: usize,
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Self {
+            buf: [0; REPORT_MAX],
+            len: 0,
+        }
+    }
+}
+
+impl Report {
+    /// One line: `head`, then each `value label`, comma-separated.
+    #[inline(never)]
+    fn counts(&mut self, head: fmt::Arguments<'_>, values: &[(u64, &str)]) {
+        let _ = self.write_fmt(head);
+        let mut sep = "";
+        for (value, label) in values {
+            let _ = write!(self, "{sep} {value} {label}");
+            sep = ",";
+        }
+        let _ = self.write_str("\n");
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for Report {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = self.buf.get_mut(self.len..).unwrap_or_default();
+        let n = s.len().min(room.len());
+        if let (Some(dst), Some(src)) = (room.get_mut(..n), s.as_bytes().get(..n)) {
+            dst.copy_from_slice(src);
+            self.len = self.len.saturating_add(n);
+        }
+        Ok(())
     }
 }
 
@@ -163,18 +276,24 @@ mod tests {
     fn feed_holds_a_line_end_back_until_the_answer_fits() {
         let mut shell = Shell::new("0 dev");
         let need = shell.answer_max();
-        assert_eq!(need, HELP.len() + PROMPT.len());
-        let mut out = ByteRing::<64>::new();
+        // The bound is the longest answer, `stats` or `log`'s.
+        assert_eq!(need, REPORT_MAX + PROMPT.len());
+        let mut out = ByteRing::<1024>::new();
         shell.open(&mut out);
-        // The prompt and 30 more bytes held, 32 of room: "help\n" stops before its end.
-        out.push(&[b'x'; 30]);
+        // The prompt and 260 more bytes held, 762 of room: "help\n" stops before its end.
+        out.push(&[b'x'; 260]);
         assert!(out.room() < need);
         assert_eq!(shell.feed(b"help\nversion\n", &mut out), 4);
-        out.consume(32);
-        // Drained: the line end goes through; the answer then leaves too little room for the
-        // next one, which waits again.
+        out.consume(262);
+        // Room again: the line end goes through; its answer then leaves too little room for
+        // the next one, which waits again.
+        out.push(&[b'x'; 210]);
         assert_eq!(shell.feed(b"\nversion\n", &mut out), 8);
-        assert_eq!(text(&mut out), "commands: help, version, devices\n> ");
+        out.consume(210);
+        assert_eq!(
+            text(&mut out),
+            "commands: help, version, devices, stats, log\n> "
+        );
         assert_eq!(shell.feed(b"\n", &mut out), 1);
         assert_eq!(
             text(&mut out),
@@ -196,7 +315,91 @@ mod tests {
         const DEVICES: &str =
             "0 a very long device description line that is longer than help\n1 another one";
         let shell = Shell::new(DEVICES);
-        assert_eq!(shell.answer_max(), DEVICES.len() + 1 + PROMPT.len());
-        assert_eq!(Shell::new("d").answer_max(), HELP.len() + PROMPT.len());
+        assert_eq!(shell.answer_max(), REPORT_MAX + PROMPT.len());
+        let longer = DEVICES.repeat(12).leak();
+        assert_eq!(
+            Shell::new(longer).answer_max(),
+            longer.len() + 1 + PROMPT.len()
+        );
+    }
+
+    /// Runs `line` through a fresh shell and returns the answer without the prompt.
+    fn answer(shell: &mut Shell, line: &[u8]) -> String {
+        let mut out = ByteRing::<1024>::new();
+        shell.feed(line, &mut out);
+        let got = text(&mut out);
+        got.strip_suffix("> ")
+            .expect("a prompt after the answer")
+            .to_owned()
+    }
+
+    #[test]
+    fn stats_reports_the_endpoint_and_each_listed_device() {
+        let stats = Arc::new(EndpointStats::new());
+        let mut shell = Shell::new("0 virtio-rng (id 4)\n1 virtio-console (id 3)")
+            .with_stats(Arc::clone(&stats));
+        stats.message(false, 1);
+        stats.message(true, 2);
+        stats.device_message(1);
+        stats.device_work(0, 2, 8192, false);
+        stats.device_work(1, 1, 5, true);
+        stats.device_work(2, 9, 9, false);
+        assert_eq!(
+            answer(&mut shell, b"stats\n"),
+            "endpoint: 2 messages, 1 errors, 2 areas held\n\
+             dev 0: 0 messages, 1 kicks, 2 chains, 8192 bytes, 0 failures\n\
+             dev 1: 1 messages, 1 kicks, 1 chains, 5 bytes, 1 failures\n"
+        );
+        // The counters are read at each `stats`.
+        stats.message(false, 0);
+        assert!(
+            answer(&mut shell, b" stats \r").starts_with("endpoint: 3 messages, 1 errors, 0 areas")
+        );
+        assert_eq!(
+            answer(&mut Shell::new("d"), b"stats\n"),
+            "no counters here\n"
+        );
+    }
+
+    #[test]
+    fn the_largest_stats_answer_fits_its_bound_whole() {
+        let stats = Arc::new(EndpointStats::new());
+        for dev in 0..COUNTED_DEVICES {
+            stats.device_work(dev, u64::MAX, u64::MAX, true);
+        }
+        for _ in 0..3 {
+            stats.message(true, usize::MAX);
+        }
+        let devices = "0 a\n1 b\n2 c\n3 d";
+        let got = answer(&mut Shell::new(devices).with_stats(stats), b"stats\n");
+        assert!(got.len() <= REPORT_MAX);
+        assert_eq!(got.lines().count(), 5);
+        assert!(
+            got.lines()
+                .skip(1)
+                .all(|l| l.contains("18446744073709551615 bytes"))
+        );
+    }
+
+    #[test]
+    fn log_answers_the_most_recent_lines() {
+        for i in 0..100 {
+            crate::console::record(format!("INFO  shell test line {i}").as_bytes());
+        }
+        let got = answer(&mut Shell::new("d"), b"log\n");
+        assert!(
+            got.len() <= REPORT_MAX && got.len() > REPORT_MAX - 40,
+            "{}",
+            got.len()
+        );
+        // Whole lines, the newest last (other tests may log between these).
+        assert!(got.ends_with("INFO  shell test line 99\n"), "{got}");
+        assert!(
+            got.lines().all(|l| l.starts_with("INFO  ")
+                || l.starts_with("WARN")
+                || l.starts_with("DEBUG")
+                || l.starts_with("ERROR")),
+            "{got}"
+        );
     }
 }

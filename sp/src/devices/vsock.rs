@@ -68,13 +68,13 @@
 //! chain's buffer list. A packet whose payload cannot be read resets its connection; an rx
 //! buffer outside shared memory is a [`DeviceError`] (DEVICE_NEEDS_RESET), as for the console.
 
-use alloc::{boxed::Box, vec::Vec};
+use alloc::{boxed::Box, sync::Arc, vec::Vec};
 
 use virtio_msg::{
     SharedMem,
     device::{
-        Budget, DeviceError, QueueConfig, VIRTIO_F_ACCESS_PLATFORM, VIRTIO_F_VERSION_1,
-        VirtioDevice,
+        Budget, DeviceError, EndpointStats, QueueConfig, VIRTIO_F_ACCESS_PLATFORM,
+        VIRTIO_F_VERSION_1, VirtioDevice,
     },
 };
 use zerocopy::{
@@ -329,15 +329,26 @@ impl VsockSession for Shell {
 
 /// The partition's services: [`Echo`] on [`ECHO_PORT`] and the partition [`Shell`] on
 /// [`SHELL_PORT`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct StandardServices {
     devices: &'static str,
+    stats: Option<Arc<EndpointStats>>,
 }
 
 impl StandardServices {
     /// The services; the shell's `devices` command prints `devices`.
     pub const fn new(devices: &'static str) -> Self {
-        Self { devices }
+        Self {
+            devices,
+            stats: None,
+        }
+    }
+
+    /// The same, with a shell whose `stats` reports `stats` (see [`Shell::with_stats`]).
+    #[must_use]
+    pub fn with_stats(mut self, stats: Arc<EndpointStats>) -> Self {
+        self.stats = Some(stats);
+        self
     }
 }
 
@@ -371,7 +382,13 @@ impl VsockServices for StandardServices {
     fn accept(&mut self, port: u32) -> Option<StandardSession> {
         match port {
             ECHO_PORT => Some(StandardSession::Echo(Echo)),
-            SHELL_PORT => Some(StandardSession::Shell(Shell::new(self.devices))),
+            SHELL_PORT => {
+                let shell = Shell::new(self.devices);
+                Some(StandardSession::Shell(match &self.stats {
+                    Some(stats) => shell.with_stats(Arc::clone(stats)),
+                    None => shell,
+                }))
+            }
             _ => None,
         }
     }

@@ -39,7 +39,9 @@ impl Log for Logger {
         }
         let mut line = Line::new();
         let _ = write!(line, "{:<5} {}", record.level(), record.args());
-        emit(line.bytes(), false);
+        let bytes = line.bytes();
+        crate::console::record(bytes);
+        emit(bytes, false);
     }
 
     fn flush(&self) {}

@@ -37,9 +37,12 @@
 
 mod queues;
 
-use alloc::{boxed::Box, vec, vec::Vec};
+use alloc::{boxed::Box, sync::Arc, vec, vec::Vec};
 
-use super::model::{Budget, QueueConfig, VIRTIO_F_VERSION_1, VirtioDevice};
+use super::{
+    model::{Budget, QueueConfig, VIRTIO_F_VERSION_1, VirtioDevice},
+    stats::EndpointStats,
+};
 use crate::{
     header::Header,
     layout::Layout,
@@ -133,6 +136,8 @@ pub struct DeviceTransport {
     refused: Option<Refusal>,
     /// Backing store of responses that borrow bytes (config data, feature blocks).
     scratch: Vec<u8>,
+    /// Where this device's work is counted: its endpoint's counters and its device number.
+    stats: Option<(Arc<EndpointStats>, usize)>,
 }
 
 impl core::fmt::Debug for DeviceTransport {
@@ -167,7 +172,14 @@ impl DeviceTransport {
             active: false,
             refused: None,
             scratch: Vec::new(),
+            stats: None,
         }
+    }
+
+    /// The same, counting its messages and work as device `dev` in `stats`.
+    pub fn with_stats(mut self, stats: Arc<EndpointStats>, dev: usize) -> Self {
+        self.stats = Some((stats, dev));
+        self
     }
 
     /// The same, with the bus's maximum message size set.
@@ -365,7 +377,17 @@ impl DeviceTransport {
         if budget.is_spent() {
             return;
         }
+        let before = budget.chains_and_bytes();
         let result = self.device.notify(index, mem, budget);
+        if let Some((stats, dev)) = &self.stats {
+            let (chains, bytes) = budget.chains_and_bytes();
+            stats.device_work(
+                *dev,
+                chains.saturating_sub(before.0),
+                bytes.saturating_sub(before.1),
+                result.is_err(),
+            );
+        }
         if let Some(queue) = usize::try_from(index)
             .ok()
             .and_then(|i| self.queues.get_mut(i))
@@ -448,6 +470,9 @@ impl DeviceTransport {
         events: &mut dyn FnMut(Event),
         limit: usize,
     ) -> Option<TransportResponse<'_>> {
+        if let Some((stats, dev)) = &self.stats {
+            stats.device_message(*dev);
+        }
         match *request {
             TransportRequest::GetDeviceInfo => Some(TransportResponse::DeviceInfo(self.info())),
             TransportRequest::GetDeviceFeatures {

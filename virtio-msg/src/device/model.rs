@@ -49,6 +49,9 @@ pub struct QueueConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
     left: u64,
+    /// Chains spent so far, and the bytes they moved (what the counters report).
+    chains: u64,
+    moved: u64,
 }
 
 impl Budget {
@@ -58,12 +61,16 @@ impl Budget {
 
     /// A budget of `bytes`.
     pub const fn bytes(bytes: u64) -> Self {
-        Self { left: bytes }
+        Self {
+            left: bytes,
+            chains: 0,
+            moved: 0,
+        }
     }
 
     /// A budget that is never spent (tests, and device-initiated work with no driver waiting).
     pub const fn unlimited() -> Self {
-        Self { left: u64::MAX }
+        Self::bytes(u64::MAX)
     }
 
     /// Spends `bytes` (saturating at zero).
@@ -74,6 +81,13 @@ impl Budget {
     /// Spends one chain that moved `bytes`.
     pub fn spend_chain(&mut self, bytes: u64) {
         self.spend(bytes.saturating_add(Self::CHAIN_COST));
+        self.chains = self.chains.saturating_add(1);
+        self.moved = self.moved.saturating_add(bytes);
+    }
+
+    /// Chains spent so far and the bytes they moved.
+    pub fn chains_and_bytes(&self) -> (u64, u64) {
+        (self.chains, self.moved)
     }
 
     /// Whether nothing is left: the device must not start another chain.

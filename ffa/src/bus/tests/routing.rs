@@ -416,3 +416,23 @@ fn set_vqueue_at_features_ok_with_rings_outside_areas_is_not_configured() {
         64
     );
 }
+
+/// The endpoint's counters: every message counted, ERROR answers among them, the areas held
+/// after each; a transport message counted for its device (and no other).
+#[test]
+fn stats_count_messages_errors_areas_and_device_messages() {
+    let (bus, _) = instance(2);
+    let stats = alloc::sync::Arc::new(virtio_msg::device::EndpointStats::new());
+    let mut bus = bus.with_stats(alloc::sync::Arc::clone(&stats));
+    let mut fake = Fake::default();
+    // Two VERSION messages, then an undecodable frame (ERROR), then an area.
+    negotiate_g3(&mut bus, &mut fake);
+    send(&mut bus, &mut fake, &[0xff, 0x01]).unwrap();
+    let layout = Layout::V1Review;
+    let _ = setup_queue(&mut bus, &mut fake, layout);
+    transport(&mut bus, &mut fake, layout, TransportRequest::GetDeviceInfo);
+    let s = stats.snapshot();
+    assert_eq!((s.messages, s.errors, s.areas), (5, 1, 1), "{s:?}");
+    assert_eq!(s.devices[0].messages, 1);
+    assert_eq!(s.devices[1], Default::default());
+}

@@ -298,7 +298,7 @@ fn shell_prompts_and_answers() {
     notify(&mut console, &mut drv, TRANSMITQ);
     assert_eq!(
         receive(&mut console, &mut drv, 1, 128),
-        b"commands: help, version, devices\n> "
+        b"commands: help, version, devices, stats, log\n> "
     );
     drv.send(1, b"version\r\n");
     notify(&mut console, &mut drv, TRANSMITQ);
@@ -323,7 +323,7 @@ fn shell_prompts_and_answers() {
     notify(&mut console, &mut drv, TRANSMITQ);
     assert_eq!(
         receive(&mut console, &mut drv, 5, 128),
-        b"line too long\n> commands: help, version, devices\n> "
+        b"line too long\n> commands: help, version, devices, stats, log\n> "
     );
 }
 
@@ -344,7 +344,7 @@ fn input_split_over_chains_and_descriptors() {
     assert!(notify(&mut console, &mut drv, TRANSMITQ));
     assert_eq!(drv.take_used(TRANSMITQ), vec![(0, 0), (3, 0), (4, 0)]);
     let expected = format!(
-        "vmsg-sp {}\n> commands: help, version, devices\n> ",
+        "vmsg-sp {}\n> commands: help, version, devices, stats, log\n> ",
         env!("CARGO_PKG_VERSION")
     );
     assert_eq!(receive(&mut console, &mut drv, 1, 256), expected.as_bytes());

@@ -430,7 +430,7 @@ fn the_shell_on_its_port() {
     drv.post_rx(4, 256);
     let got = exchange(&mut dev, &mut drv, 5, SHELL_PORT, b"help\n");
     let text: Vec<u8> = got.iter().flat_map(|p| p.1.clone()).collect();
-    assert_eq!(text, b"commands: help, version, devices\n> ");
+    assert_eq!(text, b"commands: help, version, devices, stats, log\n> ");
     let got = exchange(&mut dev, &mut drv, 5, SHELL_PORT, b"devices\r\nbogus\n");
     let text: Vec<u8> = got.iter().flat_map(|p| p.1.clone()).collect();
     assert_eq!(text, b"0 test-device\n> unknown command\n> ");
@@ -442,7 +442,10 @@ fn the_shell_on_its_port() {
     let got = exchange(&mut dev, &mut drv, 6, SHELL_PORT, b"p\n");
     assert_eq!(got[0].1, b"unknown command\n> ");
     let got = exchange(&mut dev, &mut drv, 5, SHELL_PORT, b"p\n");
-    assert_eq!(got[0].1, b"commands: help, version, devices\n> ");
+    assert_eq!(
+        got[0].1,
+        b"commands: help, version, devices, stats, log\n> "
+    );
 }
 
 #[test]
@@ -793,7 +796,10 @@ fn shutdown_send_gets_the_answers_then_the_devices_shutdown() {
     notify(&mut dev, &mut drv, RXQ);
     let got = drv.received();
     assert_eq!(got.len(), 2, "{got:?}");
-    assert_eq!(got[0].1, b"commands: help, version, devices\n> ");
+    assert_eq!(
+        got[0].1,
+        b"commands: help, version, devices, stats, log\n> "
+    );
     assert_packet(&got[1], Op::Shutdown, SHELL_PORT, 1);
     assert_eq!(got[1].0.flags, SHUTDOWN_RCV | SHUTDOWN_SEND);
     // Data after the driver said it sends no more is a protocol error.
