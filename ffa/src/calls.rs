@@ -13,6 +13,8 @@
 
 use alloc::vec::Vec;
 
+use zerocopy::IntoBytes;
+
 use arm_ffa::{
     FfaError, FuncId, Interface, Version, VersionOut,
     interface_args::{
@@ -752,9 +754,10 @@ impl<C: Conduit> Ffa<C> {
             .ok_or(Error::Indirect(crate::indirect::IndirectError::Size))
             .map(|t| t.min(out.len()));
         if let Ok(n) = total
-            && let (Some(dst), Some(src)) = (out.get_mut(..n), rx.get(..n))
+            && let Some(src) = rx.get(..n)
         {
-            dst.copy_from_slice(src);
+            // Never refused: `n` is at most `out.len()`.
+            let _ = src.write_to_prefix(out);
         }
         let released = self.rx_release();
         let n = total?;
