@@ -430,11 +430,9 @@ impl NsMapper for StageOneMapper {
             El1Attributes::empty(),
             Constraints::empty(),
         ) {
-            // The mapping is still at `at`; tested, so that `remove` has no panic path.
-            Ok(()) if at < self.ns.len() => {
+            Ok(()) => {
                 self.ns.remove(at);
             }
-            Ok(()) => {}
             Err(e) => log::error!("stage-1 unmap at {va:#x}: {}", paging_error(&e)),
         }
     }

@@ -128,9 +128,8 @@ impl AreaTable {
     /// Forgets area `id` (after its relinquish succeeded); returns it.
     pub(crate) fn remove(&mut self, id: u16) -> Option<RetrievedArea> {
         let i = self.areas.binary_search_by_key(&id, |(k, _)| *k).ok()?;
-        // `i` is where `binary_search` found the row, below `len`; tested all the same, so
-        // that `remove` has no panic path.
-        (i < self.areas.len()).then(|| self.areas.remove(i).1.area)
+        // Cannot panic: `i` is the index `binary_search` found the row at, below `len`.
+        Some(self.areas.remove(i).1.area)
     }
 
     /// The first id held above `after` (all ids from the lowest with `None`), in order.
