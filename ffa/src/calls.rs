@@ -13,6 +13,8 @@
 
 use alloc::vec::Vec;
 
+use zerocopy::IntoBytes;
+
 use arm_ffa::{
     FfaError, FuncId, Interface, Version, VersionOut,
     interface_args::{
@@ -75,6 +77,14 @@ pub struct Ffa<C: Conduit> {
     conduit: C,
     version: Version,
     last: [u64; 18],
+}
+
+/// `iface`, built where it is used. A constant interface borrowed as `&Interface::IdGet` is
+/// promoted to a static: a whole `Interface` (160 bytes, nearly all zero) in the image's
+/// .rodata per call site, where building it on the stack takes an instruction or two.
+#[inline(always)]
+fn runtime(iface: Interface) -> Interface {
+    iface
 }
 
 /// The low 32 bits of a register (the `w` view of an SMC32 result).
@@ -251,7 +261,7 @@ impl<C: Conduit> Ffa<C> {
 
     /// FFA_ID_GET.
     pub fn id_get(&mut self) -> Result<u16, Error> {
-        let args = self.call_success(&Interface::IdGet)?;
+        let args = self.call_success(&runtime(Interface::IdGet))?;
         SuccessArgsIdGet::try_from(args)
             .map(|a| a.id)
             .map_err(|_| Error::Unexpected)
@@ -272,7 +282,7 @@ impl<C: Conduit> Ffa<C> {
     /// FFA_RX_RELEASE.
     pub fn rx_release(&mut self) -> Result<(), Error> {
         // w1 (the VM id) is MBZ at the virtual FF-A instance.
-        self.call_success(&Interface::RxRelease { vm_id: 0 })?;
+        self.call_success(&runtime(Interface::RxRelease { vm_id: 0 }))?;
         Ok(())
     }
 
@@ -589,7 +599,7 @@ impl<C: Conduit> Ffa<C> {
     /// FFA_MEM_RELINQUISH of `handle` for `endpoint` (descriptor written to the TX buffer).
     pub fn mem_relinquish(&mut self, handle: u64, endpoint: u16) -> Result<(), Error> {
         MemRelinquishDesc::pack_parts(handle, 0, &[endpoint], self.conduit.tx())?;
-        self.call_success(&Interface::MemRelinquish)?;
+        self.call_success(&runtime(Interface::MemRelinquish))?;
         Ok(())
     }
 
@@ -744,9 +754,10 @@ impl<C: Conduit> Ffa<C> {
             .ok_or(Error::Indirect(crate::indirect::IndirectError::Size))
             .map(|t| t.min(out.len()));
         if let Ok(n) = total
-            && let (Some(dst), Some(src)) = (out.get_mut(..n), rx.get(..n))
+            && let Some(src) = rx.get(..n)
         {
-            dst.copy_from_slice(src);
+            // Never refused: `n` is at most `out.len()`.
+            let _ = src.write_to_prefix(out);
         }
         let released = self.rx_release();
         let n = total?;

@@ -118,7 +118,8 @@ pub fn write(
         uuid: *uuid.as_bytes(),
     };
     head.copy_from_slice(header.as_bytes());
-    rest.copy_from_slice(payload);
+    // Never refused: `rest` is `payload.len()` bytes.
+    payload.write_to(rest).map_err(|_| IndirectError::NoRoom)?;
     Ok(total)
 }
 

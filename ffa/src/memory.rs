@@ -546,7 +546,8 @@ impl MemTransaction {
         emad_size_for(version)?;
         let header: MemTransactionDescRaw = read_at(buf, 0)?;
         let emad_size = to_usize(header.emad_size.get())?;
-        if !emad_size_accepted(version, emad_size)? {
+        // 0 is never accepted; tested here too, so that `chunks_exact` below has no panic path.
+        if emad_size == 0 || !emad_size_accepted(version, emad_size)? {
             return Err(DescriptorError::Malformed);
         }
         let emad_count = to_usize(header.emad_count.get())?;
@@ -569,7 +570,7 @@ impl MemTransaction {
             .try_reserve_exact(emad_count)
             .map_err(|_| DescriptorError::NoMemory)?;
         let mut composite_offset = None;
-        // Cannot panic: `emad_size` is 16 or 32 (`emad_size_accepted`), never 0.
+        // `emad_size` is 16 or 32 (`emad_size_accepted`), never 0.
         for emad in emads.chunks_exact(emad_size) {
             // The first 8 bytes are common to the v1.1 and v1.2 layouts.
             let common: EndpointMemAccessDescV1_1 = read_at(emad, 0)?;

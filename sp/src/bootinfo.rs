@@ -15,7 +15,7 @@ use ffa::arm_ffa::{
     boot_info::{BootInfoContents, BootInfoIterator, BootInfoStdId, BootInfoType},
 };
 
-use self::fdt::{Fdt, Token, base_name};
+use self::fdt::{Fdt, Token, base_name, is, lookup};
 use crate::layout::Layout;
 
 /// Bytes of the boot-info header read before parsing (signature, version, blob size).
@@ -149,15 +149,17 @@ pub fn parse(head: &[u8], x0: u64, layout: &Layout) -> Result<Manifest, BootInfo
     fdt.walk(|depth, token| {
         match (depth, token) {
             (1, Token::Prop(name, value)) => root.take(name, value),
-            (2, Token::Begin(name)) if root.rxtx.is_none() && base_name(name) == b"rx_tx-info" => {
+            (2, Token::Begin(name))
+                if root.rxtx.is_none() && is(base_name(name), b"rx_tx-info") =>
+            {
                 root.rxtx = Some((None, None));
                 in_rxtx = true;
             }
             (2, Token::Prop(name, value)) if in_rxtx => {
                 if let Some((rx, tx)) = root.rxtx.as_mut() {
-                    match name {
-                        b"rx-buffer" => first(rx, value),
-                        b"tx-buffer" => first(tx, value),
+                    match lookup(&[b"rx-buffer".as_slice(), b"tx-buffer"], name) {
+                        Some(0) => first(rx, value),
+                        Some(1) => first(tx, value),
                         _ => {}
                     }
                 }
@@ -207,12 +209,14 @@ struct RootProps<'a> {
 
 impl<'a> RootProps<'a> {
     fn take(&mut self, name: &[u8], value: &'a [u8]) {
-        match name {
-            b"ffa-version" => first(&mut self.ffa_version, value),
-            b"messaging-method" => first(&mut self.messaging_method, value),
-            b"execution-ctx-count" => first(&mut self.exec_ctx_count, value),
-            _ => {}
-        }
+        let names: [&[u8]; 3] = [b"ffa-version", b"messaging-method", b"execution-ctx-count"];
+        let slot = match lookup(&names, name) {
+            Some(0) => &mut self.ffa_version,
+            Some(1) => &mut self.messaging_method,
+            Some(2) => &mut self.exec_ctx_count,
+            _ => return,
+        };
+        first(slot, value);
     }
 }
 
@@ -243,14 +247,22 @@ struct Region<'a> {
 
 impl<'a> Region<'a> {
     fn take(&mut self, name: &[u8], value: &'a [u8]) {
-        match name {
-            b"phandle" => first(&mut self.phandle, value),
-            b"base-address" => first(&mut self.base_address, value),
-            b"load-address-relative-offset" => first(&mut self.load_offset, value),
-            b"relative-address" => first(&mut self.relative_address, value),
-            b"pages-count" => first(&mut self.pages_count, value),
-            _ => {}
-        }
+        let names: [&[u8]; 5] = [
+            b"phandle",
+            b"base-address",
+            b"load-address-relative-offset",
+            b"relative-address",
+            b"pages-count",
+        ];
+        let slot = match lookup(&names, name) {
+            Some(0) => &mut self.phandle,
+            Some(1) => &mut self.base_address,
+            Some(2) => &mut self.load_offset,
+            Some(3) => &mut self.relative_address,
+            Some(4) => &mut self.pages_count,
+            _ => return,
+        };
+        first(slot, value);
     }
 
     /// The region as an address range, if it is a usable RX/TX buffer: page-aligned, 1 to
@@ -295,7 +307,7 @@ fn read_rxtx(
     fdt.walk(|depth, token| {
         match (depth, token) {
             (2, Token::Begin(name))
-                if regions_node == 0 && base_name(name) == b"memory-regions" =>
+                if regions_node == 0 && is(base_name(name), b"memory-regions") =>
             {
                 regions_node = 1;
             }

@@ -10,6 +10,8 @@
 
 use core::fmt;
 
+use zerocopy::IntoBytes;
+
 use ffa::{
     Conduit,
     arm_ffa::{
@@ -115,9 +117,9 @@ impl EarlyLog {
         match self.buf.get_mut(self.len..end) {
             Some(dst) => {
                 if let Some((last, body)) = dst.split_last_mut() {
-                    // Cannot panic: `dst` is `line.len() + 1` bytes (`end` did not saturate,
+                    // Never refused: `dst` is `line.len() + 1` bytes (`end` did not saturate,
                     // or `get_mut` would have failed).
-                    body.copy_from_slice(line);
+                    let _ = line.write_to(body);
                     *last = b'\n';
                 }
                 self.len = end;

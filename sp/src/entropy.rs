@@ -8,6 +8,7 @@ use ffa::{
     Conduit,
     conduit::{smccc_call, smccc_status},
 };
+use zerocopy::IntoBytes;
 
 use crate::{
     arch,
@@ -81,7 +82,10 @@ impl<C: Conduit> EntropySource for Entropy<C> {
                         .find_map(|_| arch::rndr())
                         .ok_or(EntropyError)?;
                     let bytes = value.to_le_bytes();
-                    chunk.copy_from_slice(bytes.get(..chunk.len()).ok_or(EntropyError)?);
+                    bytes
+                        .get(..chunk.len())
+                        .and_then(|b| b.write_to(chunk).ok())
+                        .ok_or(EntropyError)?;
                 }
                 Ok(())
             }

@@ -8,6 +8,8 @@ use alloc::{sync::Arc, vec::Vec};
 
 use virtio_msg::device::EndpointStats;
 
+use zerocopy::IntoBytes;
+
 use crate::{
     quota::{EndpointQuota, QuotaMapper},
     registry::DeviceFactory,
@@ -363,8 +365,9 @@ impl<F: DeviceFactory> Partition<F> {
             let mut copy = [0u8; INDIRECT_MAX];
             let Some(n) = self.mailbox.lock().take().map(|m| {
                 let n = m.len().min(copy.len());
-                if let (Some(dst), Some(src)) = (copy.get_mut(..n), m.get(..n)) {
-                    dst.copy_from_slice(src);
+                if let Some(src) = m.get(..n) {
+                    // Never refused: `n` is at most `copy.len()`.
+                    let _ = src.write_to_prefix(&mut copy);
                 }
                 n
             }) else {
@@ -591,8 +594,9 @@ fn refusal_frame(frame: &[u8]) -> ([u8; MAX_MSG_SIZE], usize) {
     let bytes = bus::regs_to_frame(&regs);
     let mut out = [0u8; MAX_MSG_SIZE];
     let n = virtio_msg::Header::parse(&bytes).map_or(0, |h| usize::from(h.msg_size));
-    if let (Some(dst), Some(src)) = (out.get_mut(..n), bytes.get(..n)) {
-        dst.copy_from_slice(src);
+    if let Some(src) = bytes.get(..n) {
+        // Refused only past MAX_MSG_SIZE, as `get_mut(..n)` would be.
+        let _ = src.write_to_prefix(&mut out);
     }
     (out, n.min(MAX_MSG_SIZE))
 }

@@ -84,7 +84,10 @@ impl<M: NsMapper + ?Sized> NsMapper for QuotaMapper<'_, M> {
             }
         };
         self.inner.unmap(base, page_count);
-        self.quota.held.remove(at);
+        // The row is still at `at`; tested, so that `remove` has no panic path.
+        if at < self.quota.held.len() {
+            self.quota.held.remove(at);
+        }
         self.quota.bytes = self
             .quota
             .bytes

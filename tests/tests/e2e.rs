@@ -122,7 +122,7 @@ fn reading_more_than_memory_holds_is_refused_not_aborted() {
 /// The shell's `stats` reports this endpoint's own counters, as they grow: after a 4 KiB
 /// rng read, device 0 returned one chain of 4096 bytes; the blk device (never used) nothing;
 /// another endpoint's 8 KiB are not in them. `log` answers the partition's recent lines
-/// (through the simulated partition's logger): the console's own areas were just shared.
+/// (through the simulated partition's logger), whole lines.
 #[test]
 fn console_stats_and_log_report_the_endpoint() {
     vmsg_host::sim::partition_log::install(log::LevelFilter::Info, false);
@@ -161,12 +161,15 @@ fn console_stats_and_log_report_the_endpoint() {
     );
     let log = console.command("log").unwrap();
     assert!(log.len() <= 768, "{}", log.len());
-    assert!(log.lines().all(|l| l.len() > 6), "{log}");
-    assert!(log.contains("INFO  vm 0x1: AREA_UNSHARE area"), "{log}");
+    // Whole lines with their level. Which lines: other tests' partitions in this process log
+    // into the same recent lines (`vmsg_cli.rs` checks the content, one partition per run).
     assert!(
-        log.ends_with(" pages\n"),
-        "the console's areas, last: {log}"
+        log.lines().all(|l| ["INFO  ", "WARN  ", "ERROR "]
+            .iter()
+            .any(|p| l.starts_with(p))),
+        "{log}"
     );
+    assert!(log.lines().count() >= 3, "{log}");
     drop(console);
     assert!(sys.faults().is_empty(), "{:?}", sys.faults());
 }

@@ -28,7 +28,7 @@ mod tests;
 
 use core::mem::size_of;
 
-use zerocopy::{FromBytes, Immutable, KnownLayout, little_endian::U32};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, little_endian::U32};
 
 use crate::{
     error::{DecodeError, EncodeError},
@@ -127,8 +127,10 @@ pub(crate) fn emit(
         let (dst, tail) = core::mem::take(&mut rest)
             .split_at_mut_checked(part.len())
             .ok_or(EncodeError::TooBig { need })?;
-        // Cannot panic: `dst` was split off at `part.len()`.
-        dst.copy_from_slice(part);
+        // `dst` was split off at `part.len()`: never refused. (`write_to`, not
+        // `copy_from_slice`, so that the image keeps no panic location for it.)
+        part.write_to(dst)
+            .map_err(|_| EncodeError::TooBig { need })?;
         rest = tail;
     }
     Ok(need)

@@ -38,8 +38,9 @@ pub fn regs_to_frame(regs: &[u64; PAYLOAD_REGS]) -> [u8; PAYLOAD_REGS * 8] {
 pub fn frame_to_regs(frame: &[u8]) -> [u64; PAYLOAD_REGS] {
     let mut bytes = [0u8; PAYLOAD_REGS * 8];
     let len = frame.len().min(MAX_MSG_SIZE);
-    if let (Some(dst), Some(src)) = (bytes.get_mut(..len), frame.get(..len)) {
-        dst.copy_from_slice(src);
+    if let Some(src) = frame.get(..len) {
+        // Never refused: `len` is at most MAX_MSG_SIZE.
+        let _ = src.write_to_prefix(&mut bytes);
     }
     let mut regs = [0u64; PAYLOAD_REGS];
     let (words, _) = bytes.as_chunks::<8>();

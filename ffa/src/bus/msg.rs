@@ -234,10 +234,10 @@ pub fn write_bus_frame(
     };
     let frame = out.get_mut(..len)?;
     header.write(frame)?;
-    // Cannot panic: `frame` is `HEADER_SIZE + payload.len()` bytes long.
-    frame
-        .get_mut(virtio_msg::header::HEADER_SIZE..)?
-        .copy_from_slice(payload);
+    // Never refused: `frame` is `HEADER_SIZE + payload.len()` bytes long.
+    payload
+        .write_to(frame.get_mut(virtio_msg::header::HEADER_SIZE..)?)
+        .ok()?;
     Some(len)
 }
 

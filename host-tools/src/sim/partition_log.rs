@@ -2,6 +2,7 @@
 //! process. Every record of the partition's crates (`sp`, `ffa`, `virtio_msg`) becomes one line
 //! `{level:<5} {message}`, kept in the partition's recent lines (`sp::console::RECENT`, what its
 //! shell's `log` answers) and, when asked for (`vmsg -v`), written to stderr as `[sp] line`.
+//! The recent lines are the process's: every simulated partition in it logs into them.
 
 use std::{
     io::Write as _,

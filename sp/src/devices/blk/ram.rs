@@ -3,6 +3,8 @@
 use alloc::vec::Vec;
 use core::ops::Range;
 
+use zerocopy::IntoBytes;
+
 use super::{BlockError, BlockStore, ID_BYTES, SECTOR_SIZE};
 
 /// A disk of a fixed number of sectors held in one heap block, zeroed at construction. Its
@@ -110,7 +112,10 @@ impl BlockStore for RamStore {
 
     fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
         let range = self.range(sector, buf.len())?;
-        buf.copy_from_slice(self.bytes.get(range).ok_or(BlockError::OutOfRange)?);
+        self.bytes
+            .get(range)
+            .and_then(|bytes| bytes.write_to(buf).ok())
+            .ok_or(BlockError::OutOfRange)?;
         Ok(())
     }
 
@@ -121,8 +126,8 @@ impl BlockStore for RamStore {
         let range = self.range(sector, data.len())?;
         self.bytes
             .get_mut(range)
-            .ok_or(BlockError::OutOfRange)?
-            .copy_from_slice(data);
+            .and_then(|bytes| data.write_to(bytes).ok())
+            .ok_or(BlockError::OutOfRange)?;
         Ok(())
     }
 
