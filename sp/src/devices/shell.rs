@@ -12,8 +12,6 @@
 //! end.
 
 use alloc::sync::Arc;
-use core::fmt::{self, Write as _};
-
 use virtio_msg::device::{EndpointStats, stats::COUNTED_DEVICES};
 
 use super::stream::Output;
@@ -181,8 +179,10 @@ impl Shell {
 }
 
 impl Shell {
-    /// Answers `stats` (out of line: `take` stays small): one line for the endpoint, one per device it has (as many as
-    /// `devices` lists, at most [`COUNTED_DEVICES`]).
+    /// Answers `stats` (out of line: `take` stays small): one line for the endpoint, one per
+    /// device it has (as many as `devices` lists, at most [`COUNTED_DEVICES`]). Written in
+    /// pieces: the caller left [`answer_max`](Self::answer_max) of room, and the longest
+    /// answer (every counter at its maximum) is under [`REPORT_MAX`].
     #[inline(never)]
     fn report_stats(&self, out: &mut dyn Output) {
         let Some(stats) = &self.stats else {
@@ -190,75 +190,68 @@ impl Shell {
             return;
         };
         let s = stats.endpoint();
-        let mut report = Report::default();
-        report.counts(
-            format_args!("endpoint:"),
+        out.push(b"endpoint:");
+        counts(
+            out,
             &[
-                (s.messages, "messages"),
-                (s.errors, "errors"),
-                (s.areas, "areas held"),
+                (s.messages, b"messages"),
+                (s.errors, b"errors"),
+                (s.areas, b"areas held"),
             ],
         );
         let present = self.devices.lines().count().min(COUNTED_DEVICES);
         for (dev, d) in (0..present).filter_map(|dev| Some((dev, stats.device(dev)?))) {
-            report.counts(
-                format_args!("dev {dev}:"),
+            out.push(b"dev");
+            counts(out, &[(u64::try_from(dev).unwrap_or(0), b"")]);
+            out.push(b":");
+            counts(
+                out,
                 &[
-                    (d.messages, "messages"),
-                    (d.kicks, "kicks"),
-                    (d.chains, "chains"),
-                    (d.bytes, "bytes"),
-                    (d.failures, "failures"),
+                    (d.messages, b"messages"),
+                    (d.kicks, b"kicks"),
+                    (d.chains, b"chains"),
+                    (d.bytes, b"bytes"),
+                    (d.failures, b"failures"),
                 ],
             );
         }
-        out.push(report.bytes());
     }
 }
 
-/// A [`REPORT_MAX`]-byte answer being formatted; what does not fit is cut.
-struct Report {
-    buf: [u8; REPORT_MAX],
-    len: usize,
+/// Writes each ` value label` of `values`, comma-separated, and a newline after a non-empty
+/// last label (none after a bare number).
+fn counts(out: &mut dyn Output, values: &[(u64, &[u8])]) {
+    let mut sep: &[u8] = b" ";
+    let mut end: &[u8] = b"";
+    for &(value, label) in values {
+        out.push(sep);
+        decimal(out, value);
+        if !label.is_empty() {
+            out.push(b" ");
+            out.push(label);
+            end = b"\n";
+        }
+        sep = b", ";
+    }
+    out.push(end);
 }
 
-impl Default for Report {
-    fn default() -> Self {
-        Self {
-            buf: [0; REPORT_MAX],
-            len: 0,
+/// Writes `value` in decimal.
+fn decimal(out: &mut dyn Output, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    while let Some(next) = at.checked_sub(1) {
+        at = next;
+        if let Some(d) = digits.get_mut(at) {
+            // `value % 10` is a single digit.
+            *d = b'0'.saturating_add(u8::try_from(value % 10).unwrap_or(0));
+        }
+        value /= 10;
+        if value == 0 {
+            break;
         }
     }
-}
-
-impl Report {
-    /// One line: `head`, then each `value label`, comma-separated.
-    #[inline(never)]
-    fn counts(&mut self, head: fmt::Arguments<'_>, values: &[(u64, &str)]) {
-        let _ = self.write_fmt(head);
-        let mut sep = "";
-        for (value, label) in values {
-            let _ = write!(self, "{sep} {value} {label}");
-            sep = ",";
-        }
-        let _ = self.write_str("\n");
-    }
-
-    fn bytes(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or_default()
-    }
-}
-
-impl fmt::Write for Report {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = self.buf.get_mut(self.len..).unwrap_or_default();
-        let n = s.len().min(room.len());
-        if let (Some(dst), Some(src)) = (room.get_mut(..n), s.as_bytes().get(..n)) {
-            dst.copy_from_slice(src);
-            self.len = self.len.saturating_add(n);
-        }
-        Ok(())
-    }
+    out.push(digits.get(at..).unwrap_or_default());
 }
 
 #[cfg(test)]
