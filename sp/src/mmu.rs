@@ -10,7 +10,7 @@
 //!    time).
 //! 2. The runtime tables ([`StageOneMapper::new`], built with `aarch64-paging` on the heap,
 //!    ASID 1): the package head read-only, text read-only executable, rodata read-only, data
-//!    and stack and heap read-write, a guard page below the stack unmapped, the RX/TX buffers,
+//!    and the stacks and heap read-write, a guard page below each stack unmapped, the RX/TX buffers,
 //!    the PL011 as device memory, and a window where memory retrieved from the normal world is
 //!    mapped on demand (non-secure, never executable).
 //!
@@ -244,8 +244,11 @@ impl StageOneMapper {
         map("text", &layout.text, TEXT)?;
         map("rodata", &layout.rodata, RODATA)?;
         map("data", &layout.data, DATA)?;
-        // layout.stack_guard stays unmapped.
+        // The guard page below each stack stays unmapped.
         map("stack", &layout.stack, DATA)?;
+        for (_guard, stack) in layout.secondary_slots() {
+            map("secondary stack", &stack, DATA)?;
+        }
         map("heap", &layout.heap, DATA)?;
         let uart_page = uart_base & !0xfff;
         // The top page of the address space is beyond the tables' range: refused, not wrapped

@@ -108,7 +108,8 @@ fn a_mapping_without_heap_for_its_tables_is_refused_not_the_image() {
         data: w + 0x2_8000..w + 0x2_c000,
         stack_guard: w + 0x2_c000..w + 0x2_d000,
         stack: w + 0x2_d000..w + 0x3_d000,
-        heap: w + 0x3_d000..w + 0x20_0000,
+        secondary_stacks: w + 0x3_d000..w + 0x5_8000,
+        heap: w + 0x5_8000..w + 0x20_0000,
     };
     let mut mapper = StageOneMapper::build(&layout, 0x0900_0000, None).unwrap();
     let range = MemRange {

@@ -69,6 +69,7 @@ impl PackageHead {
             data: end..end,
             stack_guard: end..end,
             stack: end..end,
+            secondary_stacks: end..end,
             heap: end..end,
         };
         Some(Self { words, layout })

@@ -55,6 +55,7 @@ impl Head {
             data: end..end,
             stack_guard: end..end,
             stack: end..end,
+            secondary_stacks: end..end,
             heap: end..end,
         }
     }

@@ -18,8 +18,27 @@ fn layout() -> Layout {
         data: w + 0x2_8000..w + 0x2_c000,
         stack_guard: w + 0x2_c000..w + 0x2_d000,
         stack: w + 0x2_d000..w + 0x3_d000,
-        heap: w + 0x3_d000..w + 0x20_0000,
+        // As the image links them: after the boot stack, three slots of a guard page and a
+        // 32 KiB stack.
+        secondary_stacks: w + 0x3_d000..w + 0x5_8000,
+        heap: w + 0x5_8000..w + 0x20_0000,
     }
+}
+
+/// What the tables hold over `range`: the flags of each descriptor covering it, `None` for an
+/// invalid one (at whatever level the walk found it).
+fn flags_over(m: &StageOneMapper, range: &Range<usize>) -> Vec<Option<El1Attributes>> {
+    let mut seen = Vec::new();
+    m.tables
+        .walk_range(
+            &MemoryRegion::new(range.start, range.end),
+            &mut |_, descriptor, _| {
+                seen.push(descriptor.is_valid().then(|| descriptor.flags()));
+                Ok(())
+            },
+        )
+        .unwrap();
+    seen
 }
 
 fn mapper() -> StageOneMapper {
@@ -34,6 +53,50 @@ fn range(address: u64, page_count: u32) -> MemRange {
     MemRange {
         address,
         page_count,
+    }
+}
+
+#[test]
+fn every_stack_is_mapped_read_write_never_executable_above_an_unmapped_guard_page() {
+    let layout = layout();
+    let m = mapper();
+    let secondary: Vec<_> = layout.secondary_slots().collect();
+    assert_eq!(
+        secondary,
+        [0x3_d000, 0x4_6000, 0x4_f000]
+            .map(|g| {
+                let g = layout.window.start + g;
+                (g..g + PAGE, g + PAGE..g + PAGE + 0x8000)
+            })
+            .to_vec(),
+        "three whole slots, each a guard page and the stack above it"
+    );
+    let slots = core::iter::once((layout.stack_guard.clone(), layout.stack.clone()));
+    for (guard, stack) in slots.chain(secondary) {
+        let (guard, stack) = (&guard, &stack);
+        assert_eq!(guard.len(), PAGE);
+        assert_eq!(
+            guard.end, stack.start,
+            "the guard page is right below its stack"
+        );
+        let over_guard = flags_over(&m, guard);
+        assert!(
+            !over_guard.is_empty() && over_guard.iter().all(Option::is_none),
+            "guard {guard:#x?}: {over_guard:?}"
+        );
+        let over_stack = flags_over(&m, stack);
+        assert!(!over_stack.is_empty());
+        for flags in over_stack {
+            let flags = flags.unwrap_or_else(|| panic!("stack {stack:#x?} not all mapped"));
+            assert!(
+                !flags.contains(El1Attributes::READ_ONLY),
+                "{stack:#x?}: {flags:?}"
+            );
+            assert!(
+                flags.contains(El1Attributes::PXN | El1Attributes::UXN),
+                "{stack:#x?}: {flags:?}"
+            );
+        }
     }
 }
 

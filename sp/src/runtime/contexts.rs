@@ -24,21 +24,36 @@ use aarch64_cpu::registers::{Readable, TTBR0_EL1};
 use ffa::{Ffa, arch::smc::SmcConduit};
 
 use super::stop;
-use crate::startup::{ContextEntry, StartError};
+use crate::{
+    layout,
+    startup::{ContextEntry, StartError},
+};
 
-/// Secondary contexts the image has stacks for: with the primary, four CPUs (QEMU `virt`
-/// with `-smp 4`, as TF-A's QEMU port and the manifests assume).
-pub const SECONDARIES: usize = 3;
+/// Secondary contexts the image has stacks for.
+pub const SECONDARIES: usize = layout::SECONDARY_STACKS;
 
-/// Stack of each secondary context. A request's deepest path (an indirect descriptor table
-/// and a bus frame on the stack) needs well under half of it.
-pub const STACK_BYTES: usize = 32 * 1024;
-
-/// The secondary contexts' stacks (in .bss, mapped read-write by both tables).
+/// A secondary context's stack with its guard page below it, which the runtime tables leave
+/// unmapped ([`crate::layout::Layout::secondary_slots`]): an overflow faults there instead of
+/// running into what lies below (the boot stack, or the previous context's stack).
 #[repr(C, align(4096))]
-struct Stacks([[u8; STACK_BYTES]; SECONDARIES]);
+struct GuardedStack {
+    guard: [u8; layout::STACK_GUARD_BYTES],
+    stack: [u8; layout::SECONDARY_STACK_BYTES],
+}
 
-static mut STACKS: Stacks = Stacks([[0; STACK_BYTES]; SECONDARIES]);
+const _: () = assert!(size_of::<GuardedStack>() == layout::SECONDARY_SLOT_BYTES);
+
+/// The secondary contexts' stacks, alone in `.stack.secondary`, in the NOLOAD `.stack` beside
+/// the boot stack (`sp/qemu/sp.ld`; `runtime::linker` reads where from the symbols around it):
+/// outside .bss, so the boot does not zero them (nothing reads a stack before writing it).
+/// Only [`secondary_entry`] names it.
+#[unsafe(link_section = ".stack.secondary")]
+static mut STACKS: [GuardedStack; SECONDARIES] = [const {
+    GuardedStack {
+        guard: [0; layout::STACK_GUARD_BYTES],
+        stack: [0; layout::SECONDARY_STACK_BYTES],
+    }
+}; SECONDARIES];
 
 /// What each secondary context runs (set once, by [`register`]).
 static ENTRY: spin::Once<ContextEntry<SmcConduit>> = spin::Once::new();
@@ -89,7 +104,11 @@ pub fn register(
     let address = (secondary_entry as *const ()).addr() as u64;
     ffa.secondary_ep_register(address)
         .map_err(|e| StartError::fatal("ffa", format_args!("FFA_SECONDARY_EP_REGISTER: {e}")))?;
-    log::info!("secondary entry point {address:#x} registered");
+    log::info!(
+        "secondary entry point {address:#x} registered (stack guards from {:#x}, every {:#x})",
+        (&raw const STACKS).addr(),
+        layout::SECONDARY_SLOT_BYTES
+    );
     Ok(())
 }
 
@@ -110,14 +129,15 @@ unsafe extern "C" fn secondary_entry() -> ! {
         "orr x30, x30, #(0x3 << 20)",
         "msr cpacr_el1, x30",
         "isb",
-        // Stack k - 1 for CPU k; x19 = 0 wraps and is refused too.
+        // Stack k - 1 for CPU k, whose top is the end of slot k - 1: STACKS + k * slot size;
+        // x19 = 0 wraps and is refused too.
         "sub x20, x19, #1",
         "cmp x20, #{secondaries}",
         "b.hs 2f",
         "adrp x21, {stacks}",
         "add x21, x21, :lo12:{stacks}",
         "add x20, x20, #1",
-        "mov x22, #{stack_bytes}",
+        "mov x22, #{slot_bytes}",
         "madd x21, x20, x22, x21",
         "mov sp, x21",
         "bl {set_vectors}",
@@ -127,7 +147,7 @@ unsafe extern "C" fn secondary_entry() -> ! {
         "wfi",
         "b 2b",
         secondaries = const SECONDARIES,
-        stack_bytes = const STACK_BYTES,
+        slot_bytes = const layout::SECONDARY_SLOT_BYTES,
         stacks = sym STACKS,
         set_vectors = sym aarch64_rt::set_exception_vector,
         main = sym secondary_main,

@@ -17,6 +17,8 @@ unsafe extern "C" {
     static stack_guard_begin: u8;
     static boot_stack_begin: u8;
     static boot_stack_end: u8;
+    static secondary_stacks_begin: u8;
+    static secondary_stacks_end: u8;
     static heap_begin: u8;
 }
 
@@ -49,6 +51,8 @@ pub fn layout() -> Layout {
     let data = (&raw const data_begin).addr()..page_align_up((&raw const data_end).addr());
     let stack_guard = (&raw const stack_guard_begin).addr()..(&raw const boot_stack_begin).addr();
     let stack = (&raw const boot_stack_begin).addr()..(&raw const boot_stack_end).addr();
+    let secondary_stacks =
+        (&raw const secondary_stacks_begin).addr()..(&raw const secondary_stacks_end).addr();
     let heap = (&raw const heap_begin).addr()..window.end;
     Layout {
         package_head: window.start..text.start,
@@ -58,6 +62,7 @@ pub fn layout() -> Layout {
         data,
         stack_guard,
         stack,
+        secondary_stacks,
         heap,
     }
 }
