@@ -227,14 +227,12 @@ pub fn main(platform: &Platform, boot_info: u64) -> ! {
     let uart_base = usize::try_from(platform.uart_base).unwrap_or(0);
     console::init(uart_base);
     log::info!(
-        "mmu: on (initial table, caches on); image {:#x}..{:#x}, window {:#x}..{:#x}",
+        "mmu: on (initial table, caches on); image {:#x}..{:#x}, window {:#x}..{:#x}; \
+         heap {} KiB at {:#x}",
         layout.text.start,
         layout.data.end,
         layout.window.start,
-        layout.window.end
-    );
-    log::info!(
-        "heap: {} KiB at {:#x}",
+        layout.window.end,
         layout.heap.len() / 1024,
         layout.heap.start
     );

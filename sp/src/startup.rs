@@ -249,20 +249,20 @@ fn run<P: Platform>(
     // Indirect messages need the manifest to declare them (Hafnium refuses FFA_MSG_SEND2 from
     // a partition that does not: DENIED) and the SPMC to implement them. A manifest without
     // `messaging-method` bit 2 is how an integrator keeps the partition on direct messages.
-    if config.indirect
-        && messaging_method.is_some_and(|m| m & crate::bootinfo::MESSAGING_INDIRECT == 0)
-    {
-        log::info!("indirect messages: no (the manifest's messaging-method has no bit 2)");
-        config.indirect = false;
-    }
     if config.indirect {
-        config.indirect = ffa
-            .supports(ffa::arm_ffa::FuncId::MsgSend2)
-            .unwrap_or(false);
-        log::info!(
-            "indirect messages (FFA_MSG_SEND2): {}",
-            if config.indirect { "yes" } else { "no" }
-        );
+        let (indirect, why) =
+            if messaging_method.is_some_and(|m| m & crate::bootinfo::MESSAGING_INDIRECT == 0) {
+                (false, "no (the manifest's messaging-method has no bit 2)")
+            } else if ffa
+                .supports(ffa::arm_ffa::FuncId::MsgSend2)
+                .unwrap_or(false)
+            {
+                (true, "yes")
+            } else {
+                (false, "no (the SPMC does not implement it)")
+            };
+        config.indirect = indirect;
+        log::info!("indirect messages (FFA_MSG_SEND2): {why}");
     }
     let shared = Arc::new(Shared {
         partition: Partition::new(own_id, factory, config),

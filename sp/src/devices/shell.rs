@@ -191,49 +191,28 @@ impl Shell {
         };
         let s = stats.endpoint();
         out.push(b"endpoint:");
-        counts(
-            out,
-            &[
-                (s.messages, b"messages"),
-                (s.errors, b"errors"),
-                (s.areas, b"areas held"),
-            ],
-        );
-        let present = self.devices.lines().count().min(COUNTED_DEVICES);
-        for (dev, d) in (0..present).filter_map(|dev| Some((dev, stats.device(dev)?))) {
-            out.push(b"dev");
-            counts(out, &[(u64::try_from(dev).unwrap_or(0), b"")]);
-            out.push(b":");
-            counts(
-                out,
-                &[
-                    (d.messages, b"messages"),
-                    (d.kicks, b"kicks"),
-                    (d.chains, b"chains"),
-                    (d.bytes, b"bytes"),
-                    (d.failures, b"failures"),
-                ],
-            );
+        field(out, b" ", s.messages, b" messages");
+        field(out, b", ", s.errors, b" errors");
+        field(out, b", ", s.areas, b" areas held\n");
+        let listed = self.devices.bytes().filter(|&b| b == b'\n').count();
+        let present = listed.saturating_add(1).min(COUNTED_DEVICES);
+        for dev in 0..present {
+            let Some(d) = stats.device(dev) else { break };
+            field(out, b"dev ", u64::try_from(dev).unwrap_or(0), b":");
+            field(out, b" ", d.messages, b" messages");
+            field(out, b", ", d.kicks, b" kicks");
+            field(out, b", ", d.chains, b" chains");
+            field(out, b", ", d.bytes, b" bytes");
+            field(out, b", ", d.failures, b" failures\n");
         }
     }
 }
 
-/// Writes each ` value label` of `values`, comma-separated, and a newline after a non-empty
-/// last label (none after a bare number).
-fn counts(out: &mut dyn Output, values: &[(u64, &[u8])]) {
-    let mut sep: &[u8] = b" ";
-    let mut end: &[u8] = b"";
-    for &(value, label) in values {
-        out.push(sep);
-        decimal(out, value);
-        if !label.is_empty() {
-            out.push(b" ");
-            out.push(label);
-            end = b"\n";
-        }
-        sep = b", ";
-    }
-    out.push(end);
+/// Writes `before`, `value` in decimal, then `after`.
+fn field(out: &mut dyn Output, before: &[u8], value: u64, after: &[u8]) {
+    out.push(before);
+    decimal(out, value);
+    out.push(after);
 }
 
 /// Writes `value` in decimal.

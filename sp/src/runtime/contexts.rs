@@ -104,11 +104,6 @@ pub fn register(
     let address = (secondary_entry as *const ()).addr() as u64;
     ffa.secondary_ep_register(address)
         .map_err(|e| StartError::fatal("ffa", format_args!("FFA_SECONDARY_EP_REGISTER: {e}")))?;
-    log::info!(
-        "secondary entry point {address:#x} registered (stack guards from {:#x}, every {:#x})",
-        (&raw const STACKS).addr(),
-        layout::SECONDARY_SLOT_BYTES
-    );
     Ok(())
 }
 

@@ -22,6 +22,18 @@ unsafe extern "C" {
     static heap_begin: u8;
 }
 
+/// The window's end, read through a static: an absolute address in .rodata. The image is built
+/// for the tiny code model (the Makefile's `SP_RUSTFLAGS`), whose PC-relative references reach
+/// 1 MiB; the window's end lies 2 MiB above the code. (Were the read folded back into a direct
+/// reference, the link would fail, not the image.)
+static WINDOW_END: WindowEnd = WindowEnd(&raw const sp_window_end);
+
+/// A pointer that is only ever read for its address.
+struct WindowEnd(*const u8);
+
+// SAFETY: only the address is used (never dereferenced), and it never changes.
+unsafe impl Sync for WindowEnd {}
+
 /// Copies the initial contents of .data from where the image stores them (after .rodata) to
 /// where .data is linked.
 ///
@@ -45,7 +57,7 @@ pub unsafe fn copy_data() {
 /// The image layout from the linker symbols.
 pub fn layout() -> Layout {
     // Only the addresses of these symbols are used, never their contents.
-    let window = (&raw const sp_window_begin).addr()..(&raw const sp_window_end).addr();
+    let window = (&raw const sp_window_begin).addr()..core::hint::black_box(&WINDOW_END).0.addr();
     let text = (&raw const text_begin).addr()..page_align_up((&raw const text_end).addr());
     let rodata = (&raw const rodata_begin).addr()..page_align_up((&raw const rodata_end).addr());
     let data = (&raw const data_begin).addr()..page_align_up((&raw const data_end).addr());
