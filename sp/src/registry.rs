@@ -19,7 +19,7 @@ use crate::{
 /// Every endpoint has a disk of its own, allocated (zeroed) when the endpoint is admitted and
 /// freed with its bus instance, so no byte one VM writes ever reaches another. All
 /// [`MAX_ENDPOINTS`](crate::partition::MAX_ENDPOINTS) disks together take 1 MiB of the image's
-/// 1.73 MiB heap; the bus instances and device models take about 0.5 MiB more, vsock
+/// 1.66 MiB heap; the bus instances and device models take about 0.5 MiB more, vsock
 /// connection buffers up to 0.25 MiB, and the page tables of the mapping window what is left
 /// (they could take 0.5 MiB at most): at that extreme what does not fit is refused, never
 /// aborted (`manifests/README.md`). The disk is volatile: it is lost when its endpoint is
