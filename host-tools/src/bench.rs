@@ -12,8 +12,10 @@
 //! - the FF-A calls of each side by function id (the simulator counts every call through its
 //!   SPMC; the partition's direct responses are its calls too) — exact, repeatable;
 //! - the partition's instructions, when run under callgrind (`make bench` does): everything
-//!   inside `sp::partition::handle_message` minus what the simulated SPMC and the simulated
-//!   mapper cost inside it (`ffa::sim::*`), from callgrind's own inclusive call costs;
+//!   inside `sp::partition::handle_message`, and the partition's decoding of each request and
+//!   encoding of each answer (`sim::inline`'s `partition_decode`/`partition_encode`, the
+//!   functions of the loop's `Ffa::call`), minus what the simulated SPMC and the simulated
+//!   mapper cost inside them (`ffa::sim::*`), from callgrind's own inclusive call costs;
 //! - wall-clock throughput in the simulator (printed for orientation; never asserted).
 
 pub mod boot;
@@ -311,8 +313,8 @@ fn as_f64<N: TryInto<u32>>(n: N) -> f64 {
 }
 
 /// The partition's instructions in a callgrind output file written with
-/// `--toggle-collect=*handle_message*` (so only what runs inside the partition's per-message
-/// function is counted): the total minus the inclusive cost of the calls that partition code
+/// `--toggle-collect=*handle_message*` and the partition's decode and encode (so only what
+/// runs inside the partition's per-message work is counted): the total minus the inclusive cost of the calls that partition code
 /// makes into the simulator (`ffa::sim::`: the simulated SPMC and mapper, which stand in for
 /// an SMC and for plain loads and stores). `None` if the file has no totals.
 pub fn partition_instructions(callgrind_out: &str) -> Option<u64> {

@@ -738,3 +738,88 @@ fn console_log_splits() {
     let mut f = ffa([error(FfaError::NotSupported)]);
     assert_eq!(f.console_log(b"x"), Err(Error::Ffa(FfaError::NotSupported)));
 }
+
+mod hot_path {
+    //! The message loop's two hot calls, decoded and encoded without `arm-ffa`, give exactly
+    //! what `arm-ffa` gives; every other call is left to it.
+
+    use proptest::prelude::*;
+
+    use super::super::{decode_regs, encode_regs};
+    use arm_ffa::{Interface, Version, interface_args::DirectMsg2Args};
+
+    fn generic_decode(version: Version, regs: &[u64; 18]) -> Option<Interface> {
+        Interface::from_regs(version, regs).ok()
+    }
+
+    proptest! {
+        #[test]
+        fn direct_req2_decodes_as_arm_ffa_does(
+            hi in any::<u32>(), x1 in any::<u64>(), x2 in any::<u64>(), x3 in any::<u64>(),
+            message in proptest::array::uniform14(any::<u64>()),
+        ) {
+            let mut regs = [0u64; 18];
+            // The upper half of x0 is ignored by both (SMC64 function ids are 32 bits).
+            regs[0] = u64::from(hi) << 32 | 0xc400_008d;
+            regs[1] = x1;
+            regs[2] = x2;
+            regs[3] = x3;
+            regs[4..].copy_from_slice(&message);
+            for version in [Version(1, 2), Version(1, 3)] {
+                let fast = decode_regs(version, &regs).ok();
+                prop_assert_eq!(fast, generic_decode(version, &regs));
+                let is_req2 = matches!(fast, Some(Interface::MsgSendDirectReq2 { .. }));
+                prop_assert!(is_req2);
+            }
+        }
+
+        #[test]
+        fn direct_resp2_encodes_as_arm_ffa_does(
+            src_id in any::<u16>(), dst_id in any::<u16>(),
+            message in proptest::array::uniform14(any::<u64>()),
+        ) {
+            let iface = Interface::MsgSendDirectResp2 { src_id, dst_id, args: DirectMsg2Args(message) };
+            for version in [Version(1, 2), Version(1, 3)] {
+                let mut fast = [0u64; 18];
+                encode_regs(&iface, version, &mut fast).unwrap();
+                let mut generic = [0u64; 18];
+                iface.to_regs(version, &mut generic);
+                prop_assert_eq!(fast, generic);
+            }
+        }
+    }
+
+    #[test]
+    fn below_1_2_the_hot_calls_are_refused_as_arm_ffa_refuses_them() {
+        let mut regs = [0u64; 18];
+        regs[0] = 0xc400_008d;
+        // Decoding is at 1.2 or later in `Ffa` (answers), but the function itself follows
+        // `arm-ffa` at any version: FFA_MSG_SEND_DIRECT_REQ2 does not exist in 1.1.
+        assert!(decode_regs(Version(1, 1), &regs).is_err());
+        assert!(Interface::from_regs(Version(1, 1), &regs).is_err());
+        let iface = Interface::MsgSendDirectResp2 {
+            src_id: 1,
+            dst_id: 2,
+            args: DirectMsg2Args([7; 14]),
+        };
+        let mut out = [0u64; 18];
+        assert!(encode_regs(&iface, Version(1, 1), &mut out).is_err());
+        assert_eq!(out, [0; 18], "nothing written for a refused interface");
+    }
+
+    #[test]
+    fn other_calls_go_through_arm_ffa() {
+        let iface = Interface::IdGet;
+        let mut fast = [0u64; 18];
+        encode_regs(&iface, Version(1, 2), &mut fast).unwrap();
+        let mut generic = [0u64; 18];
+        iface.to_regs(Version(1, 2), &mut generic);
+        assert_eq!(fast, generic);
+        let mut regs = [0u64; 18];
+        regs[0] = 0x8400_0061; // FFA_SUCCESS32
+        assert_eq!(
+            decode_regs(Version(1, 2), &regs).ok(),
+            generic_decode(Version(1, 2), &regs)
+        );
+    }
+}

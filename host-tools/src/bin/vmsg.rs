@@ -697,6 +697,8 @@ fn instructions_per_request(
         let status = std::process::Command::new("valgrind")
             .arg("--tool=callgrind")
             .arg("--toggle-collect=*sp::partition::handle_message*")
+            .arg("--toggle-collect=*sim::inline::partition_decode*")
+            .arg("--toggle-collect=*sim::inline::partition_encode*")
             .arg(format!("--callgrind-out-file={}", out.display()))
             .arg(&me)
             .args(["bench", "--only", &s.name, "--requests", &n.to_string()])
