@@ -26,9 +26,13 @@ pub const PROMPT: &[u8] = b"> ";
 const HELP: &[u8] = b"commands: help, version, devices, stats, log\n";
 /// The answer to `stats` where nothing is counted.
 const NO_STATS: &[u8] = b"no counters here\n";
-/// The longest answer to `stats` or `log`: what is formatted beyond it is cut (`log` keeps
-/// whole lines). It fits a vsock connection's send buffer with the prompt.
+/// The longest answer to `stats` or `log` (`log` keeps the newest whole lines that fit;
+/// `stats` never needs more, see [`REPORTED_DEVICES`]). It fits a vsock connection's send
+/// buffer with the prompt.
 pub const REPORT_MAX: usize = 768;
+/// Devices `stats` reports (the standard set has four): with every counter at its largest,
+/// their lines and the endpoint's stay within [`REPORT_MAX`] (tested).
+pub const REPORTED_DEVICES: usize = 4;
 /// The answer to an overlong line.
 const TOO_LONG: &[u8] = b"line too long\n";
 /// The answer to anything else.
@@ -180,7 +184,7 @@ impl Shell {
 
 impl Shell {
     /// Answers `stats` (out of line: `take` stays small): one line for the endpoint, one per
-    /// device it has (as many as `devices` lists, at most [`COUNTED_DEVICES`]). Written in
+    /// device it has (as many as `devices` lists, at most [`REPORTED_DEVICES`]). Written in
     /// pieces: the caller left [`answer_max`](Self::answer_max) of room, and the longest
     /// answer (every counter at its maximum) is under [`REPORT_MAX`].
     #[inline(never)]
@@ -195,7 +199,10 @@ impl Shell {
         field(out, b", ", s.errors, b" errors");
         field(out, b", ", s.areas, b" areas held\n");
         let listed = self.devices.bytes().filter(|&b| b == b'\n').count();
-        let present = listed.saturating_add(1).min(COUNTED_DEVICES);
+        let present = listed
+            .saturating_add(1)
+            .min(COUNTED_DEVICES)
+            .min(REPORTED_DEVICES);
         for dev in 0..present {
             let Some(d) = stats.device(dev) else { break };
             field(out, b"dev ", u64::try_from(dev).unwrap_or(0), b":");
@@ -342,7 +349,8 @@ mod tests {
         for _ in 0..3 {
             stats.message(true, usize::MAX);
         }
-        let devices = "0 a\n1 b\n2 c\n3 d";
+        // More devices listed than are reported: only the first REPORTED_DEVICES.
+        let devices = "0 a\n1 b\n2 c\n3 d\n4 e\n5 f";
         let got = answer(&mut Shell::new(devices).with_stats(stats), b"stats\n");
         assert!(got.len() <= REPORT_MAX);
         assert_eq!(got.lines().count(), 5);
