@@ -255,6 +255,15 @@ impl<'a> AreaMem<'a> {
         if write && !area.writable {
             return Err(MemError::ReadOnly { addr });
         }
+        // Most accesses lie in an area's first segment (an area of one constituent, as a
+        // driver's contiguous buffer is): one piece, found without the walk below.
+        if let Some(first) = area.segments.first()
+            && offset
+                .checked_add(len as u64)
+                .is_some_and(|end| end <= first.len)
+        {
+            return f(first.base.checked_add(offset).ok_or(oob)?, 0, len);
+        }
         let mut done = 0usize;
         let mut seg_start = 0u64;
         for seg in &area.segments {

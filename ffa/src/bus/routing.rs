@@ -188,12 +188,18 @@ const MAX_RAISED: usize = 4;
 #[derive(Default)]
 struct Raised {
     events: [Option<EngineEvent>; MAX_RAISED],
+    /// Slots used, from the first.
+    len: usize,
 }
 
 impl Raised {
     fn push(&mut self, e: EngineEvent) {
-        match self.events.iter_mut().find(|slot| slot.is_none()) {
-            Some(slot) => *slot = Some(e),
+        match self.events.get_mut(self.len) {
+            Some(slot) => {
+                *slot = Some(e);
+                // Below MAX_RAISED: `get_mut` found the slot.
+                self.len = self.len.saturating_add(1);
+            }
             None => log::warn!("more than {MAX_RAISED} events for one request: {e} dropped"),
         }
     }
@@ -206,7 +212,8 @@ impl Raised {
         endpoint: &Endpoint,
         services: &mut dyn BusServices,
     ) {
-        for e in self.events.iter_mut().filter_map(Option::take) {
+        let len = core::mem::take(&mut self.len);
+        for e in self.events.iter_mut().take(len).filter_map(Option::take) {
             let pending = match e {
                 EngineEvent::Used { vq } => PendingEvent::Used { dev, vq },
                 EngineEvent::Config => PendingEvent::Config { dev },

@@ -24,6 +24,7 @@ use zerocopy::{FromBytes, IntoBytes};
 use super::*;
 use crate::memory::{MapError, ShareKind};
 
+mod area_mem;
 mod area_share;
 mod events;
 mod negotiation;
