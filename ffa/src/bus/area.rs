@@ -256,7 +256,9 @@ impl<'a> AreaMem<'a> {
             return Err(MemError::ReadOnly { addr });
         }
         // Most accesses lie in an area's first segment (an area of one constituent, as a
-        // driver's contiguous buffer is): one piece, found without the walk below.
+        // driver's contiguous buffer is): one piece, found without the walk below. (An empty
+        // access there is passed on as an empty piece, which the mappers accept anywhere in or
+        // at the end of a mapping, as the walk's "nothing to do" is accepted.)
         if let Some(first) = area.segments.first()
             && offset
                 .checked_add(len as u64)

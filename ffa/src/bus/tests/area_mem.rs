@@ -107,3 +107,15 @@ fn accesses_past_the_end_or_to_a_read_only_area_touch_nothing() {
     let mut b = [0u8; 1];
     mem.read(bus_address(1, 10), &mut b).unwrap();
 }
+
+#[test]
+fn empty_accesses_inside_or_at_the_end_of_an_area_succeed_and_past_it_fail() {
+    let mut fake = Fake::default();
+    let table = two_segment_area(&mut fake, true);
+    let mut mem = AreaMem::new(&table, &fake);
+    for offset in [0, 100, 4096, 12287, 12288] {
+        mem.write(bus_address(1, offset), &[]).unwrap();
+        mem.read(bus_address(1, offset), &mut []).unwrap();
+    }
+    assert!(mem.read(bus_address(1, 12289), &mut []).is_err());
+}
