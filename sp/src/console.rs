@@ -51,6 +51,14 @@ impl Line {
         }
     }
 
+    /// Writes a log record: its level padded as `{:<5} ` writes it, then its message. The
+    /// image's logger and the simulated partition's (`vmsg_host::sim::partition_log`) both
+    /// make their lines with it.
+    pub fn write_record(&mut self, level: log::Level, args: fmt::Arguments<'_>) {
+        let _ = fmt::Write::write_str(self, level_prefix(level));
+        let _ = fmt::Write::write_fmt(self, args);
+    }
+
     /// The line, with `...` in place of its end if it was cut.
     pub fn bytes(&mut self) -> &[u8] {
         if self.truncated
@@ -85,6 +93,19 @@ impl fmt::Write for Line {
         }
         Ok(())
     }
+}
+
+/// Each level's name padded to five characters and a space, as `{:<5} ` writes it.
+const LEVEL_PREFIXES: &str = "ERROR WARN  INFO  DEBUG TRACE ";
+
+/// The start of a line of `level`: what `write!(line, "{:<5} ", level)` writes, without the
+/// `log` crate's table of level names (96 bytes of .rodata) and `Level`'s `Display`.
+fn level_prefix(level: log::Level) -> &'static str {
+    // `Level` counts from 1 (Error) to 5 (Trace).
+    let at = (level as usize).saturating_sub(1).saturating_mul(6);
+    LEVEL_PREFIXES
+        .get(at..at.saturating_add(6))
+        .unwrap_or("TRACE ")
 }
 
 /// Lines logged before the console is known, newline-separated, up to [`EARLY_MAX`] bytes;

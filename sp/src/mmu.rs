@@ -67,8 +67,15 @@ pub const RUNTIME_T0SZ: u64 = 25;
 /// are never freed, and they must map everything this CPU uses as its current table does.
 pub unsafe fn join(ttbr0: u64) {
     arch::set_ttbr0_el1(ttbr0);
-    // As in `activate`: the new root's first four entries translate the low 4 GiB as the
-    // initial table does, so the narrow VA size is correct until the next line.
+    leave_initial_table();
+}
+
+/// After TTBR0 points at the runtime tables: widens the VA space to theirs and drops the
+/// initial table's entries from this CPU's TLB. Under the initial T0SZ the CPU walks only the
+/// first four entries of the new root, which translate the low 4 GiB as they will under the
+/// wider one; the initial table's entries are non-global and tagged with ASID 0, so none
+/// matches a lookup with ASID 1 meanwhile.
+fn leave_initial_table() {
     arch::set_t0sz_el1(RUNTIME_T0SZ);
     arch::tlb_invalidate_el1();
 }
@@ -286,12 +293,7 @@ impl StageOneMapper {
         unsafe {
             self.tables.activate();
         }
-        // Under the initial T0SZ the CPU walks only the first four entries of the new root,
-        // which translate the low 4 GiB as they will under the wider one.
-        arch::set_t0sz_el1(RUNTIME_T0SZ);
-        // The initial table's entries are non-global and tagged with ASID 0: none matches a
-        // lookup with ASID 1. Drop them (and everything else) from the TLBs.
-        arch::tlb_invalidate_el1();
+        leave_initial_table();
     }
 
     /// The first free range of `len` bytes in the normal-world window.

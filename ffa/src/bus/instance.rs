@@ -71,11 +71,9 @@ impl BusInstance {
 
     /// The same, counting the endpoint's messages and its devices' work in `stats`.
     pub fn with_stats(mut self, stats: Arc<EndpointStats>) -> Self {
-        self.devices = core::mem::take(&mut self.devices)
-            .into_iter()
-            .enumerate()
-            .map(|(dev, d)| d.with_stats(Arc::clone(&stats), dev))
-            .collect();
+        for (dev, d) in self.devices.iter_mut().enumerate() {
+            d.count_into(Arc::clone(&stats), dev);
+        }
         self.stats = Some(stats);
         self
     }

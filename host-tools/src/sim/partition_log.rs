@@ -35,10 +35,17 @@ impl Log for PartitionLog {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = format!("{:<5} {}", record.level(), record.args()).replace(['\n', '\r'], " ");
-        sp::console::record(line.as_bytes());
+        // The line the image would print (`sp::console::Line`: one line, cut at its length).
+        let mut line = sp::console::Line::new();
+        line.write_record(record.level(), *record.args());
+        let line = line.bytes();
+        sp::console::record(line);
         if PRINT.load(Ordering::Relaxed) {
-            let _ = writeln!(std::io::stderr().lock(), "[sp] {line}");
+            let mut err = std::io::stderr().lock();
+            let _ = err
+                .write_all(b"[sp] ")
+                .and_then(|()| err.write_all(line))
+                .and_then(|()| err.write_all(b"\n"));
         }
     }
 

@@ -145,3 +145,19 @@ fn recent_log_keeps_the_newest_whole_lines() {
     let tail = recent.tail(LINE_MAX + 1);
     assert_eq!(tail.len(), LINE_MAX + 1);
 }
+
+#[test]
+fn a_record_line_has_the_padded_level_then_the_message_on_one_line() {
+    for (level, prefix) in [
+        (log::Level::Error, "ERROR "),
+        (log::Level::Warn, "WARN  "),
+        (log::Level::Info, "INFO  "),
+        (log::Level::Debug, "DEBUG "),
+        (log::Level::Trace, "TRACE "),
+    ] {
+        let mut line = Line::new();
+        line.write_record(level, format_args!("a\nb {}", 7));
+        assert_eq!(line.bytes(), format!("{prefix}a b 7").as_bytes());
+        assert_eq!(format!("{level:<5} "), prefix, "as {{:<5}} writes it");
+    }
+}

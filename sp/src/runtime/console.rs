@@ -10,7 +10,7 @@ use core::{
 
 use arm_pl011_uart::{PL011Registers, Uart};
 use ffa::{Ffa, arch::smc::SmcCalls};
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use log::{LevelFilter, Log, Metadata, Record};
 use safe_mmio::UniqueMmioPointer;
 use spin::Mutex;
 
@@ -38,27 +38,13 @@ impl Log for Logger {
             return;
         }
         let mut line = Line::new();
-        let _ = line.write_str(level_prefix(record.level()));
-        let _ = line.write_fmt(*record.args());
+        line.write_record(record.level(), *record.args());
         let bytes = line.bytes();
         crate::console::record(bytes);
         emit(bytes, false);
     }
 
     fn flush(&self) {}
-}
-
-/// Each level's name padded to five characters and a space, as `{:<5} ` writes it.
-const LEVEL_PREFIXES: &str = "ERROR WARN  INFO  DEBUG TRACE ";
-
-/// The start of a line of `level`: what `write!(line, "{:<5} ", level)` writes, without the
-/// `log` crate's table of level names (96 bytes of .rodata) and `Level`'s `Display`.
-fn level_prefix(level: Level) -> &'static str {
-    // `Level` counts from 1 (Error) to 5 (Trace).
-    let at = (level as usize).saturating_sub(1).saturating_mul(6);
-    LEVEL_PREFIXES
-        .get(at..at.saturating_add(6))
-        .unwrap_or("TRACE ")
 }
 
 /// Installs the logger; `uart_base` is the PL011 used when no SPMC answers (it must be mapped

@@ -176,10 +176,9 @@ impl DeviceTransport {
         }
     }
 
-    /// The same, counting its messages and work as device `dev` in `stats`.
-    pub fn with_stats(mut self, stats: Arc<EndpointStats>, dev: usize) -> Self {
+    /// Counts its messages and work as device `dev` in `stats` from now on.
+    pub fn count_into(&mut self, stats: Arc<EndpointStats>, dev: usize) {
         self.stats = Some((stats, dev));
-        self
     }
 
     /// The same, with the bus's maximum message size set.

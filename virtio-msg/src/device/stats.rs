@@ -2,7 +2,8 @@
 //! the work of each of its devices. The counters are atomics in one shared block
 //! ([`EndpointStats`], behind an `Arc`): the bus and the transport engines add to it while
 //! they serve, and a reader that runs elsewhere (the partition shell's `stats`, inside one of
-//! the endpoint's own devices) takes a [snapshot](EndpointStats::snapshot) without a lock.
+//! the endpoint's own devices) copies them ([`EndpointStats::endpoint`],
+//! [`EndpointStats::device`]) without a lock.
 //!
 //! Counters only grow (64 bits: no session reaches their wrap); each is exact on its own, a snapshot is not one instant
 //! (they are read one by one, `Relaxed`).
@@ -73,7 +74,7 @@ pub struct DeviceSnapshot {
     pub failures: u64,
 }
 
-/// A copy of one endpoint's counters.
+/// A copy of one endpoint's own counters (its devices': [`EndpointStats::device`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EndpointSnapshot {
     /// Messages the bus received from the endpoint.
@@ -82,8 +83,6 @@ pub struct EndpointSnapshot {
     pub errors: u64,
     /// Memory areas the endpoint has shared and the bus holds, at the last message.
     pub areas: u64,
-    /// Each counted device, by device number.
-    pub devices: [DeviceSnapshot; COUNTED_DEVICES],
 }
 
 /// One endpoint's counters (see the [module docs](self)).
@@ -135,25 +134,12 @@ impl EndpointStats {
         }
     }
 
-    /// The counters now.
-    pub fn snapshot(&self) -> EndpointSnapshot {
-        let mut devices = [DeviceSnapshot::default(); COUNTED_DEVICES];
-        for (dev, out) in devices.iter_mut().enumerate() {
-            *out = self.device(dev).unwrap_or_default();
-        }
-        EndpointSnapshot {
-            devices,
-            ..self.endpoint()
-        }
-    }
-
-    /// The endpoint's own counters now (its devices' left at zero).
+    /// The endpoint's own counters now.
     pub fn endpoint(&self) -> EndpointSnapshot {
         EndpointSnapshot {
             messages: self.messages.get(),
             errors: self.errors.get(),
             areas: self.areas.get(),
-            devices: [DeviceSnapshot::default(); COUNTED_DEVICES],
         }
     }
 
@@ -184,10 +170,10 @@ mod tests {
         stats.device_work(1, 0, 0, true);
         stats.device_work(COUNTED_DEVICES, 1, 1, true);
         stats.device_message(COUNTED_DEVICES);
-        let s = stats.snapshot();
+        let s = stats.endpoint();
         assert_eq!((s.messages, s.errors, s.areas), (2, 1, 1));
         assert_eq!(
-            s.devices[1],
+            stats.device(1).unwrap(),
             DeviceSnapshot {
                 messages: 1,
                 kicks: 2,
@@ -197,10 +183,10 @@ mod tests {
             }
         );
         assert!(
-            s.devices
-                .iter()
-                .enumerate()
-                .all(|(i, d)| i == 1 || *d == DeviceSnapshot::default())
+            (0..COUNTED_DEVICES)
+                .filter(|&i| i != 1)
+                .all(|i| stats.device(i) == Some(DeviceSnapshot::default()))
         );
+        assert_eq!(stats.device(COUNTED_DEVICES), None);
     }
 }

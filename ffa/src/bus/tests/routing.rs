@@ -431,8 +431,8 @@ fn stats_count_messages_errors_areas_and_device_messages() {
     let layout = Layout::V1Review;
     let _ = setup_queue(&mut bus, &mut fake, layout);
     transport(&mut bus, &mut fake, layout, TransportRequest::GetDeviceInfo);
-    let s = stats.snapshot();
+    let s = stats.endpoint();
     assert_eq!((s.messages, s.errors, s.areas), (5, 1, 1), "{s:?}");
-    assert_eq!(s.devices[0].messages, 1);
-    assert_eq!(s.devices[1], Default::default());
+    assert_eq!(stats.device(0).unwrap().messages, 1);
+    assert_eq!(stats.device(1), Some(Default::default()));
 }
