@@ -21,6 +21,27 @@ pub trait Conduit {
     fn interrupt_get(&mut self) -> Option<u32> {
         None
     }
+    /// Hafnium's paravirtualised HF_INTERRUPT_ENABLE (`hvc #0`, function 0xff03) of virtual
+    /// interrupt `intid` as an IRQ, for the caller's execution context; returns whether it was
+    /// enabled (`false` where the conduit has no such interface). Hafnium signals a waiting
+    /// context with FFA_INTERRUPT only for an enabled interrupt.
+    fn interrupt_enable(&mut self, intid: u32) -> bool {
+        let _ = intid;
+        false
+    }
+    /// Arms the caller's one-shot timer to fire `micros` microseconds from now (re-arming moves
+    /// it); returns whether there is such a timer. Under Hafnium it is the S-EL1 partition's EL1
+    /// physical timer (`CNTP_*_EL0`), which the SPMC traps and emulates on its own S-EL2 timer:
+    /// when it fires, virtual interrupt [`HF_VIRTUAL_TIMER_INTID`] is pending, and a context
+    /// waiting in FFA_MSG_WAIT (or answering with a direct response) is resumed with
+    /// FFA_INTERRUPT. (Hafnium does not emulate the EL1 *virtual* timer: it must not be used.)
+    fn timer_arm(&mut self, micros: u32) -> bool {
+        let _ = micros;
+        false
+    }
+    /// Stops the timer armed by [`timer_arm`](Self::timer_arm) (nothing if none is armed). A
+    /// timer that has fired must be stopped, or its level stays asserted.
+    fn timer_stop(&mut self) {}
 }
 
 /// HF_INTERRUPT_GET's answer when no virtual interrupt is pending (Hafnium `HF_INVALID_INTID`).
@@ -29,6 +50,11 @@ pub const HF_INVALID_INTID: u32 = 0xFFFF_FFFF;
 pub const HF_NPI_INTID: u32 = 5;
 /// Hafnium's HF_INTERRUPT_GET function id.
 pub const HF_INTERRUPT_GET: u32 = 0xff04;
+/// Hafnium's HF_INTERRUPT_ENABLE function id (x1 = intid, x2 = enable, x3 = type: 0 = IRQ).
+pub const HF_INTERRUPT_ENABLE: u32 = 0xff03;
+/// The virtual interrupt of a partition's EL1 physical timer under Hafnium
+/// (`HF_VIRTUAL_TIMER_INTID`).
+pub const HF_VIRTUAL_TIMER_INTID: u32 = 3;
 
 /// The low 32 bits of a register (an SMC function id, or a 32-bit status in w0).
 pub fn low32(x: u64) -> u32 {

@@ -45,8 +45,9 @@ pub struct Scenario {
     /// How requests go and completions are found: "poll" (EVENT_POLL), "notify" (FF-A
     /// notification, then EVENT_POLL), "pushed" (direct requests, EVENT_USED pushed by
     /// FFA_MSG_SEND2), "indirect" (requests by FFA_MSG_SEND2 and FFA_RUN, answers and events
-    /// pushed) or "used-ring" (G2 as the partition serves it by default: no indirect messaging,
-    /// the used ring only; G2 "pushed" is measured with `BusConfig::g2_pushed_events` on).
+    /// pushed) or "used-ring" (G2 where the partition offers no indirect messaging: the used
+    /// ring only; G2 "pushed" is what the partition offers by default where the SPMC has
+    /// FFA_MSG_SEND2).
     pub events: &'static str,
     /// Requests in flight at once.
     pub depth: u16,
@@ -227,8 +228,8 @@ pub fn run(scenario: &Scenario) -> Result<Measured, HostError> {
         },
         _ => Modes::direct(false),
     };
-    // G2 is offered pushed events only when the partition is configured to (see
-    // `BusConfig::g2_pushed_events`): the "pushed" G2 scenario measures that configuration.
+    // G2 is offered pushed events where the partition offers indirect messaging and
+    // `BusConfig::g2_pushed_events` is on (the default): "used-ring" turns both off.
     let config = BusConfig {
         indirect: scenario.events != "used-ring",
         g2_pushed_events: dialect == Dialect::G2 && scenario.events == "pushed",

@@ -18,6 +18,9 @@ use crate::{
 pub(crate) const MAX_WAITS: usize = 64;
 /// How long to wait for a completion notification, in milliseconds.
 const NOTIFY_TIMEOUT_MS: u32 = 5000;
+/// How long a G2 session with pushed events waits for one before it kicks the queue: the
+/// partition's retry timer gives up after about a third of a second.
+const PUSHED_TIMEOUT_MS: u32 = 1000;
 
 /// Allocates `pages` pages and shares them with the partition as a new area.
 pub(crate) fn share_pages<C: Conduit, P: Platform>(
@@ -172,9 +175,19 @@ pub(crate) fn wait_events<C: Conduit, P: Platform>(
             match (info.modes.messaging, info.dialect) {
                 (Messaging::Indirect, _) => session.collect_pushed()?,
                 (Messaging::Direct, Dialect::G2) => {
-                    let layout = info.dialect.layout();
-                    DeviceClient::new(&mut *session, dev_num, layout)?.notify_avail(vq)?;
-                    session.take_pushed()?;
+                    // As Linux's G2 driver: no message; the partition pushes what a full RX
+                    // buffer made it keep when its retry timer fires, and the RX-full
+                    // framework notification says it came. Where the platform cannot wait
+                    // (the NWd payload), or nothing came, a kick, which G2 never sends.
+                    if platform.wait_notification(PUSHED_TIMEOUT_MS) {
+                        session.take_pushed()?;
+                    }
+                    if session.pushed_len() == 0 {
+                        session.count_kick_for_pushed();
+                        let layout = info.dialect.layout();
+                        DeviceClient::new(&mut *session, dev_num, layout)?.notify_avail(vq)?;
+                        session.take_pushed()?;
+                    }
                 }
                 (Messaging::Direct, Dialect::G3) => events.extend(session.drain_events()?),
             }

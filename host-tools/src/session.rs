@@ -207,6 +207,8 @@ pub struct BusSession<C: Conduit> {
     pushed: VecDeque<Event>,
     /// Indirect messages received that were neither answers nor events (dropped, counted).
     stray: u64,
+    /// Kicks sent only because a pushed event did not come (see [`kicks_for_pushed`](Self::kicks_for_pushed)).
+    kicks_for_pushed: u64,
 }
 
 impl<C: Conduit> BusSession<C> {
@@ -259,6 +261,7 @@ impl<C: Conduit> BusSession<C> {
             notif_id: None,
             pushed: VecDeque::new(),
             stray: 0,
+            kicks_for_pushed: 0,
         };
         match dialect {
             Dialect::G3 => s.negotiate_g3(notify, modes.events == Events::Indirect)?,
@@ -451,6 +454,11 @@ impl<C: Conduit> BusSession<C> {
         self.pushed.push_back(e);
     }
 
+    /// How many pushed events wait to be taken.
+    pub(crate) fn pushed_len(&self) -> usize {
+        self.pushed.len()
+    }
+
     /// Events pushed by the partition and not yet taken (see [`take_pushed`](Self::take_pushed)).
     pub fn pushed_events(&mut self) -> Vec<Event> {
         self.pushed.drain(..).collect()
@@ -459,6 +467,19 @@ impl<C: Conduit> BusSession<C> {
     /// Indirect messages that were neither an answer nor an event.
     pub fn stray_messages(&self) -> u64 {
         self.stray
+    }
+
+    /// Kicks (EVENT_AVAIL) a G2 session with pushed events sent only because an event it
+    /// waited for did not come in time: Linux's G2 driver never sends those, so where the
+    /// platform can wait (the simulated world) this stays 0 as long as the partition pushes
+    /// what its driver's full RX buffer made it keep.
+    pub fn kicks_for_pushed(&self) -> u64 {
+        self.kicks_for_pushed
+    }
+
+    /// Counts one kick of [`kicks_for_pushed`](Self::kicks_for_pushed).
+    pub(crate) fn count_kick_for_pushed(&mut self) {
+        self.kicks_for_pushed += 1;
     }
 
     /// Gives the partition a chance to push what it holds (it runs, finds no message, and

@@ -76,6 +76,9 @@ struct Endpoint {
     quota: EndpointQuota,
     /// Requests it sent by FFA_MSG_SEND2 (the first is logged).
     indirect_requests: u64,
+    /// Push attempts in a row that left events waiting (its driver's RX buffer full): what
+    /// the retry timer backs off by, and stops at ([`MAX_PUSH_RETRIES`]).
+    push_retries: u8,
 }
 
 impl Endpoint {
@@ -288,6 +291,7 @@ impl<F: DeviceFactory> Partition<F> {
             instance: BusInstance::new(src, devices, self.config).with_stats(stats),
             quota: EndpointQuota::default(),
             indirect_requests: 0,
+            push_retries: 0,
         });
         let served = table.served;
         if let (Some(v), Some(t)) = (table.vm.get_mut(slot), table.last_served.get_mut(slot)) {
@@ -353,6 +357,11 @@ impl<F: DeviceFactory> Partition<F> {
             mailbox: &self.mailbox,
         };
         let answer = answer_frame(&mut endpoint.instance, &frame, &mut services);
+        if endpoint.instance.pending_events() == 0 {
+            endpoint.push_retries = 0;
+        } else {
+            retry_pushes_later(endpoint, ffa);
+        }
         drop(slot);
         self.serve_stashed(ffa, mapper);
         answer
@@ -617,12 +626,74 @@ fn push_for<C: Conduit, M: NsMapper>(
         quota: &mut endpoint.quota,
     };
     let mut services = FfaServices {
-        ffa,
+        ffa: &mut *ffa,
         mapper: &mut mapper,
         own_id,
         mailbox,
     };
     endpoint.instance.push_events(&mut services);
+    retry_pushes_later(endpoint, ffa);
+}
+
+/// Push attempts in a row without progress after which an endpoint's events wait for its
+/// next message instead of the retry timer (a driver that never releases its RX buffer costs
+/// the partition this many timer interrupts, about a third of a second, and no more).
+pub const MAX_PUSH_RETRIES: u8 = 32;
+/// The retry timer's first delay, in microseconds; it doubles with every attempt in a row...
+pub const PUSH_RETRY_FIRST_US: u32 = 100;
+/// ... up to this.
+pub const PUSH_RETRY_MAX_US: u32 = 10_000;
+
+/// The delay before push retry `n` (0 = the first): [`PUSH_RETRY_FIRST_US`] doubled `n`
+/// times, at most [`PUSH_RETRY_MAX_US`].
+pub fn push_retry_delay_us(n: u8) -> u32 {
+    PUSH_RETRY_FIRST_US
+        .checked_shl(u32::from(n))
+        .filter(|d| *d >> u32::from(n) == PUSH_RETRY_FIRST_US)
+        .map_or(PUSH_RETRY_MAX_US, |d| d.min(PUSH_RETRY_MAX_US))
+}
+
+/// After a push attempt for `endpoint`: if events still wait for its driver's RX buffer
+/// (FFA_MSG_SEND2 was BUSY), arms this execution context's timer, whose interrupt retries
+/// every endpoint's pushes ([`handle_message`] on FFA_INTERRUPT); otherwise the attempts in a
+/// row start again from zero.
+///
+/// Without it a driver that takes events only pushed (G2 over FF-A, G3 with EVENT_CONFIGURE
+/// INDIRECT) can wait forever: its RX buffer holds one message until its FF-A core fetches
+/// it, so of two events raised by one message (a console kick returns buffers on both its
+/// queues) the second finds the buffer full, and nothing else brings the partition back if
+/// the driver sends nothing until it sees that event. Hafnium tells no sender when a
+/// receiver releases its RX buffer, so the partition looks again after a while: 100 µs, then
+/// twice as long each time up to 10 ms, [`MAX_PUSH_RETRIES`] times in a row at most.
+fn retry_pushes_later<C: Conduit>(endpoint: &mut Endpoint, ffa: &mut Ffa<C>) {
+    if !endpoint.instance.awaits_push() {
+        endpoint.push_retries = 0;
+        return;
+    }
+    let n = endpoint.push_retries;
+    if n >= MAX_PUSH_RETRIES {
+        return;
+    }
+    endpoint.push_retries = n.saturating_add(1);
+    if endpoint.push_retries == MAX_PUSH_RETRIES {
+        log::warn!(
+            "vm {:#x}: its RX buffer stayed full through {MAX_PUSH_RETRIES} retries; its \
+             events wait for its next message",
+            endpoint.instance.vm()
+        );
+    }
+    let conduit = ffa.conduit();
+    // Enabled each time (Hafnium signals only an enabled interrupt): no per-context state,
+    // and this path runs only when a driver's RX buffer is full.
+    if !(conduit.interrupt_enable(ffa::conduit::HF_VIRTUAL_TIMER_INTID)
+        && conduit.timer_arm(push_retry_delay_us(n)))
+        && n == 0
+    {
+        log::warn!(
+            "vm {:#x}: no timer to retry pushed events; they wait for its next message",
+            endpoint.instance.vm()
+        );
+    }
 }
 
 /// Consecutive failed FFA_MSG_WAIT calls after which the message loop gives up (the SPMC
@@ -743,18 +814,24 @@ pub fn handle_message<C: Conduit, M: NsMapper, F: DeviceFactory>(
 const MAX_INTERRUPTS: usize = 16;
 
 /// Takes the partition's pending virtual interrupts (Hafnium's HF_INTERRUPT_GET, which
-/// acknowledges each); returns whether the notification pending interrupt was among them. The
+/// acknowledges each); returns whether the notification pending interrupt or the push retry
+/// timer's was among them (either means: serve the RX buffer and push what waits). The
 /// partition handles no other interrupt: any other is logged and dropped.
 fn take_interrupts<C: Conduit>(ffa: &mut Ffa<C>) -> bool {
-    let mut npi = false;
+    let mut wake = false;
     for _ in 0..MAX_INTERRUPTS {
         match ffa.conduit().interrupt_get() {
             None | Some(ffa::conduit::HF_INVALID_INTID) => break,
-            Some(ffa::conduit::HF_NPI_INTID) => npi = true,
+            Some(ffa::conduit::HF_NPI_INTID) => wake = true,
+            Some(ffa::conduit::HF_VIRTUAL_TIMER_INTID) => {
+                // The push retry timer ([`retry_pushes_later`]); stopped, or its level stays.
+                ffa.conduit().timer_stop();
+                wake = true;
+            }
             Some(other) => log::warn!("virtual interrupt {other} not handled"),
         }
     }
-    npi
+    wake
 }
 
 /// The response to `msg`, or `None` if it is not a request (nothing to answer).

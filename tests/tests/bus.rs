@@ -208,9 +208,9 @@ fn vm_destroyed_drops_the_endpoint_state() {
 fn g2_session_serves_the_rng_and_refuses_event_poll() {
     let sys = system();
     let mut vm = sys.connect(1, Dialect::G2, false).unwrap();
-    // Direct messaging only (G2 polls its used rings; no pushed events by default), never
-    // notifications.
-    assert_eq!(vm.session().info().bus_features, 0x3);
+    // Direct messaging and indirect (G2 then takes pushed EVENT_USED instead of polling its
+    // used rings), never notifications.
+    assert_eq!(vm.session().info().bus_features, 0xF);
     assert!(matches!(
         vm.session().poll_event(),
         Err(SessionError::ErrorFrame(0x84))

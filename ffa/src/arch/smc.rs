@@ -26,6 +26,8 @@ pub struct SmcConduit {
     rx: NonNull<u8>,
     tx: NonNull<u8>,
     len: usize,
+    /// Whether [`Conduit::timer_arm`] enabled the EL1 physical timer (and no stop followed).
+    timer_on: bool,
 }
 
 // SAFETY: the buffers are owned by the conduit (see `new`); moving it to another context moves
@@ -41,7 +43,12 @@ impl SmcConduit {
     /// read-write), not overlapping each other, and used by nothing but this conduit (and the
     /// SPMC during calls) for as long as the conduit lives.
     pub unsafe fn new(rx: NonNull<u8>, tx: NonNull<u8>, len: usize) -> Self {
-        Self { rx, tx, len }
+        Self {
+            rx,
+            tx,
+            len,
+            timer_on: false,
+        }
     }
 
     /// (TX address, RX address, 4 KiB page count): the arguments of `FFA_RXTX_MAP` for an
@@ -63,6 +70,36 @@ impl Conduit for SmcConduit {
         // Hafnium takes its paravirtualised calls from an S-EL1 partition by HVC only.
         let answer = smccc::hvc64(crate::conduit::HF_INTERRUPT_GET, [0; 17]);
         Some(crate::conduit::low32(answer[0]))
+    }
+
+    fn interrupt_enable(&mut self, intid: u32) -> bool {
+        // x2 = enable, x3 = INTERRUPT_TYPE_IRQ (0); Hafnium answers 0, or -1 for a bad id.
+        let mut args = [0u64; 17];
+        args[0] = u64::from(intid);
+        args[1] = 1;
+        let answer = smccc::hvc64(crate::conduit::HF_INTERRUPT_ENABLE, args);
+        crate::conduit::low32(answer[0]) == 0
+    }
+
+    fn timer_arm(&mut self, micros: u32) -> bool {
+        use aarch64_cpu::registers::{
+            CNTFRQ_EL0, CNTP_CTL_EL0, CNTP_TVAL_EL0, Readable, Writeable,
+        };
+        let freq = CNTFRQ_EL0.get();
+        let ticks = freq.saturating_mul(u64::from(micros)) / 1_000_000;
+        // TVAL is a signed 32-bit count down: at most i32::MAX ticks, at least one.
+        CNTP_TVAL_EL0.set(ticks.clamp(1, 0x7fff_ffff));
+        // ENABLE set, IMASK clear (written as zero).
+        CNTP_CTL_EL0.write(CNTP_CTL_EL0::ENABLE::SET);
+        self.timer_on = true;
+        true
+    }
+
+    fn timer_stop(&mut self) {
+        use aarch64_cpu::registers::{CNTP_CTL_EL0, Writeable};
+        if core::mem::take(&mut self.timer_on) {
+            CNTP_CTL_EL0.set(0);
+        }
     }
 
     fn tx(&mut self) -> &mut [u8] {

@@ -17,14 +17,14 @@ pub struct BusConfig {
     /// that arrive that way and accepts EVENT_CONFIGURE INDIRECT.
     pub indirect: bool,
     /// Whether G2 drivers are offered indirect messaging too (with [`indirect`](Self::indirect)):
-    /// a G2 driver so offered stops polling its used rings and takes pushed EVENT_USED only.
-    /// Off by default: the driver's RX buffer holds one message until the driver's FF-A core
+    /// a G2 driver so offered stops polling its used rings (its 1 ms kthread) and takes pushed
+    /// EVENT_USED only. On by default. Its RX buffer holds one message until its FF-A core
     /// has fetched it, so of two events raised by one message (a console kick returns buffers
-    /// on both its queues) the second finds the buffer full (FFA_MSG_SEND2 BUSY) and stays
-    /// queued for the driver's next message — which a G2 driver waiting for that event never
-    /// sends: a `/dev/hwrng` read hung so under Hafnium with Linux 6.12. Polling (G2's 1 ms
-    /// kthread) cannot stall, and was faster under QEMU TCG (74 s/MiB against 89–103 s/MiB
-    /// pushed).
+    /// on both its queues) the second finds the buffer full (FFA_MSG_SEND2 BUSY); the
+    /// partition's push retry timer sends it later (`sp::partition`, 100 µs backing off to
+    /// 10 ms), since a G2 driver waiting for that event sends nothing (a `/dev/hwrng` read
+    /// hung so under Hafnium with Linux 6.12 before the timer). Off: G2 polls even where
+    /// indirect messages are offered.
     pub g2_pushed_events: bool,
     /// Most areas one endpoint may have shared at once (reported as `max_areas`).
     pub max_areas: u16,
@@ -41,7 +41,7 @@ impl Default for BusConfig {
         Self {
             notifications: true,
             indirect: true,
-            g2_pushed_events: false,
+            g2_pushed_events: true,
             max_areas: 256,
             max_area_pages: 16 * 1024,
             work_per_message: WORK_PER_MESSAGE,

@@ -253,6 +253,12 @@ impl Events {
         self.delivery
     }
 
+    /// Whether events wait to be pushed: the driver takes them as indirect messages and some
+    /// are queued (what a push leaves when the driver's RX buffer was full).
+    pub(crate) fn awaits_push(&self, endpoint: &Endpoint) -> bool {
+        !self.queue.is_empty() && self.delivery(endpoint) == Some(Delivery::Indirect)
+    }
+
     /// Queues `event` and rings the driver's doorbell if the queue just became non-empty.
     /// Pushed events go out with [`push`](Self::push), once the message is answered.
     pub(crate) fn queue(

@@ -114,6 +114,14 @@ impl BusInstance {
         self.events.len()
     }
 
+    /// Whether events wait to be pushed to the driver (it takes them as indirect messages and
+    /// its RX buffer was full when they were sent): [`push_events`](Self::push_events) is to
+    /// be tried again.
+    pub fn awaits_push(&self) -> bool {
+        self.endpoint()
+            .is_some_and(|endpoint| self.events.awaits_push(&endpoint))
+    }
+
     /// Sends the endpoint's pending events as indirect messages if its driver takes them that
     /// way (EVENT_CONFIGURE INDIRECT, or G2 when indirect messaging is offered); returns how
     /// many went. Called once a message is answered; what the driver's busy RX buffer could not

@@ -177,6 +177,19 @@ impl Conduit for SimConduit {
         simulating(|| dispatch::interrupt_get(&self.inner, self.id, self.vcpu))
     }
 
+    fn interrupt_enable(&mut self, intid: u32) -> bool {
+        simulating(|| dispatch::interrupt_enable(&self.inner, self.id, self.vcpu, intid))
+            .unwrap_or(false)
+    }
+
+    fn timer_arm(&mut self, micros: u32) -> bool {
+        simulating(|| dispatch::timer_set(&self.inner, self.id, self.vcpu, Some(micros)))
+    }
+
+    fn timer_stop(&mut self) {
+        simulating(|| dispatch::timer_set(&self.inner, self.id, self.vcpu, None));
+    }
+
     fn rx(&self) -> &[u8] {
         &self.rx
     }

@@ -56,6 +56,18 @@ pub(super) fn interrupt_get(inner: &Inner, id: u16, vcpu: u16) -> Option<u32> {
     messaging::interrupt_get(&mut inner.lock(), id, vcpu)
 }
 
+/// Hafnium's HF_INTERRUPT_ENABLE of `intid` from endpoint `id`'s execution context `vcpu`
+/// (not an FF-A call).
+pub(super) fn interrupt_enable(inner: &Inner, id: u16, vcpu: u16, intid: u32) -> Option<bool> {
+    messaging::interrupt_enable(&mut inner.lock(), id, vcpu, intid)
+}
+
+/// The EL1 physical timer of endpoint `id`'s execution context `vcpu`, armed or stopped
+/// (trapped and emulated by the SPMC; not an FF-A call).
+pub(super) fn timer_set(inner: &Inner, id: u16, vcpu: u16, micros: Option<u32>) -> bool {
+    messaging::timer_set(inner, id, vcpu, micros)
+}
+
 /// Handles one call (see [`call`]).
 fn handle(inner: &Inner, id: u16, vcpu: u16, regs: &Regs, tx: &[u8], rx: &mut [u8]) -> Regs {
     inner.lock().count_call(id, lo32(regs[0]));

@@ -13,13 +13,18 @@
 //! FFA_RUN and FFA_MSG_SEND2 are in [`super::indirect`]. Not modelled (NOT_SUPPORTED):
 //! FFA_YIELD, FFA_INTERRUPT and direct requests sent by partitions.
 
-use std::sync::MutexGuard;
+use std::{
+    sync::MutexGuard,
+    time::{Duration, Instant},
+};
 
 use arm_ffa::{
     FfaError, Interface, Version,
     interface_args::{DirectMsgArgs, MsgWaitFlags, SecondaryEpRegisterAddr, TargetInfo},
 };
 use uuid::Uuid;
+
+use crate::conduit::HF_VIRTUAL_TIMER_INTID;
 
 use super::{
     props,
@@ -137,6 +142,7 @@ pub(super) fn msg_wait(
             ec.run = SpRun::Waiting;
             inner.cv.notify_all();
         }
+        SpRun::Interrupted => ec.run = SpRun::Waiting,
         SpRun::Waiting => {}
     }
     // As Hafnium's FFA_MSG_WAIT: the RX buffer goes back unless retained, or unless an unread
@@ -151,16 +157,59 @@ pub(super) fn msg_wait(
     wait_message(inner, st, (id, vcpu))
 }
 
-/// HF_INTERRUPT_GET from execution context `vcpu` of endpoint `id`: its notification pending
-/// interrupt if it is pending (taking it), else none. `None` for VMs (the interface is a
+/// HF_INTERRUPT_GET from execution context `vcpu` of endpoint `id`: its pending virtual
+/// interrupt of lowest id, taken: the timer's ([`HF_VIRTUAL_TIMER_INTID`], 3), then the
+/// notification pending interrupt (5); else none. `None` for VMs (the interface is a
 /// partition's).
 pub(super) fn interrupt_get(st: &mut State, id: u16, vcpu: u16) -> Option<u32> {
     let ec = st.ec_mut(id, vcpu)?;
-    Some(if core::mem::take(&mut ec.npi) {
+    Some(if core::mem::take(&mut ec.timer_pending) {
+        HF_VIRTUAL_TIMER_INTID
+    } else if core::mem::take(&mut ec.npi) {
         crate::conduit::HF_NPI_INTID
     } else {
         crate::conduit::HF_INVALID_INTID
     })
+}
+
+/// HF_INTERRUPT_ENABLE of `intid` from execution context `vcpu` of endpoint `id`: whether it
+/// was enabled. Only the timer's interrupt is modelled (the notification pending interrupt is
+/// signalled whether or not it was enabled, as the partitions here rely on); `None` for VMs.
+pub(super) fn interrupt_enable(st: &mut State, id: u16, vcpu: u16, intid: u32) -> Option<bool> {
+    let ec = st.ec_mut(id, vcpu)?;
+    match intid {
+        HF_VIRTUAL_TIMER_INTID => ec.timer_enabled = true,
+        crate::conduit::HF_NPI_INTID => {}
+        _ => return Some(false),
+    }
+    Some(true)
+}
+
+/// Arms (`Some(micros)`) or stops (`None`) the EL1 physical timer of execution context `vcpu`
+/// of endpoint `id`, as Hafnium emulates it: one deadline per context; stopping it leaves an
+/// interrupt that already fired pending. Returns whether `id` is a partition.
+pub(super) fn timer_set(inner: &Inner, id: u16, vcpu: u16, micros: Option<u32>) -> bool {
+    let mut st = inner.lock();
+    let Some(ec) = st.ec_mut(id, vcpu) else {
+        return false;
+    };
+    ec.timer = micros.map(|us| Instant::now() + Duration::from_micros(u64::from(us)));
+    inner.cv.notify_all();
+    true
+}
+
+/// Fires the armed timer of partition `id`'s context `vcpu` now, whatever its deadline (the
+/// inline world's stand-in for time passing); returns whether it fired with its interrupt
+/// enabled (the context is then to be resumed with FFA_INTERRUPT).
+pub(super) fn timer_fire(st: &mut State, id: u16, vcpu: u16) -> bool {
+    let Some(ec) = st.ec_mut(id, vcpu) else {
+        return false;
+    };
+    if ec.timer.take().is_none() || !ec.timer_enabled {
+        return false;
+    }
+    ec.timer_pending = true;
+    true
 }
 
 /// What the scheduler's FFA_RUN returns once the partition it ran waits again.
@@ -185,7 +234,29 @@ fn wait_message(inner: &Inner, mut st: MutexGuard<'_, State>, (id, vcpu): (u16, 
         if shutdown || matches!(ec.run, SpRun::Dead) {
             return encode(&error(FfaError::Aborted));
         }
-        st = inner.wait(st);
+        // The timer, as Hafnium's emulation: a deadline that passed while the context waits
+        // (or passed while it ran) fires once; an enabled interrupt then resumes the context
+        // with FFA_INTERRUPT, and stays pending until HF_INTERRUPT_GET takes it.
+        let now = Instant::now();
+        if ec.timer.is_some_and(|t| t <= now) {
+            ec.timer = None;
+            ec.timer_pending |= ec.timer_enabled;
+        }
+        if ec.timer_pending {
+            ec.run = SpRun::Interrupted;
+            return encode(&Interface::Interrupt {
+                target_info: TargetInfo {
+                    endpoint_id: id,
+                    vcpu_id: vcpu,
+                },
+                interrupt_id: HF_VIRTUAL_TIMER_INTID,
+                is_32bit: true,
+            });
+        }
+        st = match ec.timer {
+            Some(t) => inner.wait_timeout(st, t.saturating_duration_since(now)),
+            None => inner.wait(st),
+        };
     }
 }
 
@@ -296,7 +367,7 @@ pub(super) fn deliver_request(
     };
     match ec.run {
         SpRun::Dead => return encode(&error(FfaError::Aborted)),
-        SpRun::Init | SpRun::Busy(_) => {
+        SpRun::Init | SpRun::Busy(_) | SpRun::Interrupted => {
             return encode(&refuse(
                 src,
                 "direct request",
@@ -372,7 +443,7 @@ pub(super) fn direct_resp(
     let pending = match &ec.run {
         SpRun::Busy(p) => p,
         SpRun::Dead => return encode(&error(FfaError::Aborted)),
-        SpRun::Init | SpRun::Waiting => {
+        SpRun::Init | SpRun::Waiting | SpRun::Interrupted => {
             return encode(&refuse(
                 id,
                 "direct response",

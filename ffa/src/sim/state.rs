@@ -243,6 +243,14 @@ pub(super) struct Ec {
     /// context is run with the partition's notifications pending, taken with
     /// HF_INTERRUPT_GET; while it is pending, FFA_MSG_WAIT returns FFA_INTERRUPT at once.
     pub npi: bool,
+    /// Its EL1 physical timer, while armed: when it fires (as Hafnium emulates it).
+    pub timer: Option<std::time::Instant>,
+    /// Whether it enabled the timer's virtual interrupt (HF_INTERRUPT_ENABLE of
+    /// [`crate::conduit::HF_VIRTUAL_TIMER_INTID`]): only then does a fired timer signal it.
+    pub timer_enabled: bool,
+    /// The timer fired and its interrupt was not taken yet (HF_INTERRUPT_GET); while it is
+    /// pending, FFA_MSG_WAIT returns FFA_INTERRUPT at once.
+    pub timer_pending: bool,
     /// Its thread was started (a secondary context: `ContextLauncher::start`).
     pub started: bool,
 }
@@ -254,6 +262,9 @@ impl Ec {
             run,
             inbox: None,
             npi: false,
+            timer: None,
+            timer_enabled: false,
+            timer_pending: false,
             started: false,
         }
     }
@@ -267,6 +278,9 @@ pub(super) enum SpRun {
     Waiting,
     /// Handling a direct request that must be answered.
     Busy(Pending),
+    /// Resumed from waiting by FFA_INTERRUPT (its timer fired): runs until its next
+    /// FFA_MSG_WAIT; direct requests to it meanwhile are BUSY, as under Hafnium.
+    Interrupted,
     /// Its thread ended (or it aborted itself): every call to it is FFA_ERROR(ABORTED).
     Dead,
 }

@@ -9,3 +9,4 @@ mod notifications;
 mod relinquish;
 mod setup;
 mod support;
+mod timer;

@@ -173,6 +173,15 @@ impl World {
         self.inner.lock().count_call(id, fid);
     }
 
+    /// Fires the armed timer of partition `id`'s execution context `vcpu` at once, whatever
+    /// its deadline: the stand-in for time passing where a harness runs the partition itself
+    /// (the inline world). Returns whether it fired with its interrupt enabled, when the
+    /// harness is to resume the context with FFA_INTERRUPT (the interrupt is then pending for
+    /// HF_INTERRUPT_GET).
+    pub fn fire_timer(&self, id: u16, vcpu: u16) -> bool {
+        super::messaging::timer_fire(&mut self.inner.lock(), id, vcpu)
+    }
+
     /// Faults recorded so far.
     pub fn faults(&self) -> Vec<Fault> {
         self.inner.lock().faults.clone()

@@ -110,7 +110,7 @@ pub(super) const FB_VERSION_2: Check = check(
 );
 pub(super) const FB_VERSION_3: Check = check(
     "FB-VERSION-3",
-    "virtio-msg-ffa-g2 (VERSION); README: G2 gets direct messaging only",
+    "virtio-msg-ffa-g2 (VERSION); README: G2 gets no notifications",
     Applies::G2,
     "the 16-byte VERSION {1.0, 1} is answered in 26 bytes {1.0, 1, features 0, DIRECT_RX|DIRECT_TX \
      without notification bits}; an unsupported bus version gets zero versions",

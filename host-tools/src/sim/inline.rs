@@ -40,6 +40,8 @@ pub(crate) const DIRECT_REQUESTS: [u32; 3] = [0x8400_006F, 0xC400_006F, 0xC400_0
 const RUN: u32 = 0x8400_006D;
 /// FFA_MSG_WAIT (32-bit), how a run partition's execution ends.
 const MSG_WAIT: u32 = 0x8400_006B;
+/// FFA_RX_RELEASE.
+const RX_RELEASE: u32 = 0x8400_0065;
 
 /// The partition as the inline world holds it: its FF-A conduit, its mapper, its core.
 struct Attached {
@@ -263,6 +265,35 @@ impl InlineConduit {
     }
 }
 
+impl InlineConduit {
+    /// Time passes for the partition once this endpoint released its RX buffer: an armed timer
+    /// (its push retry timer) fires, and the partition is resumed with FFA_INTERRUPT, as a
+    /// waiting execution context is under Hafnium. Here, where nothing runs the partition
+    /// unless a call hands it control, the release is the moment that matters: a retry before
+    /// it would find the buffer still full.
+    fn fire_timer(&mut self) {
+        if !self.world.fire_timer(SP_ID, 0) {
+            return;
+        }
+        let Ok(mut sp) = self.sp.try_borrow_mut() else {
+            return;
+        };
+        let msg = Interface::Interrupt {
+            target_info: ffa::arm_ffa::interface_args::TargetInfo {
+                endpoint_id: SP_ID,
+                vcpu_id: 0,
+            },
+            interrupt_id: ffa::conduit::HF_VIRTUAL_TIMER_INTID,
+            is_32bit: true,
+        };
+        if let Some(unexpected) = sp.handle(&msg) {
+            log::warn!("inline: the partition answered an interrupt with {unexpected:?}");
+        }
+        drop(sp);
+        self.world.count_call(SP_ID, MSG_WAIT);
+    }
+}
+
 impl Conduit for InlineConduit {
     fn call(&mut self, regs: [u64; 18]) -> [u64; 18] {
         let fid = ffa::conduit::low32(regs[0]);
@@ -271,6 +302,11 @@ impl Conduit for InlineConduit {
             let world = self.world.clone();
             world.count_call(self.id, fid);
             return self.run();
+        }
+        if fid == RX_RELEASE {
+            let answer = self.inner.call(regs);
+            self.fire_timer();
+            return answer;
         }
         if DIRECT_REQUESTS.contains(&fid) && dst == u32::from(SP_ID) {
             let world = self.world.clone();

@@ -12,9 +12,9 @@ fn g2_version_and_get_devices() {
     assert_eq!(r.transport_features.get(), 0);
     assert_eq!(
         r.bus_features.get(),
-        0x3,
-        "G2 is offered direct messaging only by default (it polls its used rings), never \
-         notifications"
+        0xF,
+        "G2 is offered direct and indirect messaging by default (it takes pushed events), \
+         never notifications"
     );
     assert_eq!(bus.dialect(), Some(Dialect::G2));
     let resp = send(&mut bus, &mut fake, &get_devices(0, 255)).unwrap();
