@@ -27,13 +27,17 @@
 //! partition; BUSY while the partition handles another request; ABORTED once its thread has
 //! ended), the VM created/destroyed framework messages, FFA_MEM_SHARE/LEND,
 //! FFA_MEM_RETRIEVE_REQ/RESP, FFA_MEM_RELINQUISH, FFA_MEM_RECLAIM, FFA_NOTIFICATION_*
-//! (global notifications only, and the "RX buffer full" framework notifications),
+//! (global notifications only, and the "RX buffer full" framework notifications), a
+//! partition's EL1 physical timer as Hafnium emulates it (HF_INTERRUPT_ENABLE of its virtual
+//! interrupt 3, one deadline per execution context, FFA_INTERRUPT to a waiting context,
+//! pending until HF_INTERRUPT_GET),
 //! FFA_MSG_SEND2 between any two endpoints with RX/TX buffers, FFA_RUN of a partition by a VM
 //! (the normal-world scheduler) and FFA_CONSOLE_LOG. Anything else is NOT_SUPPORTED.
 //!
 //! Deliberate limits: no fragmented memory descriptors and no descriptors outside the TX
 //! buffer (NOT_SUPPORTED), no FFA_MEM_DONATE, memory is shared only from VMs to partitions,
-//! partitions do not send direct requests, no FFA_YIELD/interrupts, no schedule receiver
+//! partitions do not send direct requests, no FFA_YIELD, no interrupts but a partition's timer
+//! (above) and the notification pending interrupt, no schedule receiver
 //! interrupt (a VM that sent a partition a message runs it). A retrieval is counted once: a second FFA_MEM_RETRIEVE_REQ by the same receiver
 //! before it relinquishes is DENIED (Hafnium behaves the same). FFA_ERROR from a partition is
 //! an abort during boot (with ABORTED) and NOT_SUPPORTED otherwise: a request must be

@@ -79,6 +79,8 @@ struct Endpoint {
     /// Push attempts in a row that left events waiting (its driver's RX buffer full): what
     /// the retry timer backs off by, and stops at ([`MAX_PUSH_RETRIES`]).
     push_retries: u8,
+    /// Times the retry timer was armed for it (the first is logged).
+    timer_arms: u64,
 }
 
 impl Endpoint {
@@ -292,6 +294,7 @@ impl<F: DeviceFactory> Partition<F> {
             quota: EndpointQuota::default(),
             indirect_requests: 0,
             push_retries: 0,
+            timer_arms: 0,
         });
         let served = table.served;
         if let (Some(v), Some(t)) = (table.vm.get_mut(slot), table.last_served.get_mut(slot)) {
@@ -357,11 +360,7 @@ impl<F: DeviceFactory> Partition<F> {
             mailbox: &self.mailbox,
         };
         let answer = answer_frame(&mut endpoint.instance, &frame, &mut services);
-        if endpoint.instance.pending_events() == 0 {
-            endpoint.push_retries = 0;
-        } else {
-            retry_pushes_later(endpoint, ffa);
-        }
+        retry_pushes_later(endpoint, ffa);
         drop(slot);
         self.serve_stashed(ffa, mapper);
         answer
@@ -665,11 +664,19 @@ pub fn push_retry_delay_us(n: u8) -> u32 {
 /// the driver sends nothing until it sees that event. Hafnium tells no sender when a
 /// receiver releases its RX buffer, so the partition looks again after a while: 100 µs, then
 /// twice as long each time up to 10 ms, [`MAX_PUSH_RETRIES`] times in a row at most.
+#[inline(always)]
 fn retry_pushes_later<C: Conduit>(endpoint: &mut Endpoint, ffa: &mut Ffa<C>) {
-    if !endpoint.instance.awaits_push() {
+    if endpoint.instance.awaits_push() {
+        arm_push_retry(endpoint, ffa);
+    } else {
         endpoint.push_retries = 0;
-        return;
     }
+}
+
+/// [`retry_pushes_later`] when events wait: out of the request path.
+#[cold]
+#[inline(never)]
+fn arm_push_retry<C: Conduit>(endpoint: &mut Endpoint, ffa: &mut Ffa<C>) {
     let n = endpoint.push_retries;
     if n >= MAX_PUSH_RETRIES {
         return;
@@ -685,15 +692,17 @@ fn retry_pushes_later<C: Conduit>(endpoint: &mut Endpoint, ffa: &mut Ffa<C>) {
     let conduit = ffa.conduit();
     // Enabled each time (Hafnium signals only an enabled interrupt): no per-context state,
     // and this path runs only when a driver's RX buffer is full.
-    if !(conduit.interrupt_enable(ffa::conduit::HF_VIRTUAL_TIMER_INTID)
-        && conduit.timer_arm(push_retry_delay_us(n)))
-        && n == 0
-    {
-        log::warn!(
-            "vm {:#x}: no timer to retry pushed events; they wait for its next message",
-            endpoint.instance.vm()
-        );
+    let armed = conduit.interrupt_enable(ffa::conduit::HF_VIRTUAL_TIMER_INTID)
+        && conduit.timer_arm(push_retry_delay_us(n));
+    if endpoint.timer_arms == 0 {
+        let vm = endpoint.instance.vm();
+        if armed {
+            log::info!("vm {vm:#x}: RX buffer full; pushed events retried by the timer");
+        } else {
+            log::warn!("vm {vm:#x}: RX buffer full and no timer; events wait for its next message");
+        }
     }
+    endpoint.timer_arms = endpoint.timer_arms.saturating_add(1);
 }
 
 /// Consecutive failed FFA_MSG_WAIT calls after which the message loop gives up (the SPMC

@@ -112,8 +112,8 @@ impl Dialect {
     }
 
     /// Whether VERSION offers FF-A notifications (NOTIF_RX|NOTIF_TX, when the partition can
-    /// ring them). G2 has no notification path: it is offered direct messaging only, so its
-    /// driver keeps polling the used rings itself.
+    /// ring them). G2 has no notification path: it polls its used rings, or takes pushed
+    /// EVENT_USED where indirect messages are offered.
     pub(crate) fn offers_notifications(self) -> bool {
         matches!(self, Self::G3)
     }

@@ -159,6 +159,9 @@ pub(crate) struct Events {
     delivery: Option<Delivery>,
     /// Events pushed so far (the first is logged).
     pushed: u64,
+    /// The last push stopped at an event the driver's busy RX buffer refused (it is still
+    /// queued): [`push`](Self::push) is to be tried again.
+    blocked: bool,
 }
 
 impl Events {
@@ -168,6 +171,7 @@ impl Events {
             queue: EventQueue::new(capacity),
             delivery: None,
             pushed: 0,
+            blocked: false,
         }
     }
 
@@ -180,6 +184,7 @@ impl Events {
     pub(crate) fn reset(&mut self) {
         self.queue.clear();
         self.delivery = None;
+        self.blocked = false;
     }
 
     /// Answers EVENT_CONFIGURE.
@@ -253,10 +258,11 @@ impl Events {
         self.delivery
     }
 
-    /// Whether events wait to be pushed: the driver takes them as indirect messages and some
-    /// are queued (what a push leaves when the driver's RX buffer was full).
-    pub(crate) fn awaits_push(&self, endpoint: &Endpoint) -> bool {
-        !self.queue.is_empty() && self.delivery(endpoint) == Some(Delivery::Indirect)
+    /// Whether events wait to be pushed: the last push stopped at one the driver's busy RX
+    /// buffer refused.
+    #[inline]
+    pub(crate) fn awaits_push(&self) -> bool {
+        self.blocked
     }
 
     /// Queues `event` and rings the driver's doorbell if the queue just became non-empty.
@@ -297,6 +303,7 @@ impl Events {
         }
         let uuid = endpoint.dialect.indirect_uuid();
         let mut sent = 0usize;
+        self.blocked = false;
         while let Some(event) = self.queue.front() {
             let mut out = [0u8; MAX_MSG_SIZE];
             let result = match encode(event, devices, &mut out).and_then(|n| out.get(..n)) {
@@ -315,7 +322,10 @@ impl Events {
                     self.pushed = self.pushed.saturating_add(1);
                     sent = sent.saturating_add(1);
                 }
-                Err(ServiceError::Busy) => break,
+                Err(ServiceError::Busy) => {
+                    self.blocked = true;
+                    break;
+                }
                 Err(e) => log::warn!("vm {:#x}: {event} not pushed ({e}); dropped", endpoint.vm),
             }
             self.queue.pop();

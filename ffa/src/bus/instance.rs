@@ -114,12 +114,12 @@ impl BusInstance {
         self.events.len()
     }
 
-    /// Whether events wait to be pushed to the driver (it takes them as indirect messages and
-    /// its RX buffer was full when they were sent): [`push_events`](Self::push_events) is to
+    /// Whether events wait to be pushed to the driver (the last
+    /// [`push_events`](Self::push_events) stopped at one its busy RX buffer refused): it is to
     /// be tried again.
+    #[inline]
     pub fn awaits_push(&self) -> bool {
-        self.endpoint()
-            .is_some_and(|endpoint| self.events.awaits_push(&endpoint))
+        self.events.awaits_push()
     }
 
     /// Sends the endpoint's pending events as indirect messages if its driver takes them that

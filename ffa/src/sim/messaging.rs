@@ -10,8 +10,10 @@
 //! that context handles another); its other contexts start once it registered a secondary
 //! entry point (FFA_SECONDARY_EP_REGISTER, during boot).
 //!
-//! FFA_RUN and FFA_MSG_SEND2 are in [`super::indirect`]. Not modelled (NOT_SUPPORTED):
-//! FFA_YIELD, FFA_INTERRUPT and direct requests sent by partitions.
+//! A partition's timer (HF_INTERRUPT_ENABLE, the EL1 physical timer, FFA_INTERRUPT to a
+//! waiting context) and HF_INTERRUPT_GET are here too. FFA_RUN and FFA_MSG_SEND2 are in
+//! [`super::indirect`]. Not modelled (NOT_SUPPORTED): FFA_YIELD and direct requests sent by
+//! partitions.
 
 use std::{
     sync::MutexGuard,
