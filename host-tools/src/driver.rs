@@ -18,9 +18,10 @@ use crate::{
 pub(crate) const MAX_WAITS: usize = 64;
 /// How long to wait for a completion notification, in milliseconds.
 const NOTIFY_TIMEOUT_MS: u32 = 5000;
-/// How long a G2 session with pushed events waits for one before it kicks the queue: the
-/// partition's retry timer gives up after about a third of a second.
-const PUSHED_TIMEOUT_MS: u32 = 1000;
+/// How many times (each after a wait of up to 1 ms) a G2 session with pushed events looks for
+/// one before it kicks the queue: the partition's retry timer gives up after about a third of
+/// a second.
+const PUSHED_WAITS: u32 = 1000;
 
 /// Allocates `pages` pages and shares them with the partition as a new area.
 pub(crate) fn share_pages<C: Conduit, P: Platform>(
@@ -177,10 +178,14 @@ pub(crate) fn wait_events<C: Conduit, P: Platform>(
                 (Messaging::Direct, Dialect::G2) => {
                     // As Linux's G2 driver: no message; the partition pushes what a full RX
                     // buffer made it keep when its retry timer fires, and the RX-full
-                    // framework notification says it came. Where the platform cannot wait
-                    // (the NWd payload), or nothing came, a kick, which G2 never sends.
-                    if platform.wait_notification(PUSHED_TIMEOUT_MS) {
-                        session.take_pushed()?;
+                    // framework notification says it came (looked for after each wait of
+                    // up to 1 ms; a platform that cannot wait, the NWd payload, looks
+                    // PUSHED_WAITS times). If nothing came, a kick, which G2 never sends.
+                    for _ in 0..PUSHED_WAITS {
+                        platform.wait_notification(1);
+                        if session.take_pushed()? && session.pushed_len() > 0 {
+                            break;
+                        }
                     }
                     if session.pushed_len() == 0 {
                         session.count_kick_for_pushed();
