@@ -1275,4 +1275,21 @@ mod tests {
             assert_eq!(answers[2 * MAX_ENDPOINTS], [0x03, msg::ERROR]);
         }
     }
+
+    #[test]
+    fn push_retry_delays_double_from_100_us_to_10_ms() {
+        let delays: Vec<u32> = (0..MAX_PUSH_RETRIES).map(push_retry_delay_us).collect();
+        assert_eq!(
+            delays[..9],
+            [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
+        );
+        assert!(delays[9..].iter().all(|d| *d == PUSH_RETRY_MAX_US));
+        // Shifts past the width saturate too.
+        assert_eq!(push_retry_delay_us(40), PUSH_RETRY_MAX_US);
+        assert_eq!(push_retry_delay_us(u8::MAX), PUSH_RETRY_MAX_US);
+        // The whole back-off stays well under a second (a driver that never releases its RX
+        // buffer costs at most this much timer work).
+        let total: u32 = delays.iter().sum();
+        assert_eq!(total, 262_700);
+    }
 }
