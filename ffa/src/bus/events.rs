@@ -307,7 +307,7 @@ impl Events {
         while let Some(event) = self.queue.front() {
             let mut out = [0u8; MAX_MSG_SIZE];
             let result = match encode(event, devices, &mut out).and_then(|n| out.get(..n)) {
-                Some(frame) => services.send_indirect(endpoint.vm, uuid, frame),
+                Some(frame) => services.push_indirect(endpoint.vm, uuid, frame),
                 // Nothing to send for it (its device is gone).
                 None => Ok(()),
             };

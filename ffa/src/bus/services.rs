@@ -97,6 +97,17 @@ pub trait BusServices {
         uuid: uuid::Uuid,
         frame: &[u8],
     ) -> Result<(), ServiceError>;
+    /// [`send_indirect`](Self::send_indirect) tried once: for pushed events, whose refusal
+    /// the partition's retry timer covers (a try again at once finds the buffer as full, and
+    /// each costs an FF-A call and, under Hafnium, an error line on its console).
+    fn push_indirect(
+        &mut self,
+        vm: u16,
+        uuid: uuid::Uuid,
+        frame: &[u8],
+    ) -> Result<(), ServiceError> {
+        self.send_indirect(vm, uuid, frame)
+    }
 }
 
 /// Times [`FfaServices::send_indirect`] tries FFA_MSG_SEND2 while the receiver's RX buffer is
@@ -376,18 +387,26 @@ impl<C: Conduit, M: NsMapper> BusServices for FfaServices<'_, C, M> {
     ) -> Result<(), ServiceError> {
         let mut result = Err(ServiceError::Busy);
         for _ in 0..SEND_RETRIES {
-            let _mailbox = self.mailbox.lock();
-            result = self
-                .ffa
-                .send_indirect(self.own_id, vm, uuid, frame)
-                .map_err(|e| match e {
-                    crate::calls::Error::Ffa(arm_ffa::FfaError::Busy) => ServiceError::Busy,
-                    _ => ServiceError::Refused,
-                });
+            result = self.push_indirect(vm, uuid, frame);
             if result != Err(ServiceError::Busy) {
                 break;
             }
         }
         result
+    }
+
+    fn push_indirect(
+        &mut self,
+        vm: u16,
+        uuid: uuid::Uuid,
+        frame: &[u8],
+    ) -> Result<(), ServiceError> {
+        let _mailbox = self.mailbox.lock();
+        self.ffa
+            .send_indirect(self.own_id, vm, uuid, frame)
+            .map_err(|e| match e {
+                crate::calls::Error::Ffa(arm_ffa::FfaError::Busy) => ServiceError::Busy,
+                _ => ServiceError::Refused,
+            })
     }
 }
