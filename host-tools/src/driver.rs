@@ -19,8 +19,8 @@ pub(crate) const MAX_WAITS: usize = 64;
 /// How long to wait for a completion notification, in milliseconds.
 const NOTIFY_TIMEOUT_MS: u32 = 5000;
 /// How many times (each after a wait of up to 1 ms) a G2 session with pushed events looks for
-/// one before it kicks the queue: the partition's retry timer gives up after about a third of
-/// a second.
+/// one before it kicks the queue: the partition's retry timer gives up after about a quarter
+/// of a second.
 const PUSHED_WAITS: u32 = 1000;
 
 /// Allocates `pages` pages and shares them with the partition as a new area.

@@ -360,6 +360,9 @@ impl<F: DeviceFactory> Partition<F> {
             mailbox: &self.mailbox,
         };
         let answer = answer_frame(&mut endpoint.instance, &frame, &mut services);
+        // A message from the driver starts the attempts in a row again: each of its messages
+        // buys at most MAX_PUSH_RETRIES timer retries.
+        endpoint.push_retries = 0;
         retry_pushes_later(endpoint, ffa);
         drop(slot);
         self.serve_stashed(ffa, mapper);
@@ -636,7 +639,8 @@ fn push_for<C: Conduit, M: NsMapper>(
 
 /// Push attempts in a row without progress after which an endpoint's events wait for its
 /// next message instead of the retry timer (a driver that never releases its RX buffer costs
-/// the partition this many timer interrupts, about a third of a second, and no more).
+/// the partition this many timer interrupts, over about a quarter of a second, per message it
+/// sends, and no more).
 pub const MAX_PUSH_RETRIES: u8 = 32;
 /// The retry timer's first delay, in microseconds; it doubles with every attempt in a row...
 pub const PUSH_RETRY_FIRST_US: u32 = 100;
