@@ -183,7 +183,8 @@ pub(crate) fn wait_events<C: Conduit, P: Platform>(
                     // PUSHED_WAITS times). If nothing came, a kick, which G2 never sends.
                     for _ in 0..PUSHED_WAITS {
                         platform.wait_notification(1);
-                        if session.take_pushed()? && session.pushed_len() > 0 {
+                        session.take_pushed()?;
+                        if session.pushed_len() > 0 {
                             break;
                         }
                     }

@@ -363,7 +363,9 @@ impl<F: DeviceFactory> Partition<F> {
         // A message from the driver starts the attempts in a row again: each of its messages
         // buys at most MAX_PUSH_RETRIES timer retries.
         endpoint.push_retries = 0;
-        retry_pushes_later(endpoint, ffa);
+        if endpoint.instance.awaits_push() {
+            arm_push_retry(endpoint, ffa);
+        }
         drop(slot);
         self.serve_stashed(ffa, mapper);
         answer

@@ -259,10 +259,10 @@ impl Events {
     }
 
     /// Whether events wait to be pushed: the last push stopped at one the driver's busy RX
-    /// buffer refused.
+    /// buffer refused, and events are still queued (an EVENT_POLL may have taken them since).
     #[inline]
     pub(crate) fn awaits_push(&self) -> bool {
-        self.blocked
+        self.blocked && !self.queue.is_empty()
     }
 
     /// Queues `event` and rings the driver's doorbell if the queue just became non-empty.

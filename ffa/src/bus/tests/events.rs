@@ -140,13 +140,24 @@ fn g3_indirect_events_are_pushed_and_kept_while_the_driver_rx_is_busy() {
     kick(&mut bus, &mut fake, Layout::V1Review);
     assert_eq!(bus.push_events(&mut fake), 0);
     assert_eq!(bus.pending_events(), 1);
+    assert!(bus.awaits_push(), "refused: to be pushed again");
     kick(&mut bus, &mut fake, Layout::V1Review);
     assert_eq!(bus.pending_events(), 1, "coalesced while waiting");
     fake.send_busy = false;
     assert_eq!(bus.push_events(&mut fake), 1);
+    assert!(!bus.awaits_push());
     assert_eq!(fake.sent.len(), 2);
     assert_eq!(bus.pending_events(), 0);
     assert_eq!(bus.push_events(&mut fake), 0, "nothing left");
+    // Refused again, then taken by EVENT_POLL: nothing waits to be pushed any more.
+    fake.send_busy = true;
+    kick(&mut bus, &mut fake, Layout::V1Review);
+    assert_eq!(bus.push_events(&mut fake), 0);
+    assert!(bus.awaits_push());
+    let resp = send(&mut bus, &mut fake, &bus_frame(msg::EVENT_POLL, 42, &[])).unwrap();
+    assert_eq!(resp[..], USED_0[..], "the event, by EVENT_POLL");
+    assert_eq!(bus.pending_events(), 0);
+    assert!(!bus.awaits_push(), "polled away");
 }
 
 #[test]
